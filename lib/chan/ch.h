@@ -1,0 +1,143 @@
+/*
+ * ch.h - the controller <-> node helper channel.
+ *
+ * Transport: WebSocket over TLS (libwebsockets). The helper serves a
+ * self-signed certificate whose SHA-256 fingerprint it publishes in its
+ * Lease; the client pins that fingerprint during the TLS handshake (before
+ * any byte of its own is sent) and presents its ServiceAccount token as
+ * "Authorization: Bearer" on the upgrade request. The server's auth callback
+ * decides (TokenReview); a refused client gets a 401/403 upgrade failure and
+ * nothing else.
+ *
+ * Protocol: one JSON text message per frame, each with "v": CH_PROTO_VERSION
+ * and a "type". The client sends one "job"; the server answers with "state"
+ * messages for that job (the first at once, then progress), ending with a
+ * final one (succeeded/failed) or when the client's wait ends. A job is
+ * identified by the CR's UID: re-sending it returns the existing job's state.
+ *
+ * Threads: the server runs its lws loop in the thread that calls
+ * ch_server_run; callbacks run on that thread and must not block for long.
+ * ch_server_notify may be called from any thread. ch_call is blocking and
+ * thread-safe (one lws context per call).
+ */
+#ifndef PCP_CH_H
+#define PCP_CH_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CH_PROTO_VERSION 1
+#define CH_MAX_MESSAGE (256u * 1024u) /* one frame, certificate included */
+#define CH_MAX_CONTAINERS 64
+#define CH_NAME_MAX 254
+
+/* ---------------------------------------------------------------- messages */
+
+struct ch_job {
+	char uid[64];                /* the PodCheckpoint's metadata.uid: the job's identity */
+	char ns[64];                 /* the PodCheckpoint's (and pod's) namespace */
+	char name[CH_NAME_MAX];      /* the PodCheckpoint's name */
+	char pod[CH_NAME_MAX];
+	char pod_uid[64];
+	char node[CH_NAME_MAX];
+	size_t ncontainers;
+	char containers[CH_MAX_CONTAINERS][CH_NAME_MAX];
+	int timeout_seconds;         /* per container */
+	bool leave_running;
+	bool encrypt;
+	char *cert_pem;              /* owned, NULL unless encrypt: the Secret's tls.crt */
+};
+
+enum ch_state_kind {
+	CH_ACCEPTED,  /* queued */
+	CH_RUNNING,   /* checkpointing / bundling / encrypting */
+	CH_SUCCEEDED, /* artifact durable, status written */
+	CH_FAILED,    /* reason + message say why */
+	CH_REFUSED,   /* the request itself was bad (version, fields) */
+};
+
+struct ch_state {
+	char uid[64];
+	enum ch_state_kind state;
+	char reason[64];    /* CamelCase, for FAILED/REFUSED */
+	char message[512];  /* one human sentence */
+	uint64_t bytes;     /* artifact bytes written so far */
+	char container[CH_NAME_MAX]; /* container being checkpointed, or "" */
+};
+
+void ch_job_cleanup(struct ch_job *job);
+const char *ch_state_name(enum ch_state_kind s); /* "accepted", ... */
+int ch_state_parse_name(const char *s, enum ch_state_kind *out);
+
+/* Encode to a new NUL-terminated JSON text (free() it). 0 or -ENOMEM. */
+int ch_job_encode(const struct ch_job *job, char **out);
+int ch_state_encode(const struct ch_state *st, char **out);
+/*
+ * Decode one message. -EPROTO for a wrong version or type, -EBADMSG for
+ * malformed JSON or a missing/oversized field, with a sentence in err.
+ */
+int ch_job_decode(const char *text, size_t len, struct ch_job *job, char *err, size_t errlen);
+int ch_state_decode(const char *text, size_t len, struct ch_state *st, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- server */
+
+struct ch_server;
+
+struct ch_server_ops {
+	/* 0: allowed. Anything else: refused (the client sees 403, 401 if no token). */
+	int (*authenticate)(void *arg, const char *bearer_token);
+	/*
+	 * A job arrived from an authenticated client. Fill `now` with its state
+	 * (accepted, or the existing job's state for a known uid). Return 0, or
+	 * negative to refuse (now->reason/message say why).
+	 */
+	int (*on_job)(void *arg, const struct ch_job *job, struct ch_state *now);
+	void *arg;
+};
+
+struct ch_server_opts {
+	const char *bind_address; /* "127.0.0.2" or "0.0.0.0" */
+	int port;
+	const char *cert_pem;     /* serving certificate (PEM, borrowed) */
+	const char *key_pem;      /* its private key (PEM, borrowed, not kept) */
+	struct ch_server_ops ops;
+};
+
+int ch_server_new(const struct ch_server_opts *opts, struct ch_server **out);
+/* Serves until *stop becomes non-zero (checked at least every 200 ms). */
+int ch_server_run(struct ch_server *srv, volatile sig_atomic_t *stop);
+/* Pushes a state update to every connection waiting on st->uid. Any thread. */
+void ch_server_notify(struct ch_server *srv, const struct ch_state *st);
+void ch_server_free(struct ch_server *srv);
+
+/*
+ * Makes a self-signed P-256 serving certificate for `ip` (SAN IP), valid
+ * `days`. Out: PEM texts (free() them; wipe the key) and the certificate's
+ * SHA-256 fingerprint in hex.
+ */
+int ch_make_self_signed(const char *ip, int days, char **cert_pem, char **key_pem,
+			char fingerprint_hex[65]);
+
+/* ---------------------------------------------------------------- client */
+
+struct ch_call_opts {
+	const char *endpoint;    /* "wss://127.0.0.2:10443" */
+	const char *fingerprint; /* expected server certificate SHA-256, hex */
+	const char *token;       /* bearer token (not logged) */
+	long connect_timeout_ms; /* handshake deadline */
+	long wait_ms;            /* how long to wait for a final state after the first */
+};
+
+/*
+ * Sends `job` and waits for states: returns after a final state
+ * (succeeded/failed/refused) or once wait_ms passed since the first answer,
+ * with the last state in *last. Errors: -ECONNREFUSED / -ETIMEDOUT /
+ * -EHOSTUNREACH (helper unreachable), -EPERM (fingerprint mismatch),
+ * -EACCES (refused credentials), -EPROTO (bad answer); err says which.
+ */
+int ch_call(const struct ch_call_opts *opts, const struct ch_job *job, struct ch_state *last,
+	    char *err, size_t errlen);
+
+#endif
