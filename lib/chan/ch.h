@@ -35,7 +35,13 @@
 
 /* ---------------------------------------------------------------- messages */
 
+enum ch_op {
+	CH_OP_CHECKPOINT,      /* "checkpoint": take the checkpoint (idempotent by uid) */
+	CH_OP_DELETE_ARTIFACT, /* "delete-artifact": remove the artifact and journal of uid */
+};
+
 struct ch_job {
+	enum ch_op op;
 	char uid[64];                /* the PodCheckpoint's metadata.uid: the job's identity */
 	char ns[64];                 /* the PodCheckpoint's (and pod's) namespace */
 	char name[CH_NAME_MAX];      /* the PodCheckpoint's name */
@@ -48,6 +54,8 @@ struct ch_job {
 	bool leave_running;
 	bool encrypt;
 	char *cert_pem;              /* owned, NULL unless encrypt: the Secret's tls.crt */
+	char secret_name[CH_NAME_MAX]; /* for messages only */
+	char artifact_path[4096];    /* delete-artifact: the path recorded in status */
 };
 
 enum ch_state_kind {
