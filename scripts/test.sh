@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The project's whole test suite, from a fresh machine:
+#   1. installs what it needs (scripts/setup.sh),
+#   2. builds with warnings as errors and runs the unit tests (ctest),
+#   3. builds again with ASan + UBSan and runs the unit tests there,
+#   4. builds the real test cluster (etcd, kube-apiserver, kwok, kubelet stand-in),
+#      deploys the operator on it and runs the end-to-end tests (go test).
+# Exits non-zero when any step or test fails.
+#
+# Options (environment): PCP_SKIP_E2E=1 skips step 4 (says so loudly).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export PATH=/usr/local/go/bin:$PATH
+
+step() { printf '\n==== %s\n' "$*"; }
+
+step "setup"
+scripts/setup.sh
+
+step "build (warnings are errors) + unit tests"
+cmake -S . -B build -DPCP_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)"
+ctest --test-dir build --output-on-failure -j2
+
+step "build with ASan + UBSan + unit tests"
+cmake -S . -B build-asan -DPCP_WERROR=ON -DPCP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-asan -j"$(nproc)"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j2
+
+if [ "${PCP_SKIP_E2E:-0}" = 1 ]; then
+  step "e2e SKIPPED because PCP_SKIP_E2E=1"
+  exit 0
+fi
+
+step "e2e: real kube-apiserver + etcd + kwok + kubelet stand-in"
+PCP_BIN_DIR="$ROOT/build" tests/e2e/run.sh
