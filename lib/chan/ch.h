@@ -32,6 +32,7 @@
 #define CH_MAX_MESSAGE (256u * 1024u) /* one frame, certificate included */
 #define CH_MAX_CONTAINERS 64
 #define CH_NAME_MAX 254
+#define CH_MAX_CERT_PEM (64u * 1024u) /* a job's cert_pem, decoded */
 
 /* ---------------------------------------------------------------- messages */
 
@@ -83,8 +84,13 @@ int ch_state_parse_name(const char *s, enum ch_state_kind *out);
 int ch_job_encode(const struct ch_job *job, char **out);
 int ch_state_encode(const struct ch_state *st, char **out);
 /*
- * Decode one message. -EPROTO for a wrong version or type, -EBADMSG for
- * malformed JSON or a missing/oversized field, with a sentence in err.
+ * Decode one message. -EPROTO for a wrong or missing version, type or op,
+ * -EBADMSG for malformed JSON or a missing/oversized/mistyped field,
+ * -EMSGSIZE for a text longer than CH_MAX_MESSAGE, with a sentence in err.
+ * Unknown fields are ignored. `job`/`st` is overwritten (a job's previous
+ * cert_pem is NOT freed: clean it first); on error it is left zeroed.
+ * A job needs uid, namespace and name; "checkpoint" also needs pod and at
+ * least one container, and certPem when encrypt is true.
  */
 int ch_job_decode(const char *text, size_t len, struct ch_job *job, char *err, size_t errlen);
 int ch_state_decode(const char *text, size_t len, struct ch_state *st, char *err, size_t errlen);
@@ -119,6 +125,8 @@ int ch_server_run(struct ch_server *srv, volatile sig_atomic_t *stop);
 /* Pushes a state update to every connection waiting on st->uid. Any thread. */
 void ch_server_notify(struct ch_server *srv, const struct ch_state *st);
 void ch_server_free(struct ch_server *srv);
+/* The TCP port the server listens on (useful with opts.port = 0). */
+int ch_server_port(const struct ch_server *srv);
 
 /*
  * Makes a self-signed P-256 serving certificate for `ip` (SAN IP), valid
@@ -127,6 +135,15 @@ void ch_server_free(struct ch_server *srv);
  */
 int ch_make_self_signed(const char *ip, int days, char **cert_pem, char **key_pem,
 			char fingerprint_hex[65]);
+/* SHA-256 fingerprint (lowercase hex) of the first certificate in a PEM text. */
+int ch_cert_fingerprint(const char *cert_pem, char fingerprint_hex[65]);
+
+/*
+ * libwebsockets' own log lines (errors and warnings by default) are routed to
+ * LOG_WARN with msg="lws". `lws_levels` is an LLL_* mask; 0 silences them.
+ * Process-wide; call before starting servers/calls (tests use 0).
+ */
+void ch_set_lws_log_levels(int lws_levels);
 
 /* ---------------------------------------------------------------- client */
 

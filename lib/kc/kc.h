@@ -294,4 +294,29 @@ void kc_time_rfc3339(int64_t epoch_s, char buf[32]);
 /* Parses RFC 3339 (Z or offset, optional fraction) into epoch ms; 0 or -EINVAL. */
 int kc_time_parse(const char *s, int64_t *epoch_ms);
 
+/* ------------------------------------------ additions (lib/kc owner) ---- */
+/*
+ * Added by the lib/kc implementation; nothing above changed signature.
+ */
+
+/* The negative code kc_request returns for a filled status (0 for 2xx). */
+int kc_status_to_errno(const struct kc_status *st);
+
+/* After kc_watch_parser_feed returned non-zero the parser holds an undefined
+ * partial line: reset it before feeding a new stream. */
+void kc_watch_parser_reset(struct kc_watch_parser *p);
+
+/* metav1.MicroTime: "2026-11-28T18:00:00.123456Z" for epoch microseconds. */
+void kc_time_rfc3339_micro(int64_t epoch_us, char buf[40]);
+/* Current wall-clock time in epoch microseconds / milliseconds. */
+int64_t kc_now_us(void);
+int64_t kc_now_ms(void);
+
+/* Parses JSON (nesting up to 128) from a buffer; -EBADMSG if not JSON or
+ * trailing garbage. *out gets one reference. */
+int kc_json_parse(const char *buf, size_t len, json_object **out);
+
+/* The resourceVersion of a cached/received object (borrowed) or NULL. */
+#define kc_json_rv(obj) kc_json_str((obj), "metadata.resourceVersion")
+
 #endif

@@ -1,0 +1,933 @@
+/*
+ * ctl_io.c - gather observations, call ctl_decide(), apply the decision.
+ *
+ * Nothing here decides: every "if" about a PodCheckpoint's fate lives in
+ * ctl_reconcile.c. This file only knows how to read the world into a
+ * struct ctl_obs and how to carry out a struct ctl_decision.
+ */
+#include "ctl_io.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "art.h"
+#include "ch.h"
+#include "log.h"
+
+#define TOKEN_MAX 16384
+
+/* What this controller remembers about one job (by CR uid). */
+struct ctl_mem {
+	struct ctl_mem *next;
+	char uid[CTL_UID_MAX];
+	int64_t first_seen_ms;
+	int64_t last_contact_ms;
+	enum ctl_answer answer;
+	char answer_reason[CTL_REASON_MAX];
+	char answer_message[CTL_MSG_MAX];
+	int64_t answer_failed_since_ms;
+	int64_t delete_failing_since_ms;
+	char last_error[CTL_MSG_MAX];
+	size_t ncontainers; /* the job's containers, kept for polls after the pod is gone */
+	char containers[CTL_MAX_CONTAINERS][CTL_NAME_MAX];
+	char *cert_pem; /* the Secret's public tls.crt used at dispatch (not secret data) */
+};
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+__attribute__((format(printf, 3, 4))) static void fmt(char *buf, size_t cap, const char *f, ...)
+{
+	va_list ap;
+
+	va_start(ap, f);
+	vsnprintf(buf, cap, f, ap);
+	va_end(ap);
+}
+
+static void copy(char *dst, size_t cap, const char *src)
+{
+	fmt(dst, cap, "%s", src ? src : "");
+}
+
+/* ---------------------------------------------------------------- memory records */
+
+static struct ctl_mem *mem_find_locked(struct ctl_ctx *ctx, const char *uid)
+{
+	for (struct ctl_mem *m = ctx->mem; m; m = m->next)
+		if (strcmp(m->uid, uid) == 0)
+			return m;
+	return NULL;
+}
+
+/* Copies the record of uid into *out (creating it with first_seen = now). */
+static int mem_snapshot(struct ctl_ctx *ctx, const char *uid, int64_t now, struct ctl_mem *out)
+{
+	struct ctl_mem *m;
+	int rc = 0;
+
+	pthread_mutex_lock(&ctx->mem_lock);
+	m = mem_find_locked(ctx, uid);
+	if (!m) {
+		m = calloc(1, sizeof(*m));
+		if (!m) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		copy(m->uid, sizeof(m->uid), uid);
+		m->first_seen_ms = now;
+		m->next = ctx->mem;
+		ctx->mem = m;
+	}
+	*out = *m;
+	out->next = NULL;
+	out->cert_pem = m->cert_pem ? strdup(m->cert_pem) : NULL;
+out:
+	pthread_mutex_unlock(&ctx->mem_lock);
+	return rc;
+}
+
+static void mem_free(struct ctl_mem *m)
+{
+	if (!m)
+		return;
+	free(m->cert_pem);
+	free(m);
+}
+
+static void mem_forget(struct ctl_ctx *ctx, const char *uid)
+{
+	struct ctl_mem **pp, *m = NULL;
+
+	if (!uid)
+		return;
+	pthread_mutex_lock(&ctx->mem_lock);
+	for (pp = &ctx->mem; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->uid, uid) == 0) {
+			m = *pp;
+			*pp = m->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ctx->mem_lock);
+	mem_free(m);
+}
+
+/* Records the outcome of one ch_call (rc, and the state when rc == 0). */
+static void mem_record_call(struct ctl_ctx *ctx, const char *uid, int64_t now, int rc,
+			    const struct ch_state *st, const char *err, const struct ch_job *job)
+{
+	struct ctl_mem *m;
+
+	pthread_mutex_lock(&ctx->mem_lock);
+	m = mem_find_locked(ctx, uid);
+	if (!m)
+		goto out;
+	if (job && job->op == CH_OP_CHECKPOINT) {
+		m->ncontainers = job->ncontainers;
+		for (size_t i = 0; i < job->ncontainers && i < CTL_MAX_CONTAINERS; i++)
+			copy(m->containers[i], CTL_NAME_MAX, job->containers[i]);
+		if (job->cert_pem && !m->cert_pem)
+			m->cert_pem = strdup(job->cert_pem);
+	}
+	if (rc != 0) {
+		copy(m->last_error, sizeof(m->last_error), err);
+		goto out;
+	}
+	m->last_contact_ms = now;
+	m->last_error[0] = '\0';
+	switch (st->state) {
+	case CH_ACCEPTED:
+		m->answer = CTL_ANS_ACCEPTED;
+		break;
+	case CH_RUNNING:
+		m->answer = CTL_ANS_RUNNING;
+		break;
+	case CH_SUCCEEDED:
+		m->answer = CTL_ANS_SUCCEEDED;
+		break;
+	case CH_FAILED:
+		if (m->answer != CTL_ANS_FAILED)
+			m->answer_failed_since_ms = now;
+		m->answer = CTL_ANS_FAILED;
+		break;
+	case CH_REFUSED:
+	default:
+		m->answer = CTL_ANS_REFUSED;
+		break;
+	}
+	copy(m->answer_reason, sizeof(m->answer_reason), st->reason);
+	copy(m->answer_message, sizeof(m->answer_message), st->message);
+out:
+	pthread_mutex_unlock(&ctx->mem_lock);
+}
+
+static void mem_delete_result(struct ctl_ctx *ctx, const char *uid, int64_t now, bool ok,
+			      const char *err)
+{
+	struct ctl_mem *m;
+
+	pthread_mutex_lock(&ctx->mem_lock);
+	m = mem_find_locked(ctx, uid);
+	if (m) {
+		if (ok)
+			m->delete_failing_since_ms = 0;
+		else if (!m->delete_failing_since_ms)
+			m->delete_failing_since_ms = now;
+		copy(m->last_error, sizeof(m->last_error), ok ? "" : err);
+	}
+	pthread_mutex_unlock(&ctx->mem_lock);
+}
+
+/* ---------------------------------------------------------------- caches */
+
+static size_t inf_index(struct ctl_ctx *ctx, const char *ns)
+{
+	if (ctx->opts->nwatch == 0)
+		return 0;
+	for (size_t i = 0; i < ctx->opts->nwatch; i++)
+		if (strcmp(ctx->opts->watch_ns[i], ns) == 0)
+			return i;
+	return (size_t)-1;
+}
+
+static json_object *cache_get(struct kc_informer **inf, struct ctl_ctx *ctx, const char *ns,
+			      const char *name)
+{
+	size_t i = inf_index(ctx, ns);
+
+	if (i == (size_t)-1 || i >= ctx->ninf || !inf[i])
+		return NULL;
+	return kc_cache_get(kc_informer_cache(inf[i]), ns, name);
+}
+
+struct sibling_scan {
+	const char *ns;
+	const char *pod;
+	const char *self; /* name to skip, or NULL */
+	/* collect mode */
+	struct ctl_other *others;
+	char (*names)[CTL_NAME_MAX];
+	size_t n, cap;
+	/* enqueue mode */
+	struct ctl_queue *q;
+	bool only_non_terminal;
+};
+
+static void sibling_cb(void *arg, json_object *pcp)
+{
+	struct sibling_scan *s = arg;
+	const char *ns = ctl_json_str(pcp, "metadata.namespace");
+	const char *name = ctl_json_str(pcp, "metadata.name");
+	const char *pod = ctl_json_str(pcp, "spec.podName");
+	struct ctl_other x;
+	char key[CTL_QUEUE_KEY_MAX];
+
+	if (!ns || !name || !pod || strcmp(ns, s->ns) != 0 || strcmp(pod, s->pod) != 0)
+		return;
+	if (s->self && strcmp(name, s->self) == 0)
+		return;
+	ctl_other_from_pcp(&x, pcp);
+	if (x.terminal && s->only_non_terminal)
+		return;
+	if (s->q) {
+		snprintf(key, sizeof(key), "%s/%s", ns, name);
+		ctl_queue_add(s->q, key);
+		return;
+	}
+	if (x.terminal || s->n >= s->cap)
+		return;
+	copy(s->names[s->n], CTL_NAME_MAX, name);
+	x.name = s->names[s->n];
+	s->others[s->n++] = x;
+}
+
+static void scan_siblings(struct ctl_ctx *ctx, struct sibling_scan *s)
+{
+	size_t i = inf_index(ctx, s->ns);
+
+	if (i == (size_t)-1 || i >= ctx->ninf || !ctx->pcp_inf[i])
+		return;
+	kc_cache_foreach(kc_informer_cache(ctx->pcp_inf[i]), sibling_cb, s);
+}
+
+/* ---------------------------------------------------------------- informer callbacks */
+
+static void on_pcp_event(void *arg, enum kc_event_type type, json_object *obj)
+{
+	struct ctl_ctx *ctx = arg;
+	const char *ns = ctl_json_str(obj, "metadata.namespace");
+	const char *name = ctl_json_str(obj, "metadata.name");
+	const char *pod = ctl_json_str(obj, "spec.podName");
+	const char *phase = ctl_json_str(obj, "status.phase");
+	char key[CTL_QUEUE_KEY_MAX];
+	bool done;
+
+	if (!ns || !name || type == KC_BOOKMARK || type == KC_ERROR)
+		return;
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	ctl_queue_add(ctx->q, key);
+	done = type == KC_DELETED || (phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed")));
+	if (type == KC_DELETED)
+		mem_forget(ctx, ctl_json_str(obj, "metadata.uid"));
+	if (done && pod) {
+		/* The pod is free again: wake the CRs waiting for it. */
+		struct sibling_scan s = { .ns = ns, .pod = pod, .self = name, .q = ctx->q,
+					  .only_non_terminal = true };
+
+		scan_siblings(ctx, &s);
+	}
+}
+
+static void on_pod_event(void *arg, enum kc_event_type type, json_object *obj)
+{
+	struct ctl_ctx *ctx = arg;
+	struct sibling_scan s = { .q = ctx->q, .only_non_terminal = true };
+
+	if (type == KC_BOOKMARK || type == KC_ERROR)
+		return;
+	s.ns = ctl_json_str(obj, "metadata.namespace");
+	s.pod = ctl_json_str(obj, "metadata.name");
+	if (!s.ns || !s.pod)
+		return;
+	scan_siblings(ctx, &s);
+}
+
+static void enqueue_cb(void *arg, json_object *pcp)
+{
+	struct ctl_ctx *ctx = arg;
+	const char *ns = ctl_json_str(pcp, "metadata.namespace");
+	const char *name = ctl_json_str(pcp, "metadata.name");
+	char key[CTL_QUEUE_KEY_MAX];
+
+	if (!ns || !name)
+		return;
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	ctl_queue_add(ctx->q, key);
+}
+
+void ctl_ctx_enqueue_all(struct ctl_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->ninf; i++)
+		if (ctx->pcp_inf[i])
+			kc_cache_foreach(kc_informer_cache(ctx->pcp_inf[i]), enqueue_cb, ctx);
+}
+
+/* ---------------------------------------------------------------- context */
+
+int ctl_ctx_init(struct ctl_ctx *ctx, const struct ctl_options *opts, struct kc_config *cfg,
+		 struct ctl_queue *q)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->opts = opts;
+	ctx->cfg = cfg;
+	ctx->q = q;
+	ctx->pol.helper_wait_seconds = opts->helper_wait_seconds;
+	ctx->pol.job_margin_seconds = opts->job_margin_seconds;
+	ctx->pol.poll_seconds = opts->poll_seconds;
+	ctx->pol.allow_expired = opts->allow_expired;
+	ctx->src.controller = CTL_REPORTING_CONTROLLER;
+	ctx->src.instance = opts->identity;
+	ctx->ninf = opts->nwatch ? opts->nwatch : 1;
+	pthread_mutex_init(&ctx->mem_lock, NULL);
+	return 0;
+}
+
+int ctl_ctx_start_informers(struct ctl_ctx *ctx)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < ctx->ninf; i++) {
+		const char *ns = ctx->opts->nwatch ? ctx->opts->watch_ns[i] : NULL;
+		struct kc_informer_opts io = {
+			.res = &KC_RES_PODCHECKPOINTS,
+			.ns = ns,
+			.on_event = on_pcp_event,
+			.arg = ctx,
+			.resync_seconds = CTL_INFORMER_RESYNC_SECONDS,
+		};
+
+		rc = kc_informer_start(ctx->cfg, &io, &ctx->pcp_inf[i]);
+		if (rc) {
+			LOG_ERROR("msg=\"cannot start informer\" resource=podcheckpoints ns=%s rc=%d",
+				  ns ? ns : "*", rc);
+			goto out;
+		}
+		io.res = &KC_RES_PODS;
+		io.on_event = on_pod_event;
+		rc = kc_informer_start(ctx->cfg, &io, &ctx->pod_inf[i]);
+		if (rc) {
+			LOG_ERROR("msg=\"cannot start informer\" resource=pods ns=%s rc=%d",
+				  ns ? ns : "*", rc);
+			goto out;
+		}
+	}
+out:
+	return rc;
+}
+
+int ctl_ctx_wait_synced(struct ctl_ctx *ctx, long timeout_ms, volatile sig_atomic_t *stop)
+{
+	long waited = 0;
+
+	for (size_t i = 0; i < ctx->ninf; i++) {
+		struct kc_informer *all[2] = { ctx->pcp_inf[i], ctx->pod_inf[i] };
+
+		for (size_t j = 0; j < 2; j++) {
+			while (all[j] && kc_informer_wait_synced(all[j], 200) != 0) {
+				waited += 200;
+				if (stop && *stop)
+					return -EINTR;
+				if (waited >= timeout_ms)
+					return -ETIMEDOUT;
+			}
+		}
+	}
+	return 0;
+}
+
+void ctl_ctx_cleanup(struct ctl_ctx *ctx)
+{
+	struct ctl_mem *m;
+
+	if (!ctx || !ctx->opts)
+		return;
+	for (size_t i = 0; i < ctx->ninf; i++) {
+		kc_informer_free(ctx->pcp_inf[i]);
+		kc_informer_free(ctx->pod_inf[i]);
+		ctx->pcp_inf[i] = ctx->pod_inf[i] = NULL;
+	}
+	while ((m = ctx->mem)) {
+		ctx->mem = m->next;
+		mem_free(m);
+	}
+	pthread_mutex_destroy(&ctx->mem_lock);
+	ctx->opts = NULL;
+}
+
+/* ---------------------------------------------------------------- gathering */
+
+static int get_pod(struct ctl_ctx *ctx, struct kc_client *c, struct ctl_obs *o, bool live)
+{
+	json_object *pod = cache_get(ctx->pod_inf, ctx, o->ns, o->pod_name);
+	struct kc_status st;
+	char path[1024];
+	int rc = 0;
+
+	if (!pod && live) {
+		/* The cache may lag behind a pod created a moment ago: ask. */
+		rc = kc_path(path, sizeof(path), &KC_RES_PODS, o->ns, o->pod_name, NULL, NULL);
+		if (!rc)
+			rc = kc_get(c, path, &pod, &st);
+		if (rc == -ENOENT) {
+			rc = 0;
+			pod = NULL;
+		} else if (rc) {
+			LOG_WARN("msg=\"cannot read pod\" pcp=%s/%s pod=%s http=%ld error=\"%s\"", o->ns,
+				 o->name, o->pod_name, st.http, st.message);
+			return rc;
+		}
+	}
+	ctl_obs_set_pod(o, pod);
+	json_object_put(pod);
+	return rc;
+}
+
+static enum ctl_cert_check map_cert(enum art_cert_error why)
+{
+	switch (why) {
+	case ART_CERT_OK:
+		return CTL_CERT_OK;
+	case ART_CERT_UNSUPPORTED_KEY:
+		return CTL_CERT_UNSUPPORTED_KEY;
+	case ART_CERT_EXPIRED:
+		return CTL_CERT_EXPIRED;
+	case ART_CERT_NOT_YET_VALID:
+		return CTL_CERT_NOT_YET_VALID;
+	case ART_CERT_GARBAGE:
+	default:
+		return CTL_CERT_GARBAGE;
+	}
+}
+
+/* Reads the Secret and checks its tls.crt; *pem gets the certificate PEM. */
+static int get_secret(struct kc_client *c, struct ctl_ctx *ctx, struct ctl_obs *o, char **pem)
+{
+	json_object *sec = NULL;
+	struct kc_status st;
+	struct art_cert *cert = NULL;
+	enum art_cert_error why = ART_CERT_OK;
+	char path[1024];
+	size_t len = 0;
+	int rc;
+
+	*pem = NULL;
+	if (!o->secret_name[0]) {
+		ctl_obs_set_secret(o, NULL, pem, &len);
+		return 0;
+	}
+	rc = kc_path(path, sizeof(path), &KC_RES_SECRETS, o->ns, o->secret_name, NULL, NULL);
+	if (!rc)
+		rc = kc_get(c, path, &sec, &st);
+	if (rc == -ENOENT) {
+		sec = NULL;
+		rc = 0;
+	} else if (rc) {
+		LOG_WARN("msg=\"cannot read secret\" pcp=%s/%s secret=%s http=%ld error=\"%s\"", o->ns,
+			 o->name, o->secret_name, st.http, st.message);
+		goto out;
+	}
+	rc = ctl_obs_set_secret(o, sec, pem, &len);
+	if (rc || !*pem)
+		goto out;
+	rc = art_cert_parse(*pem, len, ctx->pol.allow_expired, (time_t)(o->now_ms / 1000), &cert,
+			    &why, o->cert_msg, sizeof(o->cert_msg));
+	if (rc == 0) {
+		o->cert = CTL_CERT_OK;
+		copy(o->cert_fingerprint, sizeof(o->cert_fingerprint), art_cert_fingerprint(cert));
+	} else if (rc == -EINVAL) {
+		o->cert = map_cert(why);
+		rc = 0;
+	}
+out:
+	art_cert_free(cert);
+	json_object_put(sec);
+	return rc;
+}
+
+static const char *annotation(json_object *ann, const char *key)
+{
+	json_object *v = NULL;
+
+	if (!ann || !json_object_object_get_ex(ann, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static int get_lease(struct kc_client *c, struct ctl_ctx *ctx, struct ctl_obs *o, const char *node)
+{
+	struct kc_lease l;
+	struct kc_status st;
+	char name[CTL_NAME_MAX + 16];
+	int rc;
+
+	memset(&l, 0, sizeof(l));
+	if (!node || !node[0])
+		return 0;
+	snprintf(name, sizeof(name), "pcp-helper-%s", node);
+	rc = kc_lease_get(c, ctx->opts->ns, name, &l, &st);
+	if (rc == -ENOENT) {
+		rc = 0;
+		goto out;
+	}
+	if (rc) {
+		LOG_WARN("msg=\"cannot read helper lease\" pcp=%s/%s lease=%s/%s http=%ld error=\"%s\"",
+			 o->ns, o->name, ctx->opts->ns, name, st.http, st.message);
+		goto out;
+	}
+	o->lease_exists = true;
+	o->lease_fresh = l.renew_time_ms > 0 &&
+			 l.renew_time_ms + (int64_t)l.duration_seconds * 1000 > o->now_ms;
+	copy(o->endpoint, sizeof(o->endpoint), annotation(l.annotations, "checkpointing.dev/endpoint"));
+	copy(o->fingerprint, sizeof(o->fingerprint),
+	     annotation(l.annotations, "checkpointing.dev/cert-sha256"));
+out:
+	kc_lease_cleanup(&l);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- applying */
+
+static int build_job(const struct ctl_obs *o, const struct ctl_mem *mem, enum ch_op op,
+		     const char *pem, struct ch_job *job)
+{
+	memset(job, 0, sizeof(*job));
+	job->op = op;
+	copy(job->uid, sizeof(job->uid), o->uid);
+	copy(job->ns, sizeof(job->ns), o->ns);
+	copy(job->name, sizeof(job->name), o->name);
+	copy(job->pod, sizeof(job->pod), o->pod_name);
+	copy(job->pod_uid, sizeof(job->pod_uid), o->st_pod_uid[0] ? o->st_pod_uid : o->pod_uid);
+	copy(job->node, sizeof(job->node), o->st_node[0] ? o->st_node : o->pod_node);
+	if (o->nspec_containers) {
+		for (size_t i = 0; i < o->nspec_containers && i < CH_MAX_CONTAINERS; i++)
+			copy(job->containers[job->ncontainers++], CH_NAME_MAX, o->spec_containers[i]);
+	} else if (mem->ncontainers) {
+		for (size_t i = 0; i < mem->ncontainers && i < CH_MAX_CONTAINERS; i++)
+			copy(job->containers[job->ncontainers++], CH_NAME_MAX, mem->containers[i]);
+	} else {
+		for (size_t i = 0; i < o->npod_containers && i < CH_MAX_CONTAINERS; i++)
+			copy(job->containers[job->ncontainers++], CH_NAME_MAX, o->pod_containers[i]);
+	}
+	job->timeout_seconds = o->timeout_seconds;
+	job->leave_running = o->leave_running;
+	job->encrypt = o->encrypt;
+	copy(job->secret_name, sizeof(job->secret_name), o->secret_name);
+	copy(job->artifact_path, sizeof(job->artifact_path), o->artifact_path);
+	if (o->encrypt && op == CH_OP_CHECKPOINT && pem) {
+		job->cert_pem = strdup(pem);
+		if (!job->cert_pem)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Sends job to the helper of o's node; rc of ch_call, *st the last state. */
+static int call_helper(struct ctl_ctx *ctx, const struct ctl_obs *o, const struct ch_job *job,
+		       struct ch_state *st, char *err, size_t errlen)
+{
+	char *token = calloc(1, TOKEN_MAX);
+	struct ch_call_opts co = {
+		.endpoint = o->endpoint,
+		.fingerprint = o->fingerprint,
+		.connect_timeout_ms = CTL_CH_CONNECT_TIMEOUT_MS,
+		.wait_ms = CTL_CH_WAIT_MS,
+	};
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	err[0] = '\0';
+	if (!token)
+		return -ENOMEM;
+	if (!o->endpoint[0] || !o->fingerprint[0]) {
+		snprintf(err, errlen, "no Lease with an endpoint for the node helper on node %s", job->node);
+		rc = -EHOSTUNREACH;
+		goto out;
+	}
+	rc = kc_config_token(ctx->cfg, token, TOKEN_MAX);
+	if (rc) {
+		snprintf(err, errlen, "the controller has no ServiceAccount token to present (%d)", rc);
+		goto out;
+	}
+	co.token = token;
+	rc = ch_call(&co, job, st, err, errlen);
+out:
+	explicit_bzero(token, TOKEN_MAX);
+	free(token);
+	return rc;
+}
+
+static int patch_finalizer(struct kc_client *c, struct ctl_obs *o, json_object *pcp, bool add,
+			   char *rv, size_t rvlen)
+{
+	json_object *patch = NULL, *res = NULL;
+	struct kc_status st;
+	char path[1024];
+	int rc;
+
+	rc = ctl_finalizer_patch(pcp, add, &patch);
+	if (!rc)
+		rc = kc_path(path, sizeof(path), &KC_RES_PODCHECKPOINTS, o->ns, o->name, NULL, NULL);
+	if (!rc)
+		rc = kc_merge_patch(c, path, patch, &res, &st);
+	if (rc == -ENOENT) {
+		rc = 0;
+	} else if (rc) {
+		LOG_WARN("msg=\"finalizer patch failed\" pcp=%s/%s add=%d http=%ld error=\"%s\"", o->ns,
+			 o->name, add, st.http, st.message);
+	} else {
+		LOG_INFO("msg=\"%s finalizer\" pcp=%s/%s finalizer=%s", add ? "added" : "removed",
+			 o->ns, o->name, CTL_FINALIZER);
+		if (rv)
+			copy(rv, rvlen, ctl_json_str(res, "metadata.resourceVersion"));
+	}
+	json_object_put(patch);
+	json_object_put(res);
+	return rc;
+}
+
+static int write_status(struct kc_client *c, const struct ctl_obs *o, const struct ctl_decision *d,
+			json_object *pcp, const char *rv)
+{
+	json_object *patch = NULL;
+	struct kc_status st;
+	char path[1024];
+	int rc;
+
+	rc = ctl_status_patch(d, ctl_json_get(pcp, "status.conditions"), rv, o->now_ms, &patch);
+	if (!rc)
+		rc = kc_path(path, sizeof(path), &KC_RES_PODCHECKPOINTS, o->ns, o->name, "status", NULL);
+	if (!rc)
+		rc = kc_merge_patch(c, path, patch, NULL, &st);
+	if (rc == -EAGAIN)
+		LOG_INFO("msg=\"status conflict, deciding again\" pcp=%s/%s", o->ns, o->name);
+	else if (rc && rc != -ENOENT)
+		LOG_WARN("msg=\"status patch failed\" pcp=%s/%s http=%ld reason=%s error=\"%s\"", o->ns,
+			 o->name, st.http, st.reason, st.message);
+	json_object_put(patch);
+	return rc;
+}
+
+static void emit_event(struct ctl_ctx *ctx, struct kc_client *c, const struct ctl_obs *o,
+		       const struct ctl_decision *d, json_object *pcp)
+{
+	struct kc_status st;
+	int rc;
+
+	rc = kc_event_emit(c, &ctx->src, pcp, d->event_warning ? "Warning" : "Normal",
+			   d->event_reason, d->event_warning ? "Checkpoint" : "Dispatch", &st, "%s",
+			   d->event_note);
+	if (rc)
+		LOG_WARN("msg=\"event not recorded\" pcp=%s/%s reason=%s http=%ld error=\"%s\"", o->ns,
+			 o->name, d->event_reason, st.http, st.message);
+}
+
+static void action_names(unsigned a, char *buf, size_t cap)
+{
+	static const char *const names[] = { "add-finalizer", "dispatch", "poll", "delete-artifact",
+					     "remove-finalizer", "delete-cr" };
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!(a & (1u << i)))
+			continue;
+		n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%s", n ? "," : "", names[i]);
+		if (n >= cap)
+			break;
+	}
+	if (!buf[0])
+		snprintf(buf, cap, "none");
+}
+
+static int do_helper_job(struct ctl_ctx *ctx, const struct ctl_obs *o, const struct ctl_mem *mem,
+			 const char *pem, const char *what)
+{
+	struct ch_job job;
+	struct ch_state st;
+	char err[512];
+	int rc;
+
+	rc = build_job(o, mem, CH_OP_CHECKPOINT, pem, &job);
+	if (rc)
+		return rc;
+	rc = call_helper(ctx, o, &job, &st, err, sizeof(err));
+	mem_record_call(ctx, o->uid, wall_ms(), rc, &st, err, &job);
+	if (rc)
+		LOG_WARN("msg=\"node helper unreachable\" pcp=%s/%s op=%s node=%s endpoint=%s rc=%d error=\"%s\"",
+			 o->ns, o->name, what, job.node, o->endpoint, rc, err);
+	else
+		LOG_INFO("msg=\"node helper answered\" pcp=%s/%s op=%s node=%s state=%s reason=%s",
+			 o->ns, o->name, what, job.node, ch_state_name(st.state), st.reason);
+	ch_job_cleanup(&job);
+	return 0; /* an unreachable helper is an observation, not an error */
+}
+
+/* delete-artifact; 0 when the helper confirmed (the finalizer may go). */
+static int do_delete_artifact(struct ctl_ctx *ctx, const struct ctl_obs *o, const struct ctl_mem *mem)
+{
+	struct ch_job job;
+	struct ch_state st;
+	char err[512];
+	int rc;
+
+	rc = build_job(o, mem, CH_OP_DELETE_ARTIFACT, NULL, &job);
+	if (rc)
+		return rc;
+	rc = call_helper(ctx, o, &job, &st, err, sizeof(err));
+	if (rc == 0 && st.state != CH_SUCCEEDED) {
+		fmt(err, sizeof(err), "the helper answered %s: %s", ch_state_name(st.state), st.message);
+		rc = st.state == CH_FAILED || st.state == CH_REFUSED ? -EIO : -EINPROGRESS;
+	}
+	mem_delete_result(ctx, o->uid, wall_ms(), rc == 0, err);
+	LOG_INFO("msg=\"delete-artifact\" pcp=%s/%s node=%s path=%s rc=%d error=\"%s\"", o->ns, o->name,
+		 job.node, o->artifact_path, rc, err);
+	ch_job_cleanup(&job);
+	return rc;
+}
+
+static int delete_cr(struct kc_client *c, const struct ctl_obs *o)
+{
+	struct kc_delete_opts dopts = { .uid = o->uid, .grace_period_seconds = -1 };
+	struct kc_status st;
+	char path[1024];
+	int rc;
+
+	rc = kc_path(path, sizeof(path), &KC_RES_PODCHECKPOINTS, o->ns, o->name, NULL, NULL);
+	if (!rc)
+		rc = kc_delete(c, path, &dopts, NULL, &st);
+	if (rc == -ENOENT || rc == -EAGAIN)
+		rc = 0; /* gone, or replaced by another object of that name */
+	if (rc)
+		LOG_WARN("msg=\"ttl delete failed\" pcp=%s/%s http=%ld error=\"%s\"", o->ns, o->name,
+			 st.http, st.message);
+	else
+		LOG_INFO("msg=\"deleted after ttlSecondsAfterFinished\" pcp=%s/%s ttl=%lld", o->ns, o->name,
+			 (long long)o->ttl_seconds);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- reconcile */
+
+int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key, long *requeue_ms)
+{
+	struct ctl_obs *o = NULL;
+	struct ctl_decision *d = NULL;
+	struct ctl_mem *mem = NULL;
+	struct ctl_other *others = NULL;
+	char(*names)[CTL_NAME_MAX] = NULL;
+	json_object *pcp = NULL;
+	char ns[CTL_NS_MAX], name[CTL_NAME_MAX], rv[64], acts[128];
+	char *pem = NULL;
+	const char *slash = strchr(key, '/');
+	bool pre_dispatch;
+	int rc = 0;
+
+	*requeue_ms = -1;
+	if (!slash || (size_t)(slash - key) >= sizeof(ns))
+		return 0; /* not a key of ours */
+	memcpy(ns, key, (size_t)(slash - key));
+	ns[slash - key] = '\0';
+	copy(name, sizeof(name), slash + 1);
+
+	pcp = cache_get(ctx->pcp_inf, ctx, ns, name);
+	if (!pcp)
+		goto out; /* deleted: nothing to do */
+	o = calloc(1, sizeof(*o));
+	d = calloc(1, sizeof(*d));
+	mem = calloc(1, sizeof(*mem));
+	if (!o || !d || !mem) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = ctl_obs_from_pcp(o, pcp);
+	if (rc) {
+		rc = 0; /* malformed object: nothing we can do */
+		goto out;
+	}
+	o->now_ms = wall_ms();
+	copy(rv, sizeof(rv), ctl_json_str(pcp, "metadata.resourceVersion"));
+	rc = mem_snapshot(ctx, o->uid, o->now_ms, mem);
+	if (rc)
+		goto out;
+	o->first_seen_ms = mem->first_seen_ms;
+	o->last_contact_ms = mem->last_contact_ms;
+	o->answer = mem->answer;
+	copy(o->answer_reason, sizeof(o->answer_reason), mem->answer_reason);
+	copy(o->answer_message, sizeof(o->answer_message), mem->answer_message);
+	o->answer_failed_since_ms = mem->answer_failed_since_ms;
+	o->artifact_delete_failing_since_ms = mem->delete_failing_since_ms;
+	o->njob_containers = mem->ncontainers;
+	copy(o->last_error, sizeof(o->last_error), mem->last_error);
+
+	/* Gather only what the decision can look at in this state. */
+	pre_dispatch = !o->deleting && o->phase == CTL_PHASE_PENDING && o->start_ms == 0;
+	if (pre_dispatch) {
+		rc = get_pod(ctx, c, o, true);
+		if (!rc && o->encrypt && o->pod_exists)
+			rc = get_secret(c, ctx, o, &pem);
+		if (rc)
+			goto out;
+		if (o->pod_exists) {
+			size_t cap = 64;
+			struct sibling_scan s = { .ns = o->ns, .pod = o->pod_name, .self = o->name };
+
+			others = calloc(cap, sizeof(*others));
+			names = calloc(cap, sizeof(*names));
+			if (!others || !names) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			s.others = others;
+			s.names = names;
+			s.cap = cap;
+			scan_siblings(ctx, &s);
+			o->others = others;
+			o->nothers = s.n;
+		}
+	} else if (!ctl_phase_terminal(o->phase) && o->start_ms > 0 && !o->deleting) {
+		rc = get_pod(ctx, c, o, false); /* for the container count only */
+		if (rc)
+			goto out;
+		if (o->encrypt && !mem->cert_pem) {
+			rc = get_secret(c, ctx, o, &pem);
+			if (rc)
+				goto out;
+		}
+	}
+	if ((!ctl_phase_terminal(o->phase) && o->phase != CTL_PHASE_NONE && !o->deleting) ||
+	    (o->deleting && o->has_finalizer)) {
+		rc = get_lease(c, ctx, o, o->st_node[0] ? o->st_node : o->pod_node);
+		if (rc)
+			goto out;
+	}
+
+	ctl_decide(&ctx->pol, o, d);
+
+	action_names(d->actions, acts, sizeof(acts));
+	if (d->write_status || d->event || (d->actions & ~(unsigned)CTL_ACT_POLL))
+		LOG_INFO("msg=\"decision\" pcp=%s/%s uid=%s phase=%s decision=%s new_phase=%s reason=%s actions=%s requeue_ms=%ld",
+			 o->ns, o->name, o->uid, ctl_phase_name(o->phase), d->why,
+			 d->write_status ? ctl_phase_name(d->status.phase) : "-",
+			 d->event ? d->event_reason : "-", acts, d->requeue_ms);
+	else
+		LOG_DEBUG("msg=\"decision\" pcp=%s/%s uid=%s phase=%s decision=%s actions=%s requeue_ms=%ld",
+			  o->ns, o->name, o->uid, ctl_phase_name(o->phase), d->why, acts, d->requeue_ms);
+
+	/* 1. finalizer first: status writes below use the new resourceVersion. */
+	if (d->actions & CTL_ACT_ADD_FINALIZER) {
+		rc = patch_finalizer(c, o, pcp, true, rv, sizeof(rv));
+		if (rc)
+			goto out;
+	}
+	/* 2. status, then its Event (only once the status is written). */
+	if (d->write_status) {
+		rc = write_status(c, o, d, pcp, rv);
+		if (rc == -ENOENT) {
+			rc = 0;
+			goto out;
+		}
+		if (rc)
+			goto out;
+	}
+	if (d->event)
+		emit_event(ctx, c, o, d, pcp);
+	/* 3. the helper. */
+	if (d->actions & (CTL_ACT_DISPATCH | CTL_ACT_POLL)) {
+		if (d->actions & CTL_ACT_DISPATCH) {
+			/* What the status now says: the job follows it. */
+			copy(o->st_node, sizeof(o->st_node), d->status.node_name);
+			copy(o->st_pod_uid, sizeof(o->st_pod_uid), d->status.pod_uid);
+		}
+		rc = do_helper_job(ctx, o, mem, pem ? pem : mem->cert_pem,
+				   d->actions & CTL_ACT_DISPATCH ? "dispatch" : "poll");
+		if (rc)
+			goto out;
+	}
+	if (d->actions & CTL_ACT_DELETE_ARTIFACT) {
+		if (do_delete_artifact(ctx, o, mem) == 0)
+			d->actions |= CTL_ACT_REMOVE_FINALIZER;
+	}
+	if (d->actions & CTL_ACT_REMOVE_FINALIZER) {
+		rc = patch_finalizer(c, o, pcp, false, NULL, 0);
+		if (rc)
+			goto out;
+	}
+	if (d->actions & CTL_ACT_DELETE_CR) {
+		rc = delete_cr(c, o);
+		if (rc)
+			goto out;
+	}
+	*requeue_ms = d->requeue_ms;
+out:
+	if (mem)
+		free(mem->cert_pem);
+	free(mem);
+	free(pem);
+	free(others);
+	free(names);
+	free(o);
+	free(d);
+	json_object_put(pcp);
+	return rc;
+}

@@ -1,0 +1,441 @@
+/*
+ * ctl_reconcile.c - the pure decision function (see ctl_reconcile.h).
+ *
+ * Order of the rules (the same order as in docs/controller.md):
+ *   1. deletion (finalizer: delete-artifact, then remove the finalizer)
+ *   2. finalizer for deletionPolicy Delete (combined with what follows)
+ *   3. first reconcile: Pending
+ *   4. terminal: never changed again; only TTL
+ *   5. in flight (startTime set): poll, helper failure, Timeout, helper gone
+ *   6. validation, before any dispatch
+ *   7. serialisation with other CRs for the same pod
+ *   8. helper availability, then dispatch
+ */
+#include "ctl_reconcile.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const phase_names[] = { "", "Pending", "Running", "Succeeded", "Failed" };
+
+const char *ctl_phase_name(enum ctl_phase p)
+{
+	if ((unsigned)p >= sizeof(phase_names) / sizeof(phase_names[0]))
+		return "";
+	return phase_names[p];
+}
+
+int ctl_phase_parse(const char *s, enum ctl_phase *out)
+{
+	if (!s) {
+		*out = CTL_PHASE_NONE;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(phase_names) / sizeof(phase_names[0]); i++) {
+		if (strcmp(s, phase_names[i]) == 0) {
+			*out = (enum ctl_phase)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+size_t ctl_obs_job_containers(const struct ctl_obs *o)
+{
+	if (o->nspec_containers)
+		return o->nspec_containers;
+	if (o->njob_containers)
+		return o->njob_containers;
+	if (o->pod_exists && o->npod_containers)
+		return o->npod_containers;
+	return 1;
+}
+
+__attribute__((format(printf, 3, 4))) static void fmt(char *buf, size_t cap, const char *f, ...)
+{
+	va_list ap;
+
+	va_start(ap, f);
+	vsnprintf(buf, cap, f, ap);
+	va_end(ap);
+}
+
+static void copy(char *dst, size_t cap, const char *src)
+{
+	fmt(dst, cap, "%s", src ? src : "");
+}
+
+static bool seconds_passed(int64_t now_ms, int64_t since_ms, int64_t seconds)
+{
+	return since_ms > 0 && now_ms - since_ms >= seconds * 1000;
+}
+
+/* Keep the status as it is but write what the decision asks on top. */
+static void status_base(const struct ctl_obs *o, struct ctl_decision *d)
+{
+	d->status.phase = o->phase;
+	d->status.observed_generation = o->generation;
+	copy(d->status.message, sizeof(d->status.message), o->st_message);
+	copy(d->status.ready_reason, sizeof(d->status.ready_reason),
+	     o->ready_reason[0] ? o->ready_reason : "Pending");
+}
+
+/* Terminal failure written by the controller. */
+static void fail(const struct ctl_obs *o, struct ctl_decision *d, const char *reason,
+		 const char *message, const char *why)
+{
+	d->write_status = true;
+	status_base(o, d);
+	d->status.phase = CTL_PHASE_FAILED;
+	copy(d->status.message, sizeof(d->status.message), message);
+	copy(d->status.ready_reason, sizeof(d->status.ready_reason), "CheckpointFailed");
+	d->status.stalled = true;
+	copy(d->status.stalled_reason, sizeof(d->status.stalled_reason), reason);
+	d->status.completion_ms = o->now_ms;
+	d->event = true;
+	d->event_warning = true;
+	copy(d->event_reason, sizeof(d->event_reason), reason);
+	copy(d->event_note, sizeof(d->event_note), message);
+	d->requeue_ms = -1;
+	d->why = why;
+	/* TTL starts now: look again when it runs out. */
+	if (o->has_ttl)
+		d->requeue_ms = o->ttl_seconds * 1000;
+}
+
+/* Stay Pending with `message`; write only if something changed. */
+static void wait_pending(const struct ctl_obs *o, struct ctl_decision *d, const char *message,
+			 long requeue_ms, const char *why)
+{
+	status_base(o, d);
+	d->status.phase = CTL_PHASE_PENDING;
+	copy(d->status.message, sizeof(d->status.message), message);
+	copy(d->status.ready_reason, sizeof(d->status.ready_reason), "Pending");
+	d->write_status = o->phase != CTL_PHASE_PENDING || strcmp(o->st_message, message) != 0 ||
+			  o->observed_generation != o->generation ||
+			  strcmp(o->ready_reason, "Pending") != 0;
+	d->requeue_ms = requeue_ms;
+	d->why = why;
+}
+
+static long min_l(long a, long b)
+{
+	return a < b ? a : b;
+}
+
+static bool decide_deletion(const struct ctl_policy *pol, const struct ctl_obs *o,
+			    struct ctl_decision *d)
+{
+	bool dispatched = o->start_ms > 0 || o->st_node[0];
+	bool need_delete;
+
+	if (!o->deleting)
+		return false;
+	d->why = "deleting";
+	if (!o->has_finalizer)
+		return true; /* someone else's finalizer keeps it: nothing of ours */
+	/* An artifact was recorded, or a job may still produce one. */
+	need_delete = o->artifact_path[0] || (dispatched && !ctl_phase_terminal(o->phase));
+	if (!need_delete) {
+		d->actions |= CTL_ACT_REMOVE_FINALIZER;
+		d->why = "remove-finalizer";
+		return true;
+	}
+	if (seconds_passed(o->now_ms, o->artifact_delete_failing_since_ms,
+			   pol->helper_wait_seconds)) {
+		/* Never hold a deletion hostage forever: give up loudly. */
+		d->actions |= CTL_ACT_REMOVE_FINALIZER;
+		d->event = true;
+		d->event_warning = true;
+		copy(d->event_reason, sizeof(d->event_reason), "ArtifactNotDeleted");
+		fmt(d->event_note, sizeof(d->event_note),
+		    "Could not delete the artifact %s of PodCheckpoint %s/%s on node %s for %ds; "
+		    "the finalizer was removed, delete the file on the node by hand.",
+		    o->artifact_path[0] ? o->artifact_path : "(not recorded)", o->ns, o->name,
+		    o->st_node[0] ? o->st_node : "(unknown)", pol->helper_wait_seconds);
+		d->why = "artifact-delete-gave-up";
+		return true;
+	}
+	d->actions |= CTL_ACT_DELETE_ARTIFACT;
+	d->requeue_ms = (long)pol->poll_seconds * 1000;
+	d->why = "delete-artifact";
+	return true;
+}
+
+static void decide_terminal(const struct ctl_obs *o, struct ctl_decision *d)
+{
+	int64_t done_ms = o->completion_ms ? o->completion_ms : o->ready_transition_ms;
+	int64_t due;
+
+	d->why = "terminal";
+	if (!o->has_ttl || done_ms <= 0)
+		return;
+	due = done_ms + o->ttl_seconds * 1000;
+	if (o->now_ms >= due) {
+		d->actions |= CTL_ACT_DELETE_CR;
+		d->why = "ttl-expired";
+		return;
+	}
+	d->requeue_ms = (long)(due - o->now_ms);
+	d->why = "ttl-wait";
+}
+
+static void decide_in_flight(const struct ctl_policy *pol, const struct ctl_obs *o,
+			     struct ctl_decision *d)
+{
+	char msg[CTL_MSG_MAX];
+	const char *node = o->st_node[0] ? o->st_node : o->pod_node;
+	size_t n = ctl_obs_job_containers(o);
+	int64_t budget_s = (int64_t)o->timeout_seconds * (int64_t)n + pol->job_margin_seconds;
+	int64_t deadline = o->start_ms + budget_s * 1000;
+	int64_t last_ok = o->last_contact_ms > o->start_ms ? o->last_contact_ms : o->start_ms;
+	long poll_ms = (long)pol->poll_seconds * 1000;
+
+	if (o->answer == CTL_ANS_REFUSED) {
+		fmt(msg, sizeof(msg), "The node helper on node %s refused the job of PodCheckpoint %s/%s: %s",
+		    node, o->ns, o->name, o->answer_message[0] ? o->answer_message : "no reason given");
+		fail(o, d, o->answer_reason[0] ? o->answer_reason : "JobRefused", msg, "helper-refused");
+		return;
+	}
+	if (o->answer == CTL_ANS_FAILED &&
+	    seconds_passed(o->now_ms, o->answer_failed_since_ms, pol->poll_seconds)) {
+		/* The helper reports failures itself; it had a poll period to do so. */
+		if (o->answer_message[0])
+			copy(msg, sizeof(msg), o->answer_message);
+		else
+			fmt(msg, sizeof(msg), "The node helper on node %s failed the checkpoint of PodCheckpoint %s/%s.",
+			    node, o->ns, o->name);
+		fail(o, d, o->answer_reason[0] ? o->answer_reason : "CheckpointFailed", msg,
+		     "helper-failed");
+		return;
+	}
+	if (o->now_ms >= deadline && o->answer != CTL_ANS_SUCCEEDED) {
+		fmt(msg, sizeof(msg),
+		    "PodCheckpoint %s/%s did not finish within %llds (timeoutSeconds %d x %zu containers + %ds margin); "
+		    "check the node helper and the kubelet on node %s.",
+		    o->ns, o->name, (long long)budget_s, o->timeout_seconds, n,
+		    pol->job_margin_seconds, node);
+		fail(o, d, "Timeout", msg, "timeout");
+		return;
+	}
+	if (seconds_passed(o->now_ms, last_ok, pol->helper_wait_seconds) &&
+	    o->answer != CTL_ANS_SUCCEEDED) {
+		fmt(msg, sizeof(msg),
+		    "The node helper on node %s has been unreachable for more than %ds while PodCheckpoint %s/%s was running%s%s%s; "
+		    "check the podcheckpoint-node-helper pod on that node.",
+		    node, pol->helper_wait_seconds, o->ns, o->name,
+		    o->last_error[0] ? " (" : "", o->last_error, o->last_error[0] ? ")" : "");
+		fail(o, d, "NodeHelperUnavailable", msg, "helper-lost");
+		return;
+	}
+	d->actions |= CTL_ACT_POLL;
+	d->requeue_ms = poll_ms;
+	if (o->answer == CTL_ANS_FAILED) /* give the helper its period, then decide */
+		d->requeue_ms = min_l(poll_ms, (long)(o->answer_failed_since_ms + poll_ms - o->now_ms));
+	if (o->answer != CTL_ANS_SUCCEEDED)
+		d->requeue_ms = min_l(d->requeue_ms, (long)(deadline - o->now_ms));
+	if (d->requeue_ms < 0)
+		d->requeue_ms = 0;
+	d->why = "poll";
+}
+
+/* Returns true (and fills d) when a validation rule fails. */
+static bool decide_validation(const struct ctl_policy *pol, const struct ctl_obs *o,
+			      struct ctl_decision *d)
+{
+	char msg[CTL_MSG_MAX];
+
+	if (!o->pod_exists) {
+		fmt(msg, sizeof(msg),
+		    "Pod %s/%s named by PodCheckpoint %s/%s does not exist; fix spec.podName or create the pod, then create a new PodCheckpoint.",
+		    o->ns, o->pod_name, o->ns, o->name);
+		fail(o, d, "PodNotFound", msg, "pod-not-found");
+		return true;
+	}
+	if (o->spec_pod_uid[0] && strcmp(o->spec_pod_uid, o->pod_uid) != 0) {
+		fmt(msg, sizeof(msg),
+		    "Pod %s/%s has UID %s but PodCheckpoint %s/%s pins UID %s: the pod was replaced; create a new PodCheckpoint for the current pod.",
+		    o->ns, o->pod_name, o->pod_uid, o->ns, o->name, o->spec_pod_uid);
+		fail(o, d, "SourcePodReplaced", msg, "pod-replaced");
+		return true;
+	}
+	if (o->pod_deleting || strcmp(o->pod_phase, "Running") != 0 || !o->pod_node[0]) {
+		fmt(msg, sizeof(msg),
+		    "Pod %s/%s is not running (phase %s%s%s); only a running pod can be checkpointed.",
+		    o->ns, o->pod_name, o->pod_phase[0] ? o->pod_phase : "unknown",
+		    o->pod_node[0] ? "" : ", not on a node", o->pod_deleting ? ", being deleted" : "");
+		fail(o, d, "PodNotRunning", msg, "pod-not-running");
+		return true;
+	}
+	for (size_t i = 0; i < o->nspec_containers; i++) {
+		bool found = false;
+
+		for (size_t j = 0; j < o->npod_containers && !found; j++)
+			found = strcmp(o->spec_containers[i], o->pod_containers[j]) == 0;
+		if (!found) {
+			fmt(msg, sizeof(msg),
+			    "Container %s is not a container of pod %s/%s; fix spec.containers of PodCheckpoint %s/%s.",
+			    o->spec_containers[i], o->ns, o->pod_name, o->ns, o->name);
+			fail(o, d, "ContainerNotFound", msg, "container-not-found");
+			return true;
+		}
+	}
+	if (!o->encrypt)
+		return false;
+	if (!o->secret_exists) {
+		fmt(msg, sizeof(msg),
+		    "Secret %s/%s named in spec.encryptionSecret does not exist; create a kubernetes.io/tls Secret with that name.",
+		    o->ns, o->secret_name);
+		fail(o, d, "SecretNotFound", msg, "secret-not-found");
+		return true;
+	}
+	if (strcmp(o->secret_type, "kubernetes.io/tls") != 0) {
+		fmt(msg, sizeof(msg),
+		    "Secret %s/%s has type %s, not kubernetes.io/tls; use a TLS Secret holding the recipient certificate.",
+		    o->ns, o->secret_name, o->secret_type[0] ? o->secret_type : "(none)");
+		fail(o, d, "SecretWrongType", msg, "secret-wrong-type");
+		return true;
+	}
+	switch (o->cert) {
+	case CTL_CERT_OK:
+		return false;
+	case CTL_CERT_EXPIRED:
+	case CTL_CERT_NOT_YET_VALID:
+		if (pol->allow_expired)
+			return false;
+		{
+			char why[CTL_MSG_MAX];
+			size_t n;
+
+			copy(why, sizeof(why), o->cert_msg);
+			n = strlen(why);
+			while (n && (why[n - 1] == '.' || why[n - 1] == ' '))
+				why[--n] = '\0';
+			fmt(msg, sizeof(msg),
+			    "The certificate in Secret %s/%s is %s%s%s; renew it, or start the controller with --allow-expired-certificates.",
+			    o->ns, o->secret_name,
+			    o->cert == CTL_CERT_EXPIRED ? "expired" : "not yet valid", n ? ": " : "", why);
+		}
+		break;
+	case CTL_CERT_UNSUPPORTED_KEY:
+		fmt(msg, sizeof(msg), "The certificate in Secret %s/%s cannot be a recipient: %s",
+		    o->ns, o->secret_name,
+		    o->cert_msg[0] ? o->cert_msg : "its key type is not supported (use RSA >= 2048 or EC P-256/P-384).");
+		break;
+	case CTL_CERT_MISSING:
+		fmt(msg, sizeof(msg),
+		    "Secret %s/%s has no tls.crt; put the recipient certificate (PEM) under tls.crt.",
+		    o->ns, o->secret_name);
+		break;
+	case CTL_CERT_UNCHECKED:
+	case CTL_CERT_GARBAGE:
+	default:
+		fmt(msg, sizeof(msg),
+		    "tls.crt of Secret %s/%s is not a PEM certificate%s%s",
+		    o->ns, o->secret_name, o->cert_msg[0] ? ": " : "; put the recipient certificate (PEM) under tls.crt.",
+		    o->cert_msg);
+		break;
+	}
+	fail(o, d, "InvalidCertificate", msg, "invalid-certificate");
+	return true;
+}
+
+/* True when `x` goes before us in the pod's queue. */
+static bool other_ahead(const struct ctl_obs *o, const struct ctl_other *x)
+{
+	if (x->terminal)
+		return false;
+	if (x->dispatched)
+		return true; /* in flight on the helper, deleting or not */
+	if (x->deleting)
+		return false;
+	if (x->creation_ms != o->creation_ms)
+		return x->creation_ms < o->creation_ms;
+	return x->name && strcmp(x->name, o->name) < 0;
+}
+
+void ctl_decide(const struct ctl_policy *pol, const struct ctl_obs *o, struct ctl_decision *d)
+{
+	char msg[CTL_MSG_MAX];
+	long poll_ms = (long)pol->poll_seconds * 1000;
+
+	memset(d, 0, sizeof(*d));
+	d->requeue_ms = -1;
+	d->why = "none";
+
+	if (decide_deletion(pol, o, d))
+		return;
+	if (o->policy_delete && !o->has_finalizer)
+		d->actions |= CTL_ACT_ADD_FINALIZER;
+
+	if (o->phase == CTL_PHASE_NONE) {
+		fmt(msg, sizeof(msg), "PodCheckpoint %s/%s is accepted and waits for validation.",
+		    o->ns, o->name);
+		wait_pending(o, d, msg, 0, "initial-pending");
+		return;
+	}
+	if (ctl_phase_terminal(o->phase)) {
+		decide_terminal(o, d);
+		return;
+	}
+	if (o->start_ms > 0) {
+		decide_in_flight(pol, o, d);
+		return;
+	}
+	if (decide_validation(pol, o, d))
+		return;
+
+	for (size_t i = 0; i < o->nothers; i++) {
+		const struct ctl_other *x = &o->others[i];
+
+		if (x->name && strcmp(x->name, o->name) == 0)
+			continue;
+		if (other_ahead(o, x)) {
+			fmt(msg, sizeof(msg), "waiting for PodCheckpoint %s on the same pod", x->name);
+			wait_pending(o, d, msg, poll_ms, "serialised");
+			return;
+		}
+	}
+
+	if (!o->lease_exists || !o->lease_fresh || !o->endpoint[0] || !o->fingerprint[0]) {
+		int64_t since = o->creation_ms > 0 ? o->creation_ms : o->first_seen_ms;
+		int64_t left_ms = since + (int64_t)pol->helper_wait_seconds * 1000 - o->now_ms;
+
+		if (since <= 0 || left_ms > 0) {
+			fmt(msg, sizeof(msg), "waiting for the node helper on node %s", o->pod_node);
+			wait_pending(o, d, msg, min_l(poll_ms, since > 0 ? (long)left_ms : poll_ms),
+				     "helper-wait");
+			return;
+		}
+		fmt(msg, sizeof(msg),
+		    "No node helper is available on node %s (Lease pcp-helper-%s %s for %ds); check the podcheckpoint-node-helper DaemonSet on that node.",
+		    o->pod_node, o->pod_node, o->lease_exists ? "not renewed" : "missing",
+		    pol->helper_wait_seconds);
+		fail(o, d, "NodeHelperUnavailable", msg, "helper-unavailable");
+		return;
+	}
+
+	/* Dispatch: status first (with the resourceVersion precondition), then the job. */
+	d->write_status = true;
+	status_base(o, d);
+	d->status.phase = CTL_PHASE_PENDING;
+	copy(d->status.ready_reason, sizeof(d->status.ready_reason), "Pending");
+	fmt(d->status.message, sizeof(d->status.message), "dispatched to the node helper on %s",
+	    o->pod_node);
+	d->status.set_dispatch = true;
+	copy(d->status.node_name, sizeof(d->status.node_name), o->pod_node);
+	copy(d->status.pod_uid, sizeof(d->status.pod_uid), o->pod_uid);
+	d->status.start_ms = o->now_ms;
+	d->event = true;
+	d->event_warning = false;
+	copy(d->event_reason, sizeof(d->event_reason), "Dispatched");
+	fmt(d->event_note, sizeof(d->event_note),
+	    "Dispatched the checkpoint of pod %s/%s (%zu container%s) to the node helper on node %s.",
+	    o->ns, o->pod_name, ctl_obs_job_containers(o), ctl_obs_job_containers(o) == 1 ? "" : "s",
+	    o->pod_node);
+	d->actions |= CTL_ACT_DISPATCH;
+	d->requeue_ms = poll_ms;
+	d->why = "dispatch";
+}

@@ -1,0 +1,34 @@
+/*
+ * ch_internal.h - private helpers shared by the channel's source files and
+ * its unit tests. Not part of the public contract.
+ */
+#ifndef PCP_CH_INTERNAL_H
+#define PCP_CH_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/x509.h>
+
+#include "ch.h"
+
+/* SHA-256 of the certificate's DER, lowercase hex. 0 or -EINVAL. */
+int ch_x509_fingerprint(X509 *cert, char hex[65]);
+/* Accepts upper/lower case hex with optional ':' separators; out is 64 lowercase hex. */
+int ch_fingerprint_normalize(const char *in, char out[65]);
+
+/* Installs the lws log routing once (default LLL_ERR | LLL_WARN). */
+void ch_lws_log_init(void);
+
+/* Monotonic milliseconds. */
+int64_t ch_now_ms(void);
+
+/*
+ * ch_call with an already encoded message (any bytes, any size): the test
+ * suite uses it to send what ch_job_encode would never produce. `uid` is the
+ * job's uid, for matching answers ("" accepts any).
+ */
+int ch_call_raw(const struct ch_call_opts *opts, const char *uid, const char *text, size_t len,
+		struct ch_state *last, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * ch_lws.c - libwebsockets glue shared by server and client: log routing
+ * and a monotonic clock.
+ */
+#include "ch.h"
+#include "ch_internal.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+#include <libwebsockets.h>
+
+#include "log.h"
+
+static pthread_mutex_t lws_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool lws_log_configured;
+
+static void lws_log_emit(int level, const char *line)
+{
+	char text[512];
+	size_t n = 0;
+
+	/* One logfmt line: no quotes or newlines from lws inside our value. */
+	for (const char *p = line; *p && n + 1 < sizeof(text); p++) {
+		char c = *p;
+
+		if (c == '\n' || c == '\r') {
+			if (p[1] == '\0')
+				break;
+			c = ' ';
+		} else if (c == '"' || c == '\\') {
+			c = '\'';
+		}
+		text[n++] = c;
+	}
+	text[n] = '\0';
+	if (level & LLL_ERR)
+		LOG_ERROR("msg=\"lws\" text=\"%s\"", text);
+	else
+		LOG_WARN("msg=\"lws\" text=\"%s\"", text);
+}
+
+void ch_set_lws_log_levels(int lws_levels)
+{
+	pthread_mutex_lock(&lws_log_lock);
+	lws_set_log_level(lws_levels, lws_log_emit);
+	lws_log_configured = true;
+	pthread_mutex_unlock(&lws_log_lock);
+}
+
+void ch_lws_log_init(void)
+{
+	pthread_mutex_lock(&lws_log_lock);
+	if (!lws_log_configured) {
+		lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+		lws_log_configured = true;
+	}
+	pthread_mutex_unlock(&lws_log_lock);
+}
+
+int64_t ch_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -1,0 +1,575 @@
+/*
+ * ch_server.c - the node helper's side of the channel: one libwebsockets
+ * TLS vhost, one protocol, one service thread.
+ *
+ * Ownership: everything in struct ch_server except the pending-notification
+ * queue belongs to the service thread (the one in ch_server_run). The queue
+ * is the only thing other threads touch, under srv->mu; they wake the loop
+ * with lws_cancel_service() and the loop drains the queue in
+ * LWS_CALLBACK_EVENT_WAIT_CANCELLED.
+ *
+ * Authentication happens before the upgrade is answered
+ * (LWS_CALLBACK_HTTP_CONFIRM_UPGRADE): no "Authorization: Bearer" -> 401,
+ * ops.authenticate != 0 -> 403, both as real HTTP answers. A marker on the
+ * wsi is checked again at LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION so that no
+ * path to the protocol skips the check.
+ */
+#include "ch.h"
+#include "ch_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libwebsockets.h>
+#include <openssl/crypto.h>
+
+#include "dbuf.h"
+#include "log.h"
+
+#define CH_PROTOCOL_NAME "pcp.checkpointing.dev.v1"
+#define CH_MAX_AUTH_HEADER 16384u   /* a projected SA token is ~1-2 KiB */
+#define CH_CONN_MAX_QUEUE 32u       /* states queued per connection */
+#define CH_SRV_MAX_PENDING 4096u    /* notifications not yet drained */
+#define CH_SRV_TICK_US (100 * LWS_US_PER_MS)
+
+struct ch_out {
+	struct ch_out *next;
+	size_t len;
+	unsigned char buf[]; /* LWS_PRE + len */
+};
+
+struct ch_pending {
+	struct ch_pending *next;
+	struct ch_state st;
+};
+
+/* Per-connection state: lws allocates (zeroed) and frees it. */
+struct ch_conn {
+	struct ch_conn *next;
+	struct lws *wsi;
+	bool linked;
+	bool subscribed;
+	bool close_after_drain;
+	char uid[64];
+	char peer[64];
+	struct dbuf rx;
+	struct ch_out *oh, *ot;
+	size_t olen;
+};
+
+struct ch_server {
+	struct lws_context *ctx;
+	struct lws_protocols protocols[2];
+	struct ch_server_ops ops;
+	int port;
+	lws_sorted_usec_list_t tick;
+	char auth_marker; /* its address marks authenticated wsis */
+	struct ch_conn *conns;  /* service thread only */
+
+	pthread_mutex_t mu;     /* guards the pending queue */
+	struct ch_pending *ph, *pt;
+	size_t plen;
+};
+
+static struct ch_server *srv_of(struct lws *wsi)
+{
+	struct lws_context *ctx = wsi ? lws_get_context(wsi) : NULL;
+
+	return ctx ? lws_context_user(ctx) : NULL;
+}
+
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+	struct ch_server *srv = lws_container_of(sul, struct ch_server, tick);
+
+	/* Only here so that lws_service() returns and *stop gets checked. */
+	lws_sul_schedule(srv->ctx, 0, &srv->tick, tick_cb, CH_SRV_TICK_US);
+}
+
+/* 0 when allowed, else the HTTP status to answer with. */
+static unsigned int srv_check_auth(struct ch_server *srv, struct lws *wsi)
+{
+	char *buf = NULL;
+	const char *tok;
+	unsigned int code = 401;
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	size_t sz;
+
+	if (n <= 0 || (unsigned)n > CH_MAX_AUTH_HEADER)
+		goto out;
+	sz = (size_t)n + 1;
+	buf = malloc(sz);
+	if (!buf) {
+		code = 503;
+		goto out;
+	}
+	if (lws_hdr_copy(wsi, buf, (int)sz, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+		goto out;
+	if (strncasecmp(buf, "Bearer ", 7) != 0)
+		goto out;
+	tok = buf + 7;
+	while (*tok == ' ')
+		tok++;
+	if (*tok == '\0')
+		goto out;
+	code = srv->ops.authenticate(srv->ops.arg, tok) == 0 ? 0 : 403;
+out:
+	if (buf) {
+		OPENSSL_cleanse(buf, (size_t)n + 1);
+		free(buf);
+	}
+	return code;
+}
+
+static void conn_free_queue(struct ch_conn *c)
+{
+	while (c->oh) {
+		struct ch_out *o = c->oh;
+
+		c->oh = o->next;
+		free(o);
+	}
+	c->ot = NULL;
+	c->olen = 0;
+}
+
+/* Queues one text message for the connection and asks for a writable callback. */
+static int conn_enqueue(struct ch_conn *c, const char *text, size_t len)
+{
+	struct ch_out *o = malloc(sizeof(*o) + LWS_PRE + len);
+
+	if (!o)
+		return -ENOMEM;
+	o->next = NULL;
+	o->len = len;
+	memcpy(o->buf + LWS_PRE, text, len);
+	if (c->olen >= CH_CONN_MAX_QUEUE) {
+		/* States are snapshots: the newest matters, drop the oldest. */
+		struct ch_out *old = c->oh;
+
+		c->oh = old->next;
+		if (!c->oh)
+			c->ot = NULL;
+		free(old);
+		c->olen--;
+		LOG_WARN("msg=\"channel queue full, dropped oldest state\" peer=%s uid=%s",
+			 c->peer, c->uid);
+	}
+	if (c->ot)
+		c->ot->next = o;
+	else
+		c->oh = o;
+	c->ot = o;
+	c->olen++;
+	lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+static bool state_is_final(enum ch_state_kind k)
+{
+	return k == CH_SUCCEEDED || k == CH_FAILED || k == CH_REFUSED;
+}
+
+static int conn_send_state(struct ch_conn *c, const struct ch_state *st)
+{
+	char *text = NULL;
+	int rc = ch_state_encode(st, &text);
+
+	if (rc == 0)
+		rc = conn_enqueue(c, text, strlen(text));
+	free(text);
+	if (rc == 0 && state_is_final(st->state))
+		c->close_after_drain = true;
+	return rc;
+}
+
+/* Best effort: the uid of a job we could not decode, for the REFUSED answer. */
+static void guess_uid(const char *text, size_t len, char *uid, size_t size)
+{
+	const char *p, *e;
+	size_t n;
+
+	uid[0] = '\0';
+	p = memmem(text, len, "\"uid\"", 5);
+	if (!p)
+		return;
+	p += 5;
+	while (p < text + len && (*p == ' ' || *p == ':'))
+		p++;
+	if (p >= text + len || *p != '"')
+		return;
+	p++;
+	e = memchr(p, '"', (size_t)(text + len - p));
+	if (!e)
+		return;
+	n = (size_t)(e - p);
+	if (n == 0 || n >= size)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] == '\\' || (unsigned char)p[i] < 0x20)
+			return;
+	memcpy(uid, p, n);
+	uid[n] = '\0';
+}
+
+static int conn_handle_message(struct ch_server *srv, struct ch_conn *c)
+{
+	struct ch_job job;
+	struct ch_state now;
+	char err[256];
+	int rc;
+
+	memset(&now, 0, sizeof(now));
+	rc = ch_job_decode(c->rx.data, c->rx.len, &job, err, sizeof(err));
+	if (rc) {
+		guess_uid(c->rx.data ? c->rx.data : "", c->rx.len, now.uid, sizeof(now.uid));
+		if (now.uid[0] == '\0')
+			snprintf(now.uid, sizeof(now.uid), "unknown");
+		now.state = CH_REFUSED;
+		snprintf(now.reason, sizeof(now.reason), "%s",
+			 rc == -EPROTO ? "UnsupportedProtocol" : "BadRequest");
+		snprintf(now.message, sizeof(now.message), "The job was refused: %s.", err);
+		LOG_WARN("msg=\"channel job refused\" peer=%s uid=%s reason=%s error=\"%s\"",
+			 c->peer, now.uid, now.reason, err);
+		rc = conn_send_state(c, &now);
+		goto out;
+	}
+	snprintf(now.uid, sizeof(now.uid), "%s", job.uid);
+	now.state = CH_ACCEPTED;
+	LOG_INFO("msg=\"channel job received\" peer=%s namespace=%s name=%s uid=%s op=%s",
+		 c->peer, job.ns, job.name, job.uid,
+		 job.op == CH_OP_CHECKPOINT ? "checkpoint" : "delete-artifact");
+	rc = srv->ops.on_job(srv->ops.arg, &job, &now);
+	/* The answer is always about this job, whatever the callback wrote. */
+	snprintf(now.uid, sizeof(now.uid), "%s", job.uid);
+	if (rc < 0) {
+		if (!state_is_final(now.state))
+			now.state = CH_REFUSED;
+		if (now.reason[0] == '\0')
+			snprintf(now.reason, sizeof(now.reason), "Refused");
+		if (now.message[0] == '\0')
+			snprintf(now.message, sizeof(now.message),
+				 "The node helper refused the job.");
+		c->subscribed = false;
+	} else {
+		snprintf(c->uid, sizeof(c->uid), "%s", job.uid);
+		c->subscribed = true;
+	}
+	rc = conn_send_state(c, &now);
+	ch_job_cleanup(&job);
+out:
+	dbuf_reset(&c->rx);
+	return rc;
+}
+
+static void srv_drain_pending(struct ch_server *srv)
+{
+	struct ch_pending *list;
+
+	pthread_mutex_lock(&srv->mu);
+	list = srv->ph;
+	srv->ph = srv->pt = NULL;
+	srv->plen = 0;
+	pthread_mutex_unlock(&srv->mu);
+
+	while (list) {
+		struct ch_pending *p = list;
+
+		list = p->next;
+		for (struct ch_conn *c = srv->conns; c; c = c->next) {
+			if (!c->subscribed || c->close_after_drain ||
+			    strcmp(c->uid, p->st.uid) != 0)
+				continue;
+			if (conn_send_state(c, &p->st) != 0)
+				LOG_WARN("msg=\"channel could not queue state\" peer=%s uid=%s",
+					 c->peer, c->uid);
+		}
+		free(p);
+	}
+}
+
+static void conn_unlink(struct ch_server *srv, struct ch_conn *c)
+{
+	for (struct ch_conn **pp = &srv->conns; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	c->linked = false;
+	conn_free_queue(c);
+	dbuf_cleanup(&c->rx);
+}
+
+static int srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		  size_t len)
+{
+	struct ch_server *srv = srv_of(wsi);
+	struct ch_conn *c = user;
+	unsigned int code;
+	int rc;
+
+	if (!srv)
+		return 0;
+	switch (reason) {
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		if (!in || strcmp((const char *)in, "websocket") != 0) {
+			lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, NULL);
+			return 1;
+		}
+		code = srv_check_auth(srv, wsi);
+		if (code) {
+			char peer[64];
+
+			lws_get_peer_simple(wsi, peer, sizeof(peer));
+			LOG_WARN("msg=\"channel client refused\" peer=%s status=%u", peer, code);
+			lws_return_http_status(wsi, code, NULL);
+			return 1;
+		}
+		lws_set_opaque_user_data(wsi, &srv->auth_marker);
+		return 0;
+
+	case LWS_CALLBACK_HTTP:
+		/* Plain HTTP requests are not part of the protocol. */
+		lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL);
+		return -1;
+
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		if (lws_get_opaque_user_data(wsi) != &srv->auth_marker) {
+			LOG_WARN("msg=\"channel upgrade without authentication refused\"");
+			return 1;
+		}
+		return 0;
+
+	case LWS_CALLBACK_ESTABLISHED:
+		if (!c)
+			return -1;
+		c->wsi = wsi;
+		dbuf_init(&c->rx, CH_MAX_MESSAGE);
+		lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
+		c->next = srv->conns;
+		srv->conns = c;
+		c->linked = true;
+		LOG_DEBUG("msg=\"channel connection\" peer=%s", c->peer);
+		return 0;
+
+	case LWS_CALLBACK_RECEIVE:
+		if (!c || !c->linked)
+			return -1;
+		if (c->close_after_drain)
+			return 0; /* the conversation is over; ignore */
+		rc = dbuf_add(&c->rx, in, len);
+		if (rc) {
+			static const char why[] = "message too large";
+
+			LOG_WARN("msg=\"channel message refused\" peer=%s error=\"larger than %u bytes\"",
+				 c->peer, CH_MAX_MESSAGE);
+			lws_close_reason(wsi, rc == -EMSGSIZE ? LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE
+							      : LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+					 (unsigned char *)why, sizeof(why) - 1);
+			return -1;
+		}
+		if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) != 0)
+			return 0;
+		if (conn_handle_message(srv, c) != 0)
+			return -1;
+		return 0;
+
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (!c || !c->linked)
+			return -1;
+		if (c->oh) {
+			struct ch_out *o = c->oh;
+			int n;
+
+			c->oh = o->next;
+			if (!c->oh)
+				c->ot = NULL;
+			c->olen--;
+			n = lws_write(wsi, o->buf + LWS_PRE, o->len, LWS_WRITE_TEXT);
+			rc = n < 0 || (size_t)n < o->len;
+			free(o);
+			if (rc)
+				return -1;
+		}
+		if (c->oh) {
+			lws_callback_on_writable(wsi);
+		} else if (c->close_after_drain) {
+			lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+			return -1;
+		}
+		return 0;
+
+	case LWS_CALLBACK_CLOSED:
+		if (c && c->linked)
+			conn_unlink(srv, c);
+		return 0;
+
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		srv_drain_pending(srv);
+		return 0;
+
+	default:
+		return 0;
+	}
+}
+
+static bool is_ipv4_literal(const char *s)
+{
+	unsigned char a[4];
+
+	return s && inet_pton(AF_INET, s, a) == 1;
+}
+
+int ch_server_new(const struct ch_server_opts *opts, struct ch_server **out)
+{
+	struct lws_context_creation_info info;
+	struct ch_server *srv = NULL;
+	struct lws_vhost *vh;
+	int rc = -EINVAL;
+
+	*out = NULL;
+	if (!opts || !opts->cert_pem || !opts->key_pem || !opts->ops.authenticate ||
+	    !opts->ops.on_job || opts->port < 0 || opts->port > 65535)
+		goto out;
+	ch_lws_log_init();
+	rc = -ENOMEM;
+	srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		goto out;
+	if (pthread_mutex_init(&srv->mu, NULL) != 0) {
+		free(srv);
+		srv = NULL;
+		goto out;
+	}
+	srv->ops = opts->ops;
+	srv->protocols[0].name = CH_PROTOCOL_NAME;
+	srv->protocols[0].callback = srv_cb;
+	srv->protocols[0].per_session_data_size = sizeof(struct ch_conn);
+	srv->protocols[0].rx_buffer_size = 16384;
+
+	memset(&info, 0, sizeof(info));
+	info.port = opts->port;
+	info.iface = opts->bind_address && strcmp(opts->bind_address, "0.0.0.0") != 0
+			     ? opts->bind_address
+			     : NULL;
+	info.protocols = srv->protocols;
+	info.vhost_name = "pcp";
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_VALIDATE_UTF8;
+	if (!opts->bind_address || is_ipv4_literal(opts->bind_address))
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	info.user = srv;
+	info.gid = -1;
+	info.uid = -1;
+	info.server_ssl_cert_mem = opts->cert_pem;
+	info.server_ssl_cert_mem_len = (unsigned int)strlen(opts->cert_pem);
+	info.server_ssl_private_key_mem = opts->key_pem;
+	info.server_ssl_private_key_mem_len = (unsigned int)strlen(opts->key_pem);
+	info.alpn = "http/1.1";
+	info.timeout_secs = 10;
+	info.max_http_header_data = (unsigned short)CH_MAX_AUTH_HEADER + 4096;
+	info.pt_serv_buf_size = 32768;
+	info.fd_limit_per_thread = 1024;
+	info.count_threads = 1;
+
+	srv->ctx = lws_create_context(&info);
+	if (!srv->ctx) {
+		LOG_ERROR("msg=\"channel server could not start\" address=%s port=%d "
+			  "error=\"address in use or unusable, or certificate/key not loadable\"",
+			  opts->bind_address ? opts->bind_address : "0.0.0.0", opts->port);
+		rc = -EIO;
+		goto out;
+	}
+	vh = lws_get_vhost_by_name(srv->ctx, "pcp");
+	srv->port = vh ? lws_get_vhost_listen_port(vh) : opts->port;
+	lws_sul_schedule(srv->ctx, 0, &srv->tick, tick_cb, CH_SRV_TICK_US);
+	LOG_INFO("msg=\"channel server listening\" address=%s port=%d",
+		 opts->bind_address ? opts->bind_address : "0.0.0.0", srv->port);
+	*out = srv;
+	srv = NULL;
+	rc = 0;
+out:
+	ch_server_free(srv);
+	return rc;
+}
+
+int ch_server_port(const struct ch_server *srv)
+{
+	return srv ? srv->port : -1;
+}
+
+int ch_server_run(struct ch_server *srv, volatile sig_atomic_t *stop)
+{
+	int rc = 0;
+
+	if (!srv || !stop)
+		return -EINVAL;
+	while (!*stop) {
+		if (lws_service(srv->ctx, 0) < 0) {
+			LOG_ERROR("msg=\"channel server loop failed\"");
+			rc = -EIO;
+			break;
+		}
+	}
+	return rc;
+}
+
+void ch_server_notify(struct ch_server *srv, const struct ch_state *st)
+{
+	struct ch_pending *p, *drop = NULL;
+
+	if (!srv || !st)
+		return;
+	p = malloc(sizeof(*p));
+	if (!p) {
+		LOG_WARN("msg=\"channel notify dropped\" uid=%.63s error=\"out of memory\"", st->uid);
+		return;
+	}
+	p->next = NULL;
+	p->st = *st;
+	p->st.uid[sizeof(p->st.uid) - 1] = '\0';
+	pthread_mutex_lock(&srv->mu);
+	if (srv->plen >= CH_SRV_MAX_PENDING) {
+		drop = srv->ph;
+		srv->ph = drop->next;
+		if (!srv->ph)
+			srv->pt = NULL;
+		srv->plen--;
+	}
+	if (srv->pt)
+		srv->pt->next = p;
+	else
+		srv->ph = p;
+	srv->pt = p;
+	srv->plen++;
+	pthread_mutex_unlock(&srv->mu);
+	if (drop) {
+		LOG_WARN("msg=\"channel notify queue full, dropped oldest\" uid=%s", drop->st.uid);
+		free(drop);
+	}
+	lws_cancel_service(srv->ctx);
+}
+
+void ch_server_free(struct ch_server *srv)
+{
+	if (!srv)
+		return;
+	if (srv->ctx) {
+		lws_sul_cancel(&srv->tick);
+		lws_context_destroy(srv->ctx);
+		srv->ctx = NULL;
+	}
+	while (srv->ph) {
+		struct ch_pending *p = srv->ph;
+
+		srv->ph = p->next;
+		free(p);
+	}
+	pthread_mutex_destroy(&srv->mu);
+	free(srv);
+}

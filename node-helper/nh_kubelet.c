@@ -1,0 +1,404 @@
+/*
+ * nh_kubelet.c - POST /checkpoint/<ns>/<pod>/<container> to the kubelet and
+ * map every possible answer to a status reason and message (kubelet.md).
+ */
+#include "nh_kubelet.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "dbuf.h"
+#include "fsutil.h"
+#include "log.h"
+#include "nh_util.h"
+
+#define NH_KUBELET_MAX_CA (1024u * 1024u)
+#define NH_TOKEN_MAX 16384
+
+struct nh_kubelet {
+	CURL *curl;
+	char url[512];
+	char *ca;         /* PEM bundle in memory, or NULL */
+	size_t ca_len;
+	bool insecure;
+	long margin;
+	char host_root[1024];
+	nh_token_fn token;
+	void *token_arg;
+	volatile sig_atomic_t *stop;
+};
+
+struct nh_xfer {
+	struct dbuf body;
+	bool too_big;
+	volatile sig_atomic_t *stop;
+};
+
+static size_t nh_write_cb(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct nh_xfer *x = arg;
+	size_t n = size * nmemb;
+
+	if (dbuf_add(&x->body, p, n) != 0) {
+		x->too_big = true;
+		return 0;
+	}
+	return n;
+}
+
+static int nh_progress_cb(void *arg, curl_off_t dlt, curl_off_t dln, curl_off_t ult,
+			  curl_off_t uln)
+{
+	struct nh_xfer *x = arg;
+	(void)dlt;
+	(void)dln;
+	(void)ult;
+	(void)uln;
+	return x->stop && *x->stop ? 1 : 0;
+}
+
+int nh_kubelet_new(const struct nh_kubelet_opts *opts, struct nh_kubelet **out, char *err,
+		   size_t errlen)
+{
+	struct nh_kubelet *k = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	k = calloc(1, sizeof(*k));
+	if (!k) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (nh_strlcpy(k->url, opts->url, sizeof(k->url)) != 0 ||
+	    nh_strlcpy(k->host_root, opts->host_root ? opts->host_root : "",
+		       sizeof(k->host_root)) != 0) {
+		snprintf(err, errlen, "kubelet URL or host root too long");
+		rc = -ENAMETOOLONG;
+		goto out;
+	}
+	k->insecure = opts->insecure_skip_verify;
+	k->margin = opts->margin_seconds;
+	k->token = opts->token;
+	k->token_arg = opts->token_arg;
+	k->stop = opts->stop;
+	if (opts->ca_file && opts->ca_file[0]) {
+		rc = fsu_read_file(opts->ca_file, NH_KUBELET_MAX_CA, &k->ca, &k->ca_len);
+		if (rc) {
+			snprintf(err, errlen, "cannot read --kubelet-ca %s: %s", opts->ca_file,
+				 strerror(-rc));
+			goto out;
+		}
+		if (!strstr(k->ca, "-----BEGIN CERTIFICATE-----")) {
+			snprintf(err, errlen, "--kubelet-ca %s holds no PEM certificate", opts->ca_file);
+			rc = -EINVAL;
+			goto out;
+		}
+	}
+	k->curl = curl_easy_init();
+	if (!k->curl) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	*out = k;
+	k = NULL;
+out:
+	nh_kubelet_free(k);
+	return rc;
+}
+
+void nh_kubelet_free(struct nh_kubelet *k)
+{
+	if (!k)
+		return;
+	if (k->curl)
+		curl_easy_cleanup(k->curl);
+	free(k->ca);
+	free(k);
+}
+
+static void nh_set(struct nh_kubelet_result *res, const char *reason)
+{
+	res->ok = false;
+	nh_strlcpy(res->reason, reason, sizeof(res->reason));
+}
+
+/* Validates the 200 body {"items":["<path>"]}; fills res->node_path/local_path. */
+static int nh_parse_items(const char *body, size_t len, const char *host_root,
+			  struct nh_kubelet_result *res, const char **why)
+{
+	struct json_tokener *tok = NULL;
+	json_object *obj = NULL, *items = NULL, *item;
+	const char *path;
+	int rc = -EBADMSG, n;
+
+	*why = "the body is not JSON";
+	tok = json_tokener_new();
+	if (!tok || len > INT32_MAX) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	obj = json_tokener_parse_ex(tok, body, (int)len);
+	if (!obj || json_tokener_get_error(tok) != json_tokener_success)
+		goto out;
+	*why = "no \"items\" list";
+	if (!json_object_is_type(obj, json_type_object) ||
+	    !json_object_object_get_ex(obj, "items", &items) ||
+	    !json_object_is_type(items, json_type_array))
+		goto out;
+	*why = "expected exactly one archive path in \"items\"";
+	if (json_object_array_length(items) != 1)
+		goto out;
+	item = json_object_array_get_idx(items, 0);
+	*why = "the archive path is not a string";
+	if (!json_object_is_type(item, json_type_string))
+		goto out;
+	path = json_object_get_string(item);
+	*why = "the archive path is not an absolute path without \"..\"";
+	if (!nh_path_under("/", path) || strlen(path) >= sizeof(res->node_path))
+		goto out;
+	*why = "the archive path is too long";
+	memcpy(res->node_path, path, strlen(path) + 1);
+	n = snprintf(res->local_path, sizeof(res->local_path), "%s%s", host_root, path);
+	if (n < 0 || (size_t)n >= sizeof(res->local_path))
+		goto out;
+	*why = NULL;
+	rc = 0;
+out:
+	json_object_put(obj);
+	if (tok)
+		json_tokener_free(tok);
+	return rc;
+}
+
+static bool nh_starts(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static bool nh_ends(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+void nh_kubelet_map(enum nh_kubelet_transport t, long http, const char *body, size_t len,
+		    const char *curl_msg, const char *url, const char *ns, const char *pod,
+		    const char *container, long deadline_s, const char *host_root,
+		    struct nh_kubelet_result *res)
+{
+	char text[300];
+	const char *why = NULL;
+
+	memset(res, 0, sizeof(*res));
+	res->http = http;
+	nh_one_line(body, body ? len : 0, text, sizeof(text));
+	switch (t) {
+	case NH_KT_ABORTED:
+		nh_set(res, "Interrupted");
+		snprintf(res->message, sizeof(res->message),
+			 "the node helper stopped while the kubelet was checkpointing container %s",
+			 container);
+		return;
+	case NH_KT_TIMEOUT:
+		nh_set(res, "Timeout");
+		snprintf(res->message, sizeof(res->message),
+			 "the kubelet did not answer within %ld s for container %s", deadline_s,
+			 container);
+		return;
+	case NH_KT_TOO_BIG:
+		nh_set(res, "KubeletError");
+		snprintf(res->message, sizeof(res->message),
+			 "unexpected answer from the kubelet for container %s: more than %u KiB",
+			 container, NH_KUBELET_MAX_RESPONSE / 1024);
+		return;
+	case NH_KT_ERROR:
+		nh_set(res, "KubeletError");
+		snprintf(res->message, sizeof(res->message), "cannot reach the kubelet at %s: %s",
+			 url, curl_msg && *curl_msg ? curl_msg : "transfer failed");
+		return;
+	case NH_KT_OK:
+		break;
+	}
+	if (http == 200) {
+		if (nh_parse_items(body ? body : "", body ? len : 0, host_root ? host_root : "", res,
+				   &why) == 0) {
+			res->ok = true;
+			snprintf(res->message, sizeof(res->message), "container %s checkpointed to %s",
+				 container, res->node_path);
+			return;
+		}
+		res->node_path[0] = res->local_path[0] = '\0';
+		nh_set(res, "KubeletError");
+		snprintf(res->message, sizeof(res->message),
+			 "unexpected answer from the kubelet for container %s: %s", container,
+			 why ? why : "malformed");
+		return;
+	}
+	nh_set(res, "KubeletError");
+	if (http == 404) {
+		if (strcmp(text, "pod does not exist") == 0)
+			snprintf(res->message, sizeof(res->message),
+				 "the kubelet says: pod %s/%s does not exist", ns, pod);
+		else if (strcmp(text, "cannot parse value of timeout parameter") == 0 ||
+			 (nh_starts(text, "container ") && nh_ends(text, " does not exist")))
+			snprintf(res->message, sizeof(res->message), "the kubelet says: %s", text);
+		else
+			snprintf(res->message, sizeof(res->message),
+				 "the kubelet has no checkpoint API (ContainerCheckpoint feature gate off?)");
+		return;
+	}
+	if (http == 401 || http == 403) {
+		snprintf(res->message, sizeof(res->message),
+			 "the kubelet refused the node helper's credentials (%ld): grant nodes/checkpoint",
+			 http);
+		return;
+	}
+	if (http == 500) {
+		bool unimpl = strstr(text, "Unimplemented") || strstr(text, "not implemented");
+		snprintf(res->message, sizeof(res->message), "the kubelet could not checkpoint container %s: %s%s",
+			 container, text[0] ? text : "(no details)",
+			 unimpl ? " (the container runtime cannot checkpoint: containerd >= 2.0 or CRI-O with CRIU is needed)"
+				: "");
+		return;
+	}
+	snprintf(res->message, sizeof(res->message),
+		 "unexpected answer from the kubelet for container %s: HTTP %ld %s", container, http,
+		 text);
+}
+
+int nh_kubelet_checkpoint(struct nh_kubelet *k, const char *ns, const char *pod,
+			  const char *container, int timeout_s, struct nh_kubelet_result *res)
+{
+	char url[2048], errbuf[CURL_ERROR_SIZE], *tok = NULL, *hdr = NULL;
+	char *ens = NULL, *epod = NULL, *ectr = NULL;
+	struct curl_slist *headers = NULL;
+	struct curl_blob blob;
+	struct nh_xfer x;
+	enum nh_kubelet_transport t = NH_KT_OK;
+	long http = 0, deadline;
+	CURLcode cc;
+	int rc = 0, n;
+
+	memset(res, 0, sizeof(*res));
+	dbuf_init(&x.body, NH_KUBELET_MAX_RESPONSE);
+	x.too_big = false;
+	x.stop = k->stop;
+	errbuf[0] = '\0';
+	deadline = (timeout_s > 0 ? timeout_s : 300) + k->margin;
+
+	curl_easy_reset(k->curl);
+	ens = curl_easy_escape(k->curl, ns, 0);
+	epod = curl_easy_escape(k->curl, pod, 0);
+	ectr = curl_easy_escape(k->curl, container, 0);
+	if (!ens || !epod || !ectr) {
+		rc = -ENOMEM;
+		goto map;
+	}
+	if (timeout_s > 0)
+		n = snprintf(url, sizeof(url), "%s/checkpoint/%s/%s/%s?timeout=%d", k->url, ens, epod,
+			     ectr, timeout_s);
+	else
+		n = snprintf(url, sizeof(url), "%s/checkpoint/%s/%s/%s", k->url, ens, epod, ectr);
+	if (n < 0 || (size_t)n >= sizeof(url)) {
+		rc = -ENAMETOOLONG;
+		goto map;
+	}
+	if (k->token) {
+		tok = calloc(1, NH_TOKEN_MAX);
+		hdr = calloc(1, NH_TOKEN_MAX + 32);
+		if (!tok || !hdr) {
+			rc = -ENOMEM;
+			goto map;
+		}
+		if (k->token(k->token_arg, tok, NH_TOKEN_MAX) == 0 && tok[0]) {
+			snprintf(hdr, NH_TOKEN_MAX + 32, "Authorization: Bearer %s", tok);
+			headers = curl_slist_append(headers, hdr);
+			if (!headers) {
+				rc = -ENOMEM;
+				goto map;
+			}
+		}
+	}
+	{
+		struct curl_slist *h2 = curl_slist_append(headers, "Accept: application/json");
+		if (!h2) {
+			rc = -ENOMEM;
+			goto map;
+		}
+		headers = h2;
+	}
+	curl_easy_setopt(k->curl, CURLOPT_URL, url);
+	curl_easy_setopt(k->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(k->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(k->curl, CURLOPT_POST, 1L);
+	curl_easy_setopt(k->curl, CURLOPT_POSTFIELDS, "");
+	curl_easy_setopt(k->curl, CURLOPT_POSTFIELDSIZE, 0L);
+	curl_easy_setopt(k->curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(k->curl, CURLOPT_TIMEOUT_MS, deadline * 1000L);
+	curl_easy_setopt(k->curl, CURLOPT_CONNECTTIMEOUT_MS,
+			 deadline * 1000L < 10000L ? deadline * 1000L : 10000L);
+	curl_easy_setopt(k->curl, CURLOPT_WRITEFUNCTION, nh_write_cb);
+	curl_easy_setopt(k->curl, CURLOPT_WRITEDATA, &x);
+	curl_easy_setopt(k->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(k->curl, CURLOPT_XFERINFOFUNCTION, nh_progress_cb);
+	curl_easy_setopt(k->curl, CURLOPT_XFERINFODATA, &x);
+	curl_easy_setopt(k->curl, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(k->curl, CURLOPT_USERAGENT, "podcheckpoint-node-helper");
+	if (k->ca) {
+		blob.data = k->ca;
+		blob.len = k->ca_len;
+		blob.flags = CURL_BLOB_COPY;
+		curl_easy_setopt(k->curl, CURLOPT_CAINFO_BLOB, &blob);
+	}
+	if (k->insecure) {
+		curl_easy_setopt(k->curl, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(k->curl, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	cc = curl_easy_perform(k->curl);
+	if (cc == CURLE_OK) {
+		curl_easy_getinfo(k->curl, CURLINFO_RESPONSE_CODE, &http);
+	} else if (cc == CURLE_OPERATION_TIMEDOUT) {
+		t = NH_KT_TIMEOUT;
+	} else if (cc == CURLE_WRITE_ERROR && x.too_big) {
+		t = NH_KT_TOO_BIG;
+	} else if (cc == CURLE_ABORTED_BY_CALLBACK) {
+		t = NH_KT_ABORTED;
+	} else {
+		t = NH_KT_ERROR;
+		if (!errbuf[0])
+			snprintf(errbuf, sizeof(errbuf), "%s", curl_easy_strerror(cc));
+	}
+	nh_kubelet_map(t, http, x.body.data, x.body.len, errbuf, k->url, ns, pod, container,
+		       deadline, k->host_root, res);
+	rc = res->ok ? 0 : (t == NH_KT_TIMEOUT ? -ETIMEDOUT : t == NH_KT_ABORTED ? -EINTR : -EIO);
+	goto out;
+map:
+	nh_set(res, "KubeletError");
+	snprintf(res->message, sizeof(res->message),
+		 "cannot build the kubelet request for container %s: %s", container, strerror(-rc));
+out:
+	curl_easy_setopt(k->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(k->curl, CURLOPT_ERRORBUFFER, NULL);
+	for (struct curl_slist *h = headers; h; h = h->next)
+		explicit_bzero(h->data, strlen(h->data));
+	curl_slist_free_all(headers);
+	if (tok) {
+		explicit_bzero(tok, NH_TOKEN_MAX);
+		free(tok);
+	}
+	if (hdr) {
+		explicit_bzero(hdr, NH_TOKEN_MAX + 32);
+		free(hdr);
+	}
+	curl_free(ens);
+	curl_free(epod);
+	curl_free(ectr);
+	dbuf_cleanup(&x.body);
+	return rc;
+}

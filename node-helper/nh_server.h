@@ -1,0 +1,37 @@
+/*
+ * nh_server.h - glue between the channel (lib/chan) and the job runner:
+ * the on_job and authenticate callbacks and the progress notifier.
+ *
+ * Threads: on_job and authenticate run on the channel's lws thread and only
+ * do quick work (journal lookup, one journal write, enqueue; delete-artifact
+ * is a couple of file operations). nh_server_notify runs on the worker.
+ */
+#ifndef PCP_NH_SERVER_H
+#define PCP_NH_SERVER_H
+
+#include "ch.h"
+#include "nh_auth.h"
+#include "nh_job.h"
+#include "nh_journal.h"
+#include "nh_options.h"
+
+struct nh_server_ctx {
+	const struct nh_options *opt;
+	struct nh_journal *journal;
+	struct nh_runner *runner;
+	struct nh_auth *auth;
+	struct ch_server *srv; /* set before the runner starts; may be NULL in tests */
+};
+
+/* ch_server_ops.on_job; arg = struct nh_server_ctx *. */
+int nh_server_on_job(void *arg, const struct ch_job *job, struct ch_state *now);
+/* ch_server_ops.authenticate; arg = struct nh_server_ctx *. */
+int nh_server_authenticate(void *arg, const char *token);
+/* Runner notify callback; arg = struct nh_server_ctx *. */
+void nh_server_notify(void *arg, const struct ch_state *st);
+
+/* Checks a job before anything is journaled: 0, or -EINVAL with now set to
+ * refused (WrongNode, InvalidJob). */
+int nh_job_validate(const struct nh_options *opt, const struct ch_job *job, struct ch_state *now);
+
+#endif

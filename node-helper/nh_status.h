@@ -1,0 +1,57 @@
+/*
+ * nh_status.h - builds the PodCheckpoint status merge patches the node
+ * helper writes (Running, Succeeded, podDeleted, Failed) and the manifest
+ * of the artifact. Pure functions: JSON in, JSON out, no I/O.
+ *
+ * A JSON merge patch replaces arrays whole, so every patch carries the full
+ * conditions list: the CR's current conditions with ours replaced or added,
+ * lastTransitionTime kept when a condition's status did not change. Every
+ * patch carries metadata.resourceVersion (optimistic concurrency) and
+ * observedGeneration = metadata.generation of the CR it was built from.
+ */
+#ifndef PCP_NH_STATUS_H
+#define PCP_NH_STATUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "nh_journal.h"
+
+struct nh_cond {
+	const char *type;   /* "Ready", "Stalled" */
+	const char *status; /* "True", "False", "Unknown" */
+	const char *reason; /* CamelCase */
+	const char *message;
+};
+
+/* current: the CR's status.conditions (borrowed, may be NULL). */
+int nh_conditions_build(json_object *current, const struct nh_cond *set, size_t n,
+			int64_t generation, const char *now, json_object **out);
+
+/* phase Running, Ready=False/CheckpointInProgress, message. */
+int nh_status_running(json_object *cr, const char *message, const char *now, json_object **patch);
+/* phase Failed, Ready=False/CheckpointFailed, Stalled=True/<reason>, message, completionTime. */
+int nh_status_failed(json_object *cr, const char *reason, const char *message, const char *now,
+		     json_object **patch);
+/* phase Succeeded with checkpointLocation, artifact, containers[], completionTime,
+ * podDeleted (r->pod_deleted), Ready=True, Stalled=False, message. */
+int nh_status_succeeded(json_object *cr, const struct nh_record *r, const char *now,
+			json_object **patch);
+
+/* "Checkpointed 2 containers of pod ns/name to <path> (1.5 MiB, encrypted to ab12cd34ef56ab12)" */
+void nh_success_message(const struct nh_record *r, char *buf, size_t cap);
+
+/*
+ * The artifact's manifest.json: apiVersion checkpointing.dev/v1alpha1, kind
+ * PodCheckpointArtifact, pod {namespace, name, uid}, node, podCheckpoint
+ * {name, uid}, createdTime, podSpec (the live pod's spec, borrowed from
+ * `pod`, may be NULL), containers [{name, archive, sha256, sizeBytes,
+ * checkpointTime}] (archive = the kubelet's file name = the tar entry),
+ * encrypted, recipientFingerprint.
+ */
+int nh_manifest_build(const struct nh_record *r, json_object *pod, const char *created,
+		      const char *fingerprint, json_object **out);
+
+#endif

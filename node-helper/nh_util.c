@@ -1,0 +1,211 @@
+#include "nh_util.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+json_object *nh_json_get(json_object *obj, const char *dotted)
+{
+	char key[128];
+	const char *p = dotted;
+
+	while (obj && p && *p) {
+		const char *dot = strchr(p, '.');
+		size_t n = dot ? (size_t)(dot - p) : strlen(p);
+		json_object *next = NULL;
+
+		if (n >= sizeof(key) || !json_object_is_type(obj, json_type_object))
+			return NULL;
+		memcpy(key, p, n);
+		key[n] = '\0';
+		if (!json_object_object_get_ex(obj, key, &next))
+			return NULL;
+		obj = next;
+		p = dot ? dot + 1 : NULL;
+	}
+	return obj;
+}
+
+const char *nh_json_str(json_object *obj, const char *dotted)
+{
+	json_object *v = nh_json_get(obj, dotted);
+
+	if (!v || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+int64_t nh_json_int(json_object *obj, const char *dotted, int64_t def)
+{
+	json_object *v = nh_json_get(obj, dotted);
+
+	if (!v || !(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
+		return def;
+	return json_object_get_int64(v);
+}
+
+int nh_strlcpy(char *dst, const char *src, size_t cap)
+{
+	size_t n;
+
+	if (!cap)
+		return -ENAMETOOLONG;
+	n = strlen(src);
+	if (n >= cap) {
+		memcpy(dst, src, cap - 1);
+		dst[cap - 1] = '\0';
+		return -ENAMETOOLONG;
+	}
+	memcpy(dst, src, n + 1);
+	return 0;
+}
+
+int nh_json_copy(json_object *obj, const char *key, char *buf, size_t cap)
+{
+	const char *s = nh_json_str(obj, key);
+
+	if (cap)
+		buf[0] = '\0';
+	if (!s)
+		return -ENOENT;
+	return nh_strlcpy(buf, s, cap);
+}
+
+int nh_json_add_str(json_object *obj, const char *key, const char *val)
+{
+	json_object *s;
+
+	if (!val)
+		return 0;
+	s = json_object_new_string(val);
+	if (!s)
+		return -ENOMEM;
+	if (json_object_object_add(obj, key, s) != 0) {
+		json_object_put(s);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void nh_time_rfc3339(int64_t epoch_s, char buf[32])
+{
+	struct tm tm;
+	time_t t = (time_t)epoch_s;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void nh_time_now(char buf[32])
+{
+	nh_time_rfc3339((int64_t)time(NULL), buf);
+}
+
+int64_t nh_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool nh_path_under(const char *dir, const char *path)
+{
+	size_t dl = strlen(dir);
+	const char *p;
+
+	if (!dl || dir[0] != '/' || path[0] != '/')
+		return false;
+	if (dl == 1)
+		dl = 0; /* dir "/" */
+	if (strncmp(path, dir, dl) != 0 || path[dl] != '/')
+		return false;
+	p = path + dl + 1;
+	if (!*p)
+		return false;
+	/* every segment: non-empty, not "." or ".." */
+	while (*p) {
+		const char *s = strchr(p, '/');
+		size_t n = s ? (size_t)(s - p) : strlen(p);
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		if (!s)
+			break;
+		p = s + 1;
+		if (!*p)
+			return false; /* trailing slash: not a file */
+	}
+	return true;
+}
+
+bool nh_path_real_under(const char *dir, const char *path)
+{
+	char parent[PATH_MAX], rdir[PATH_MAX], rparent[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n, rl;
+
+	if (!slash || (size_t)(slash - path) >= sizeof(parent))
+		return false;
+	n = (size_t)(slash - path);
+	memcpy(parent, path, n);
+	parent[n] = '\0';
+	if (!n)
+		return false;
+	if (!realpath(dir, rdir) || !realpath(parent, rparent))
+		return false;
+	rl = strlen(rdir);
+	if (strcmp(rdir, "/") == 0)
+		return true;
+	return strncmp(rparent, rdir, rl) == 0 && (rparent[rl] == '\0' || rparent[rl] == '/');
+}
+
+const char *nh_basename(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+bool nh_safe_segment(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 253 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '-' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+void nh_one_line(const char *text, size_t len, char *buf, size_t cap)
+{
+	size_t o = 0, i = 0;
+
+	if (!cap)
+		return;
+	buf[0] = '\0';
+	if (!text)
+		return;
+	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
+		i++;
+	for (; i < len && text[i] && text[i] != '\n'; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (o + 1 >= cap) {
+			if (cap > 4) {
+				memcpy(buf + cap - 4, "...", 3);
+				o = cap - 1;
+			}
+			break;
+		}
+		buf[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+	}
+	while (o > 0 && buf[o - 1] == ' ')
+		o--;
+	buf[o] = '\0';
+}

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Deploys the operator onto the running test cluster as local processes with
+# real identities, the way the DaemonSet and Deployment would run them:
+#   - config/default/namespace.yaml and config/rbac (the same files a real install uses),
+#   - a ServiceAccount token from the TokenRequest API for each daemon, laid out
+#     like a projected token volume (token, ca.crt, namespace) and found through
+#     KUBERNETES_SERVICE_HOST/PORT, so the daemons use their in-cluster config,
+#   - the controller, and one node helper per node bound to that node's address,
+#     talking to that node's kubelet stand-in, artifacts under that node's root.
+#
+#   deploy.sh deploy | undeploy | status
+# Environment: PCP_BIN_DIR (default <repo>/build), PCP_DEPLOY_NODES (default all
+# nodes), PCP_CONTROLLER_ARGS / PCP_HELPER_ARGS (extra flags).
+set -euo pipefail
+
+E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$E2E_DIR/../.." && pwd)"
+WORK="${PCP_CLUSTER_DIR:-${PCP_CACHE:-$HOME/.cache/podcheckpoint}/cluster}"
+STATE="$WORK/cluster.json"
+DEPLOY="$WORK/deploy"
+BIN_DIR="${PCP_BIN_DIR:-$ROOT/build}"
+NS=podcheckpoint-system
+
+die() { echo "deploy: $*" >&2; exit 1; }
+[ -f "$STATE" ] || die "no cluster state at $STATE: run tests/e2e/cluster up first"
+js() { jq -r "$1" "$STATE"; }
+KUBECTL="$(js .binDir)/kubectl"
+export KUBECONFIG="$(js .adminKubeconfig)"
+k() { "$KUBECTL" "$@"; }
+
+stop_pidfile() {
+	local f=$1 pid i
+	[ -f "$f" ] || return 0
+	pid=$(cat "$f")
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$f"
+}
+
+undeploy() {
+	local f
+	shopt -s nullglob
+	for f in "$DEPLOY"/*/pid; do stop_pidfile "$f"; done
+	echo "undeployed"
+}
+
+# sa_dir NAME SERVICEACCOUNT: a projected-token-like directory.
+sa_dir() {
+	local d="$DEPLOY/$1/sa"
+	mkdir -p "$d"
+	chmod 0700 "$DEPLOY/$1" "$d"
+	k -n "$NS" create token "$2" --duration=24h >"$d/token.new"
+	mv "$d/token.new" "$d/token"
+	cp "$(js .caFile)" "$d/ca.crt"
+	printf '%s' "$NS" >"$d/namespace"
+	echo "$d"
+}
+
+start() { # name logfile args...
+	local name=$1; shift
+	local dir="$DEPLOY/$name"
+	stop_pidfile "$dir/pid"
+	setsid "$@" >>"$dir/log" 2>&1 </dev/null &
+	echo $! >"$dir/pid"
+}
+
+deploy() {
+	local ctl="$BIN_DIR/controller/podcheckpoint-controller"
+	local nh="$BIN_DIR/node-helper/podcheckpoint-node-helper"
+	[ -x "$ctl" ] || die "no controller binary at $ctl (build first: cmake --build build)"
+	[ -x "$nh" ] || die "no node helper binary at $nh"
+	mkdir -p "$DEPLOY"
+	k apply -f "$ROOT/config/default/namespace.yaml" >/dev/null
+	k apply -k "$ROOT/config/rbac" >/dev/null
+
+	local host port
+	host=$(js .apiServer.host); port=$(js .apiServer.port)
+	local sa
+	sa=$(sa_dir controller podcheckpoint-controller)
+	# shellcheck disable=SC2086
+	start controller env KC_SA_DIR="$sa" KUBERNETES_SERVICE_HOST="$host" KUBERNETES_SERVICE_PORT="$port" \
+		POD_NAMESPACE="$NS" POD_NAME=podcheckpoint-controller-0 \
+		"$ctl" --helper-wait-seconds="${PCP_HELPER_WAIT:-15}" --job-margin-seconds=15 --poll-seconds=2 \
+		${PCP_CONTROLLER_ARGS:-}
+
+	local nodes n ip root
+	nodes="${PCP_DEPLOY_NODES:-$(js '.nodes[].name' | tr '\n' ' ')}"
+	for n in $nodes; do
+		ip=$(jq -r --arg n "$n" '.nodes[] | select(.name == $n) | .ip' "$STATE")
+		root=$(jq -r --arg n "$n" '.nodes[] | select(.name == $n) | .rootDir' "$STATE")
+		[ -n "$ip" ] && [ "$ip" != null ] || die "no node $n in $STATE"
+		sa=$(sa_dir "helper-$n" podcheckpoint-node-helper)
+		mkdir -p "$DEPLOY/helper-$n"
+		# shellcheck disable=SC2086
+		start "helper-$n" env KC_SA_DIR="$sa" KUBERNETES_SERVICE_HOST="$host" KUBERNETES_SERVICE_PORT="$port" \
+			POD_NAMESPACE="$NS" NODE_NAME="$n" NODE_IP="$ip" \
+			"$nh" --port=10443 --kubelet-ca="$(js .kubeletCAFile)" \
+			--artifact-dir="$(dirname "$root")/podcheckpoint/artifacts" --state-dir="$(dirname "$root")/podcheckpoint/state" \
+			--kubelet-timeout-margin-seconds=3 --min-free-bytes=67108864 \
+			${PCP_HELPER_ARGS:-}
+	done
+
+	# Ready when every helper's Lease is there and every process still runs.
+	local deadline=$((SECONDS + 60)) ok
+	while :; do
+		ok=1
+		for n in $nodes; do
+			k -n "$NS" get lease "pcp-helper-$n" >/dev/null 2>&1 || ok=0
+		done
+		for f in "$DEPLOY"/*/pid; do
+			kill -0 "$(cat "$f")" 2>/dev/null || die "$(basename "$(dirname "$f")") exited: $(tail -n 5 "$(dirname "$f")/log")"
+		done
+		[ $ok = 1 ] && break
+		[ $SECONDS -lt $deadline ] || die "node helpers did not publish their Leases within 60s (logs under $DEPLOY)"
+		sleep 0.5
+	done
+	echo "deployed: controller + node helpers on $nodes (logs under $DEPLOY)"
+}
+
+status() {
+	local f
+	shopt -s nullglob
+	for f in "$DEPLOY"/*/pid; do
+		if kill -0 "$(cat "$f")" 2>/dev/null; then s=running; else s=stopped; fi
+		printf '%-20s pid %-8s %s  log %s\n' "$(basename "$(dirname "$f")")" "$(cat "$f")" "$s" "$(dirname "$f")/log"
+	done
+}
+
+case "${1:-}" in
+deploy) deploy ;;
+undeploy) undeploy ;;
+status) status ;;
+*) die "usage: deploy.sh deploy|undeploy|status" ;;
+esac

@@ -1,0 +1,201 @@
+/* Journal round trip, reload at start, resume decisions. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fsutil.h"
+#include "nh_journal.h"
+#include "nh_util.h"
+
+static struct nh_record *mkrec(const char *uid, enum nh_jstate s)
+{
+	struct nh_record *r = calloc(1, sizeof(*r));
+	assert_non_null(r);
+	snprintf(r->job.uid, sizeof(r->job.uid), "%s", uid);
+	snprintf(r->job.ns, sizeof(r->job.ns), "default");
+	snprintf(r->job.name, sizeof(r->job.name), "cp1");
+	snprintf(r->job.pod, sizeof(r->job.pod), "web");
+	snprintf(r->job.pod_uid, sizeof(r->job.pod_uid), "pod-uid-1");
+	snprintf(r->job.node, sizeof(r->job.node), "node-a");
+	r->job.ncontainers = 2;
+	snprintf(r->job.containers[0], sizeof(r->job.containers[0]), "app");
+	snprintf(r->job.containers[1], sizeof(r->job.containers[1]), "sidecar");
+	r->job.timeout_seconds = 120;
+	r->job.leave_running = false;
+	r->job.encrypt = true;
+	snprintf(r->job.secret_name, sizeof(r->job.secret_name), "ckpt-key");
+	r->state = s;
+	snprintf(r->message, sizeof(r->message), "a \"quoted\" message");
+	snprintf(r->pod_uid, sizeof(r->pod_uid), "pod-uid-1");
+	r->nresults = 1;
+	snprintf(r->results[0].name, sizeof(r->results[0].name), "app");
+	snprintf(r->results[0].archive, sizeof(r->results[0].archive), "/host/var/lib/kubelet/checkpoints/checkpoint-web_default-app-2024-03-04T12:20:30Z.tar");
+	snprintf(r->results[0].checkpoint_time, sizeof(r->results[0].checkpoint_time), "2024-03-04T12:20:30Z");
+	snprintf(r->results[0].sha256, sizeof(r->results[0].sha256), "%064d", 7);
+	r->results[0].size_bytes = 5000000000ULL;
+	snprintf(r->artifact.path, sizeof(r->artifact.path), "/art/default/cp1-%s.tar.cms", uid);
+	r->artifact.size_bytes = 123;
+	r->artifact.encrypted = true;
+	snprintf(r->artifact.recipient_fingerprint, sizeof(r->artifact.recipient_fingerprint), "%064d", 9);
+	snprintf(r->accepted_time, sizeof(r->accepted_time), "2024-03-04T12:20:00Z");
+	return r;
+}
+
+static void test_round_trip(void **state)
+{
+	struct nh_record *a = mkrec("u1", NH_J_DURABLE), *b = calloc(1, sizeof(*b));
+	json_object *obj = NULL;
+	char err[128];
+	(void)state;
+	assert_int_equal(nh_record_to_json(a, &obj), 0);
+	assert_int_equal(nh_record_from_json(obj, b, err, sizeof(err)), 0);
+	assert_memory_equal(&a->job, &b->job, sizeof(a->job));
+	assert_int_equal(b->state, NH_J_DURABLE);
+	assert_string_equal(b->message, a->message);
+	assert_int_equal(b->nresults, 1);
+	assert_string_equal(b->results[0].archive, a->results[0].archive);
+	assert_true(b->results[0].size_bytes == 5000000000ULL);
+	assert_string_equal(b->artifact.path, a->artifact.path);
+	assert_true(b->artifact.encrypted);
+	assert_string_equal(b->artifact.recipient_fingerprint, a->artifact.recipient_fingerprint);
+	/* a broken record is refused, not half-read */
+	json_object_object_del(obj, "state");
+	assert_int_equal(nh_record_from_json(obj, b, err, sizeof(err)), -EBADMSG);
+	json_object_put(obj);
+	free(a);
+	free(b);
+}
+
+static void test_states(void **state)
+{
+	enum nh_jstate s;
+	(void)state;
+	for (int i = NH_J_ACCEPTED; i <= NH_J_FAILED; i++) {
+		assert_int_equal(nh_jstate_parse(nh_jstate_name((enum nh_jstate)i), &s), 0);
+		assert_int_equal((int)s, i);
+	}
+	assert_string_equal(nh_jstate_name(NH_J_STATUS_WRITTEN), "status-written");
+	assert_string_equal(nh_jstate_name(NH_J_DELETING_POD), "deleting-pod");
+	assert_int_equal(nh_jstate_parse("encrypting", &s), -EINVAL);
+}
+
+static void test_resume(void **state)
+{
+	struct nh_record *r = mkrec("u", NH_J_ACCEPTED);
+	struct ch_state st;
+	(void)state;
+	r->state = NH_J_ACCEPTED;
+	assert_int_equal(nh_resume_decide(r), NH_RESUME_INTERRUPTED);
+	r->state = NH_J_CHECKPOINTING;
+	assert_int_equal(nh_resume_decide(r), NH_RESUME_INTERRUPTED);
+	r->state = NH_J_BUNDLING;
+	assert_int_equal(nh_resume_decide(r), NH_RESUME_INTERRUPTED);
+	r->state = NH_J_DURABLE;
+	assert_int_equal(nh_resume_decide(r), NH_RESUME_CONTINUE);
+	r->state = NH_J_STATUS_WRITTEN;
+	assert_int_equal(nh_resume_decide(r), NH_RESUME_CONTINUE);
+	r->state = NH_J_DELETING_POD;
+	assert_int_equal(nh_resume_decide(r), NH_RESUME_CONTINUE);
+	r->state = NH_J_POD_DELETED;
+	assert_int_equal(nh_resume_decide(r), NH_RESUME_CONTINUE);
+	r->state = NH_J_DONE;
+	assert_int_equal(nh_resume_decide(r), NH_RESUME_NOTHING);
+	nh_record_to_ch_state(r, &st);
+	assert_int_equal(st.state, CH_SUCCEEDED);
+	assert_true(st.bytes == 123);
+	r->state = NH_J_FAILED;
+	assert_int_equal(nh_resume_decide(r), NH_RESUME_NOTHING);
+	snprintf(r->reason, sizeof(r->reason), "KubeletError");
+	nh_record_to_ch_state(r, &st);
+	assert_int_equal(st.state, CH_FAILED);
+	assert_string_equal(st.reason, "KubeletError");
+	r->state = NH_J_BUNDLING;
+	nh_record_to_ch_state(r, &st);
+	assert_int_equal(st.state, CH_RUNNING);
+	assert_string_equal(st.reason, "");
+	r->state = NH_J_ACCEPTED;
+	nh_record_to_ch_state(r, &st);
+	assert_int_equal(st.state, CH_ACCEPTED);
+	free(r);
+}
+
+static void test_disk(void **state)
+{
+	char dir[] = "/tmp/nh-journal-XXXXXX", path[512], bad[512];
+	struct nh_journal *j = NULL;
+	struct nh_record *a = mkrec("uid-a", NH_J_CHECKPOINTING), *b = mkrec("uid-b", NH_J_DONE);
+	struct nh_record *got = calloc(1, sizeof(*got));
+	struct ch_state st;
+	enum nh_jstate js;
+	struct stat sb;
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(nh_journal_open(dir, &j), 0);
+	assert_int_equal(nh_journal_count(j), 0);
+	assert_int_equal(nh_journal_save(j, a), 0);
+	assert_int_equal(nh_journal_save(j, b), 0);
+	snprintf(path, sizeof(path), "%s/jobs/uid-a.json", dir);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	/* junk file and a wrong-uid file are moved aside at load */
+	snprintf(bad, sizeof(bad), "%s/jobs/junk.json", dir);
+	assert_int_equal(fsu_write_atomic(bad, "{not json", 9), 0);
+	nh_journal_free(j);
+	j = NULL;
+	assert_int_equal(nh_journal_open(dir, &j), 0);
+	assert_int_equal(nh_journal_count(j), 2);
+	snprintf(bad, sizeof(bad), "%s/jobs/junk.json.bad", dir);
+	assert_int_equal(access(bad, F_OK), 0);
+	assert_int_equal(nh_journal_state(j, "uid-a", &st, &js), 0);
+	assert_int_equal(js, NH_J_CHECKPOINTING);
+	assert_int_equal(st.state, CH_RUNNING);
+	assert_int_equal(nh_journal_get(j, "uid-b", got), 0);
+	assert_int_equal(got->state, NH_J_DONE);
+	assert_int_equal(nh_journal_get(j, "nope", got), -ENOENT);
+	assert_int_equal(nh_journal_get(j, "../etc", got), -ENOENT);
+	/* progress and queued flags are in memory */
+	nh_journal_progress(j, "uid-a", 4096, "app");
+	assert_int_equal(nh_journal_state(j, "uid-a", &st, NULL), 0);
+	assert_true(st.bytes == 4096);
+	assert_string_equal(st.container, "app");
+	assert_false(nh_journal_is_queued(j, "uid-a"));
+	assert_int_equal(nh_journal_set_queued(j, "uid-a", true), 0);
+	assert_true(nh_journal_is_queued(j, "uid-a"));
+	/* update, remove */
+	a->state = NH_J_FAILED;
+	assert_int_equal(nh_journal_save(j, a), 0);
+	assert_int_equal(nh_journal_state(j, "uid-a", NULL, &js), 0);
+	assert_int_equal(js, NH_J_FAILED);
+	assert_int_equal(nh_journal_remove(j, "uid-a"), 0);
+	assert_int_equal(nh_journal_state(j, "uid-a", NULL, NULL), -ENOENT);
+	assert_int_not_equal(access(path, F_OK), 0);
+	assert_int_equal(nh_journal_count(j), 1);
+	/* an unsafe uid is never turned into a path */
+	snprintf(a->job.uid, sizeof(a->job.uid), "../x");
+	assert_int_equal(nh_journal_save(j, a), -EINVAL);
+	nh_journal_free(j);
+	nh_journal_free(NULL);
+	free(a);
+	free(b);
+	free(got);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_states),
+		cmocka_unit_test(test_resume),
+		cmocka_unit_test(test_disk),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,193 @@
+/* Path safety, delete-artifact, job validation, util helpers. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fsutil.h"
+#include "nh_job.h"
+#include "nh_server.h"
+#include "nh_util.h"
+
+static void test_path_under(void **state)
+{
+	(void)state;
+	assert_true(nh_path_under("/art", "/art/ns/cp-u.tar"));
+	assert_true(nh_path_under("/art", "/art/x"));
+	assert_false(nh_path_under("/art", "/art"));
+	assert_false(nh_path_under("/art", "/art/"));
+	assert_false(nh_path_under("/art", "/artx/ns/a.tar"));
+	assert_false(nh_path_under("/art", "/art/../etc/passwd"));
+	assert_false(nh_path_under("/art", "/art/ns/../../etc/passwd"));
+	assert_false(nh_path_under("/art", "/art/ns/./a.tar"));
+	assert_false(nh_path_under("/art", "/art//a.tar"));
+	assert_false(nh_path_under("/art", "/art/ns/"));
+	assert_false(nh_path_under("/art", "art/ns/a.tar"));
+	assert_false(nh_path_under("/art", "/etc/passwd"));
+	assert_true(nh_path_under("/", "/var/lib/kubelet/checkpoints/a.tar"));
+	assert_false(nh_path_under("/", "/var/../a.tar"));
+	assert_true(nh_safe_segment("default"));
+	assert_true(nh_safe_segment("3f1d2c4b-aaaa-bbbb-cccc-0123456789ab"));
+	assert_false(nh_safe_segment(".."));
+	assert_false(nh_safe_segment("a/b"));
+	assert_false(nh_safe_segment(""));
+	assert_string_equal(nh_basename("/a/b/c.tar"), "c.tar");
+}
+
+static void test_one_line(void **state)
+{
+	char buf[16];
+	(void)state;
+	nh_one_line("  hello\tworld\nsecond", 20, buf, sizeof(buf));
+	assert_string_equal(buf, "hello world");
+	nh_one_line("0123456789abcdefghijkl", 22, buf, sizeof(buf));
+	assert_int_equal(strlen(buf), 15);
+	assert_string_equal(buf + 12, "...");
+}
+
+static void mkjob(struct ch_job *job, const char *uid)
+{
+	memset(job, 0, sizeof(*job));
+	job->op = CH_OP_DELETE_ARTIFACT;
+	snprintf(job->uid, sizeof(job->uid), "%s", uid);
+	snprintf(job->ns, sizeof(job->ns), "default");
+	snprintf(job->name, sizeof(job->name), "cp1");
+	snprintf(job->node, sizeof(job->node), "node-a");
+	snprintf(job->pod, sizeof(job->pod), "web");
+}
+
+static void test_delete_artifact(void **state)
+{
+	char dir[] = "/tmp/nh-art-XXXXXX", art[256], sub[256], outside[256], link[256];
+	struct nh_journal *j = NULL;
+	struct ch_job job;
+	struct ch_state st;
+	struct nh_record *r = calloc(1, sizeof(*r));
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(art, sizeof(art), "%s/art", dir);
+	snprintf(sub, sizeof(sub), "%s/art/default", dir);
+	assert_int_equal(fsu_mkdir_p(sub, 0700), 0);
+	assert_int_equal(nh_journal_open(dir, &j), 0);
+
+	/* 1. recorded in the journal: the journal's path wins */
+	mkjob(&job, "u1");
+	assert_int_equal(nh_artifact_path(art, &job, r->artifact.path, sizeof(r->artifact.path)), 0);
+	assert_int_equal(fsu_write_atomic(r->artifact.path, "data", 4), 0);
+	memcpy(&r->job, &job, sizeof(job));
+	r->job.op = CH_OP_CHECKPOINT;
+	r->state = NH_J_DONE;
+	assert_int_equal(nh_journal_save(j, r), 0);
+	snprintf(job.artifact_path, sizeof(job.artifact_path), "/etc/passwd"); /* ignored */
+	assert_int_equal(nh_delete_artifact(art, j, &job, &st), 0);
+	assert_int_equal(st.state, CH_SUCCEEDED);
+	assert_int_not_equal(access(r->artifact.path, F_OK), 0);
+	assert_int_equal(nh_journal_state(j, "u1", NULL, NULL), -ENOENT);
+	/* idempotent: again -> succeeded */
+	job.artifact_path[0] = '\0';
+	assert_int_equal(nh_delete_artifact(art, j, &job, &st), 0);
+	assert_int_equal(st.state, CH_SUCCEEDED);
+
+	/* 2. not in the journal: the job's path, only under artifact dir */
+	mkjob(&job, "u2");
+	snprintf(outside, sizeof(outside), "%s/outside.tar", dir);
+	assert_int_equal(fsu_write_atomic(outside, "x", 1), 0);
+	snprintf(job.artifact_path, sizeof(job.artifact_path), "%s", outside);
+	assert_int_equal(nh_delete_artifact(art, j, &job, &st), -EPERM);
+	assert_int_equal(st.state, CH_REFUSED);
+	assert_int_equal(access(outside, F_OK), 0);
+	snprintf(job.artifact_path, sizeof(job.artifact_path), "%s/default/../../outside.tar", art);
+	assert_int_equal(nh_delete_artifact(art, j, &job, &st), -EPERM);
+	assert_int_equal(access(outside, F_OK), 0);
+	/* a symlinked directory inside the artifact dir that points outside */
+	snprintf(link, sizeof(link), "%s/evil", art);
+	assert_int_equal(symlink(dir, link), 0);
+	snprintf(job.artifact_path, sizeof(job.artifact_path), "%s/evil/outside.tar", art);
+	assert_int_equal(nh_delete_artifact(art, j, &job, &st), -EPERM);
+	assert_int_equal(access(outside, F_OK), 0);
+	/* a proper one */
+	snprintf(job.artifact_path, sizeof(job.artifact_path), "%s/default/cp1-u2.tar", art);
+	assert_int_equal(fsu_write_atomic(job.artifact_path, "x", 1), 0);
+	assert_int_equal(nh_delete_artifact(art, j, &job, &st), 0);
+	assert_int_not_equal(access(job.artifact_path, F_OK), 0);
+
+	/* 3. a job still running: Busy */
+	mkjob(&job, "u3");
+	memcpy(&r->job, &job, sizeof(job));
+	r->job.op = CH_OP_CHECKPOINT;
+	r->state = NH_J_BUNDLING;
+	assert_int_equal(nh_journal_save(j, r), 0);
+	assert_int_equal(nh_delete_artifact(art, j, &job, &st), -EBUSY);
+	assert_string_equal(st.reason, "Busy");
+
+	nh_journal_free(j);
+	free(r);
+}
+
+static void test_artifact_path(void **state)
+{
+	struct ch_job job;
+	char p[256];
+	(void)state;
+	mkjob(&job, "u9");
+	assert_int_equal(nh_artifact_path("/art", &job, p, sizeof(p)), 0);
+	assert_string_equal(p, "/art/default/cp1-u9.tar");
+	job.encrypt = true;
+	assert_int_equal(nh_artifact_path("/art", &job, p, sizeof(p)), 0);
+	assert_string_equal(p, "/art/default/cp1-u9.tar.cms");
+	snprintf(job.name, sizeof(job.name), "../x");
+	assert_int_equal(nh_artifact_path("/art", &job, p, sizeof(p)), -EINVAL);
+}
+
+static void test_validate(void **state)
+{
+	struct nh_options opt;
+	struct ch_job job;
+	struct ch_state st;
+	(void)state;
+	memset(&opt, 0, sizeof(opt));
+	snprintf(opt.node_name, sizeof(opt.node_name), "node-a");
+	mkjob(&job, "u1");
+	job.op = CH_OP_CHECKPOINT;
+	job.timeout_seconds = 30;
+	assert_int_equal(nh_job_validate(&opt, &job, &st), 0);
+	snprintf(job.node, sizeof(job.node), "node-b");
+	assert_int_equal(nh_job_validate(&opt, &job, &st), -EINVAL);
+	assert_int_equal(st.state, CH_REFUSED);
+	assert_string_equal(st.reason, "WrongNode");
+	snprintf(job.node, sizeof(job.node), "node-a");
+	job.encrypt = true;
+	assert_int_equal(nh_job_validate(&opt, &job, &st), -EINVAL);
+	assert_string_equal(st.reason, "InvalidCertificate");
+	job.encrypt = false;
+	snprintf(job.uid, sizeof(job.uid), "../../x");
+	assert_int_equal(nh_job_validate(&opt, &job, &st), -EINVAL);
+	assert_string_equal(st.reason, "InvalidJob");
+}
+
+static void test_writer_reason(void **state)
+{
+	(void)state;
+	assert_string_equal(nh_writer_reason(-ENOSPC, true), "StorageFailed");
+	assert_string_equal(nh_writer_reason(-EIO, false), "StorageFailed");
+	assert_string_equal(nh_writer_reason(-EPROTO, true), "EncryptionFailed");
+	assert_string_equal(nh_writer_reason(-EPROTO, false), "StorageFailed");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_path_under),     cmocka_unit_test(test_one_line),
+		cmocka_unit_test(test_delete_artifact), cmocka_unit_test(test_artifact_path),
+		cmocka_unit_test(test_validate),       cmocka_unit_test(test_writer_reason),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
