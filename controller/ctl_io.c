@@ -123,6 +123,23 @@ static void mem_forget(struct ctl_ctx *ctx, const char *uid)
 	mem_free(m);
 }
 
+static enum ctl_answer answer_of(enum ch_state_kind k)
+{
+	switch (k) {
+	case CH_ACCEPTED:
+		return CTL_ANS_ACCEPTED;
+	case CH_RUNNING:
+		return CTL_ANS_RUNNING;
+	case CH_SUCCEEDED:
+		return CTL_ANS_SUCCEEDED;
+	case CH_FAILED:
+		return CTL_ANS_FAILED;
+	case CH_REFUSED:
+	default:
+		return CTL_ANS_REFUSED;
+	}
+}
+
 /* Records the outcome of one ch_call (rc, and the state when rc == 0). */
 static void mem_record_call(struct ctl_ctx *ctx, const char *uid, int64_t now, int rc,
 			    const struct ch_state *st, const char *err, const struct ch_job *job)
@@ -146,26 +163,9 @@ static void mem_record_call(struct ctl_ctx *ctx, const char *uid, int64_t now, i
 	}
 	m->last_contact_ms = now;
 	m->last_error[0] = '\0';
-	switch (st->state) {
-	case CH_ACCEPTED:
-		m->answer = CTL_ANS_ACCEPTED;
-		break;
-	case CH_RUNNING:
-		m->answer = CTL_ANS_RUNNING;
-		break;
-	case CH_SUCCEEDED:
-		m->answer = CTL_ANS_SUCCEEDED;
-		break;
-	case CH_FAILED:
-		if (m->answer != CTL_ANS_FAILED)
-			m->answer_failed_since_ms = now;
-		m->answer = CTL_ANS_FAILED;
-		break;
-	case CH_REFUSED:
-	default:
-		m->answer = CTL_ANS_REFUSED;
-		break;
-	}
+	if (answer_of(st->state) == CTL_ANS_FAILED && m->answer != CTL_ANS_FAILED)
+		m->answer_failed_since_ms = now;
+	m->answer = answer_of(st->state);
 	copy(m->answer_reason, sizeof(m->answer_reason), st->reason);
 	copy(m->answer_message, sizeof(m->answer_message), st->message);
 out:
@@ -584,14 +584,14 @@ static int build_job(const struct ctl_obs *o, const struct ctl_mem *mem, enum ch
 
 /* Sends job to the helper of o's node; rc of ch_call, *st the last state. */
 static int call_helper(struct ctl_ctx *ctx, const struct ctl_obs *o, const struct ch_job *job,
-		       struct ch_state *st, char *err, size_t errlen)
+		       long wait_ms, struct ch_state *st, char *err, size_t errlen)
 {
 	char *token = calloc(1, TOKEN_MAX);
 	struct ch_call_opts co = {
 		.endpoint = o->endpoint,
 		.fingerprint = o->fingerprint,
 		.connect_timeout_ms = CTL_CH_CONNECT_TIMEOUT_MS,
-		.wait_ms = CTL_CH_WAIT_MS,
+		.wait_ms = wait_ms,
 	};
 	int rc;
 
@@ -711,14 +711,20 @@ static int do_helper_job(struct ctl_ctx *ctx, const struct ctl_obs *o, const str
 	rc = build_job(o, mem, CH_OP_CHECKPOINT, pem, &job);
 	if (rc)
 		return rc;
-	rc = call_helper(ctx, o, &job, &st, err, sizeof(err));
+	rc = call_helper(ctx, o, &job,
+			 strcmp(what, "dispatch") == 0 ? CTL_CH_WAIT_MS : CTL_CH_POLL_WAIT_MS, &st, err,
+			 sizeof(err));
 	mem_record_call(ctx, o->uid, wall_ms(), rc, &st, err, &job);
 	if (rc)
 		LOG_WARN("msg=\"node helper unreachable\" pcp=%s/%s op=%s node=%s endpoint=%s rc=%d error=\"%s\"",
 			 o->ns, o->name, what, job.node, o->endpoint, rc, err);
-	else
+	else if (strcmp(what, "dispatch") == 0 || o->answer == CTL_ANS_NONE ||
+		 o->answer != answer_of(st.state))
 		LOG_INFO("msg=\"node helper answered\" pcp=%s/%s op=%s node=%s state=%s reason=%s",
 			 o->ns, o->name, what, job.node, ch_state_name(st.state), st.reason);
+	else
+		LOG_DEBUG("msg=\"node helper answered\" pcp=%s/%s op=%s node=%s state=%s",
+			  o->ns, o->name, what, job.node, ch_state_name(st.state));
 	ch_job_cleanup(&job);
 	return 0; /* an unreachable helper is an observation, not an error */
 }
@@ -734,7 +740,7 @@ static int do_delete_artifact(struct ctl_ctx *ctx, const struct ctl_obs *o, cons
 	rc = build_job(o, mem, CH_OP_DELETE_ARTIFACT, NULL, &job);
 	if (rc)
 		return rc;
-	rc = call_helper(ctx, o, &job, &st, err, sizeof(err));
+	rc = call_helper(ctx, o, &job, CTL_CH_WAIT_MS, &st, err, sizeof(err));
 	if (rc == 0 && st.state != CH_SUCCEEDED) {
 		fmt(err, sizeof(err), "the helper answered %s: %s", ch_state_name(st.state), st.message);
 		rc = st.state == CH_FAILED || st.state == CH_REFUSED ? -EIO : -EINPROGRESS;

@@ -29,7 +29,8 @@
 
 #define CTL_INFORMER_RESYNC_SECONDS 30
 #define CTL_CH_CONNECT_TIMEOUT_MS 3000L
-#define CTL_CH_WAIT_MS 1500L
+#define CTL_CH_WAIT_MS 1500L      /* dispatch: wait a little for an early final state */
+#define CTL_CH_POLL_WAIT_MS 200L  /* poll: the current state is enough */
 
 struct ctl_mem; /* per-uid record, private to ctl_io.c */
 

@@ -510,7 +510,7 @@ static bool nh_step_bundle(struct nh_run *run)
 		nh_fail(run, "StorageFailed", "cannot build the manifest: %s", strerror(-rc));
 		return false;
 	}
-	text = json_object_to_json_string_length(manifest, JSON_C_TO_STRING_PRETTY, &len);
+	text = json_object_to_json_string_length(manifest, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	msg[0] = '\0';
 	rc = text ? art_writer_add_bytes(run->w, "manifest.json", text, len, msg, sizeof(msg))
 		  : -ENOMEM;
@@ -725,8 +725,12 @@ static void nh_run_item(struct nh_runner *rn, struct kc_client *kc, struct nh_it
 		nh_run_checkpoint(&run);
 	else if (nh_resume_decide(run.r) == NH_RESUME_CONTINUE)
 		nh_finish(&run);
-	else if (run.r->state == NH_J_FAILED) /* recovered Interrupted: write its status */
-		nh_fail(&run, run.r->reason, "%s", run.r->message);
+	else if (run.r->state == NH_J_FAILED) { /* recovered Interrupted: write its status */
+		char reason[64], msg[512];
+		nh_strlcpy(reason, run.r->reason, sizeof(reason));
+		nh_strlcpy(msg, run.r->message, sizeof(msg));
+		nh_fail(&run, reason, "%s", msg);
+	}
 	if (run.r->state == NH_J_DONE || run.r->state == NH_J_FAILED) {
 		nh_record_to_ch_state(run.r, &st);
 		LOG_INFO("msg=\"job finished\" pcp=%s/%s uid=%s state=%s reason=%s", run.r->job.ns,

@@ -486,7 +486,7 @@ int nh_journal_save(struct nh_journal *j, const struct nh_record *r)
 	rc = nh_record_to_json(r, &obj);
 	if (rc)
 		goto out;
-	text = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
+	text = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	if (!text) {
 		rc = -ENOMEM;
 		goto out;

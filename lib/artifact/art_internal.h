@@ -33,7 +33,11 @@ X509 *art_cert_x509(const struct art_cert *cert);
 struct art_sink {
 	int fd;             /* borrowed */
 	EVP_MD_CTX *md;     /* owned */
-	uint64_t bytes;
+	uint64_t bytes;     /* accepted (hashed) so far */
+	uint64_t disk;      /* written to fd so far (bytes minus buffered) */
+	uint64_t flushed;   /* start of the window not yet handed to writeback */
+	unsigned char *buf; /* ART_CHUNK write buffer: OpenSSL's BIOs write ~4 KiB pieces */
+	size_t blen;
 	int err;            /* first write error (negative errno), sticky */
 };
 
@@ -41,6 +45,8 @@ int art_sink_init(struct art_sink *s, int fd);
 void art_sink_cleanup(struct art_sink *s);
 /* Writes all n bytes or fails (negative errno, also kept in s->err). */
 int art_sink_write(struct art_sink *s, const void *p, size_t n);
+/* Writes out the buffer (call before fsync). */
+int art_sink_flush(struct art_sink *s);
 /* Finishes the digest into hex. */
 int art_sink_final(struct art_sink *s, char hex[ART_SHA256_HEX]);
 /* A BIO (sink BIO, not owning s) writing into s; free with BIO_free. */

@@ -417,8 +417,8 @@ int art_writer_commit(struct art_writer *w, struct art_result *res, char *msg, s
 			goto out;
 		}
 	}
-	if (w->sink.err) {
-		rc = w->sink.err;
+	rc = art_sink_flush(&w->sink);
+	if (rc) {
 		art_msg(msg, msglen, "writing the artifact failed: %s", strerror(-rc));
 		goto out;
 	}

@@ -107,6 +107,20 @@ bool kc_config_has_token(const struct kc_config *cfg)
 	return cfg && (cfg->token || cfg->token_file);
 }
 
+/* fsu_read_file for regular files only: a FIFO or a device named as a
+ * credential file would block (or never end) instead of failing. */
+static int read_regular(const char *path, size_t max, char **out, size_t *len)
+{
+	struct stat sb;
+
+	*out = NULL;
+	if (stat(path, &sb))
+		return -errno;
+	if (!S_ISREG(sb.st_mode))
+		return -EINVAL;
+	return fsu_read_file(path, max, out, len);
+}
+
 /* ------------------------------------------------------------ tokens */
 
 /* Reads a token file, trimming trailing whitespace; -ENODATA when empty. */
@@ -118,7 +132,7 @@ static int read_token_file(const char *path, char **out, struct stat *sb)
 
 	if (stat(path, sb))
 		return -errno;
-	rc = fsu_read_file(path, KC_MAX_TOKEN, &data, &len);
+	rc = read_regular(path, KC_MAX_TOKEN, &data, &len);
 	if (rc)
 		return rc;
 	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r' ||
@@ -332,7 +346,7 @@ static int read_blob(const char *path, struct kc_blob *out)
 {
 	char *data = NULL;
 	size_t len = 0;
-	int rc = fsu_read_file(path, KC_MAX_CONFIG_FILE, &data, &len);
+	int rc = read_regular(path, KC_MAX_CONFIG_FILE, &data, &len);
 
 	if (rc)
 		return rc;
@@ -721,7 +735,7 @@ int kc_config_load_kubeconfig(const char *path, const char *context, struct kc_c
 		}
 		path = buf;
 	}
-	rc = fsu_read_file(path, KC_MAX_CONFIG_FILE, &data, &len);
+	rc = read_regular(path, KC_MAX_CONFIG_FILE, &data, &len);
 	if (rc) {
 		errf(err, errlen, "%s: cannot read: %s", path, strerror(-rc));
 		return rc;
@@ -794,7 +808,7 @@ int kc_config_load_incluster(struct kc_config **out, char *err, size_t errlen)
 	rc = resolve_path(dir, "namespace", path, sizeof(path));
 	if (rc)
 		goto out;
-	if (fsu_read_file(path, 256, &ns, &nslen) == 0) {
+	if (read_regular(path, 256, &ns, &nslen) == 0) {
 		while (nslen > 0 && (ns[nslen - 1] == '\n' || ns[nslen - 1] == ' '))
 			ns[--nslen] = '\0';
 	}

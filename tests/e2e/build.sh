@@ -35,7 +35,7 @@ deps_dir() {
 
 harness_dir() {
 	local files
-	files=$(cd "$E2E_DIR" && find . -path ./tests -prune -o -name '*.go' ! -name '*_test.go' -print | LC_ALL=C sort)
+	files=$(cd "$E2E_DIR" && find cmd internal -name '*.go' ! -name '*_test.go' -print | LC_ALL=C sort)
 	echo "$CACHE/bin/harness-$( (cd "$E2E_DIR" && cat go.mod go.sum $files) | sha256sum | cut -c1-16)"
 }
 

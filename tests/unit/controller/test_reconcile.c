@@ -225,6 +225,12 @@ static void m_cert_future(struct ctl_obs *o)
 	enc(o);
 	o->cert = CTL_CERT_NOT_YET_VALID;
 }
+static void m_cert_expired_msg(struct ctl_obs *o)
+{
+	m_cert_expired(o);
+	set(o->cert_msg, sizeof(o->cert_msg), "its notAfter 2020-01-01 is in the past.");
+	set(o->cert_msg, sizeof(o->cert_msg), "notAfter 2020-01-01.");
+}
 /* Order: the pod is checked before the Secret. */
 static void m_pod_missing_and_secret(struct ctl_obs *o)
 {
@@ -251,6 +257,7 @@ static const struct vcase vcases[] = {
 	{ "unsupported key", m_cert_key, "InvalidCertificate", "Ed25519" },
 	{ "expired", m_cert_expired, "InvalidCertificate", "expired" },
 	{ "not yet valid", m_cert_future, "InvalidCertificate", "not yet valid" },
+	{ "expired with detail", m_cert_expired_msg, "InvalidCertificate", "notAfter 2020-01-01; renew" },
 	{ "pod before secret", m_pod_missing_and_secret, "PodNotFound", "web" },
 	{ "uid before phase", m_replaced_and_not_running, "SourcePodReplaced", "replaced" },
 };
@@ -472,9 +479,11 @@ static void test_helper_lost_in_flight(void **state)
 	ctl_decide(&POL, o, &d);
 	assert_int_equal(d.actions, CTL_ACT_POLL);
 	o->now_ms = o->last_contact_ms + 60000;
+	set(o->last_error, sizeof(o->last_error), "connection refused by 127.0.0.2:10443");
 	ctl_decide(&POL, o, &d);
 	expect_failed(&d, "NodeHelperUnavailable");
 	assert_non_null(strstr(d.status.message, "node-a"));
+	assert_non_null(strstr(d.status.message, "(connection refused by 127.0.0.2:10443)"));
 	/* Never answered: counted from startTime. */
 	o->last_contact_ms = 0;
 	o->now_ms = o->start_ms + 59000;

@@ -202,6 +202,10 @@ static void test_kubeconfig_broken(void **state)
 		  "clusters:\n- name: c\n  cluster:\n    server: https://x\nusers:\n- name: u\n  user:\n"
 		  "    token: [1, 2]\n",
 		  NULL, "bad.yaml:14: token must be a string" },
+		{ "contexts:\n- name: a\n  context:\n    cluster: c\n    user: u\ncurrent-context: a\n"
+		  "clusters:\n- name: c\n  cluster:\n    server: https://x\nusers:\n- name: u\n  user:\n"
+		  "    tokenFile: /dev/null\n",
+		  NULL, "bad.yaml:14: tokenFile: cannot read /dev/null" },
 		{ "contexts:\n- name: a\n  context:\n    cluster: c\ncurrent-context: a\nclusters:\n"
 		  "- name: c\n  cluster:\n    server: https://x\n    insecure-skip-tls-verify: maybe\n",
 		  NULL, "bad.yaml:10: insecure-skip-tls-verify must be true or false" },

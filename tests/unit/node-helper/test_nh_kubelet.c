@@ -332,7 +332,10 @@ static void test_map_pure(void **state)
 	assert_string_equal(r.message, "cannot reach the kubelet at https://10.0.0.5:10250: SSL certificate problem: self-signed certificate");
 	nh_kubelet_map(NH_KT_ABORTED, 0, NULL, 0, "", "u", "ns", "p", "c", 330, "", &r);
 	assert_string_equal(r.reason, "Interrupted");
-	nh_kubelet_map(NH_KT_OK, 200, "{\"items\":[\"/x/y.tar\"]}", 21, "", "u", "ns", "p", "c", 330, "/host", &r);
+	{
+		const char *b = "{\"items\":[\"/x/y.tar\"]}";
+		nh_kubelet_map(NH_KT_OK, 200, b, strlen(b), "", "u", "ns", "p", "c", 330, "/host", &r);
+	}
 	assert_true(r.ok);
 	assert_string_equal(r.local_path, "/host/x/y.tar");
 }

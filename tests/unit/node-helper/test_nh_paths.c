@@ -66,7 +66,7 @@ static void mkjob(struct ch_job *job, const char *uid)
 
 static void test_delete_artifact(void **state)
 {
-	char dir[] = "/tmp/nh-art-XXXXXX", art[256], sub[256], outside[256], link[256];
+	char dir[] = "/tmp/nh-art-XXXXXX", art[64], sub[128], outside[128], link[128];
 	struct nh_journal *j = NULL;
 	struct ch_job job;
 	struct ch_state st;

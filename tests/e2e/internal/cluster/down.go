@@ -6,6 +6,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +43,7 @@ func Down(work string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stopDeployed(work, out)
 	pid := st.SupervisorPID
 	if pidAlive(pid) && isSupervisor(pid, work) {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
@@ -130,4 +133,34 @@ func Status(work string, out io.Writer) bool {
 	fmt.Fprintf(out, "  state            %s\n", work+"/"+StateFile)
 	fmt.Fprintf(out, "KUBECONFIG=%s\n", st.AdminKubeconfig)
 	return true
+}
+
+// stopDeployed stops what `cluster deploy` (deploy.sh) started: processes whose
+// pid files are <work>/deploy/*/pid. They run outside the supervisor (setsid), so
+// `down` stops them itself to leave nothing behind.
+func stopDeployed(work string, out io.Writer) {
+	files, _ := filepath.Glob(filepath.Join(work, "deploy", "*", "pid"))
+	var pids []int
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || !pidAlive(pid) {
+			continue
+		}
+		fmt.Fprintf(out, "cluster: stopping deployed process %d (%s)\n", pid, filepath.Base(filepath.Dir(f)))
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		pids = append(pids, pid)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pid := range pids {
+		for pidAlive(pid) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if pidAlive(pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }

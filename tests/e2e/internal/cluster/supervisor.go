@@ -262,15 +262,12 @@ func (s *supervisor) startAll(ctx context.Context, failed func(string, error) in
 	if err := os.WriteFile(kwokConf, []byte("apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n"), 0o644); err != nil {
 		return failed("kwok", err)
 	}
-	port := 0
-	if len(st.Nodes) > 0 {
-		port = st.Nodes[0].KubeletPort
-	}
+	// No --node-port: kwok would serve its own kubelet API on 0.0.0.0:<port>,
+	// which is the stand-ins' port. The Node objects carry daemonEndpoints already.
 	if _, err := s.start("kwok", st.KwokLogFile, "", bin("kwok"),
 		"--kubeconfig="+st.AdminKubeconfig,
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector="+KwokAnnotation+"=fake",
-		"--node-port="+strconv.Itoa(port),
 		"--cidr=10.244.0.1/16",
 		"--config="+kwokConf, // not ~/.kwok/kwok.yaml from the user's home; default stages
 	); err != nil {

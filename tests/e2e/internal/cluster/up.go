@@ -133,8 +133,10 @@ func Up(o Options) error {
 	}
 	err := finishUp(ctx, o, st)
 	if err != nil && fresh {
+		msg := err.Error() // with the log tail as it was at the failure
 		// leave nothing behind after a failed start
 		_ = Down(o.Work, io.Discard)
+		return errors.New(msg)
 	}
 	if err != nil {
 		return err
@@ -205,7 +207,7 @@ processesReady:
 		}
 	}
 	if err := applyCRD(ctx, cfg, o); err != nil {
-		return &ComponentError{Component: "crd", Err: err, LogFile: st.APIServer.LogFile}
+		return &ComponentError{Component: "crd", Err: err}
 	}
 	// 3. nodes Ready (kwok), addresses kept
 	if err := waitNodesReady(ctx, cs, st.Nodes); err != nil {

@@ -59,6 +59,10 @@ type Record struct {
 	User       string    `json:"user,omitempty"`
 	DurationMS int64     `json:"durationMs"`
 	Note       string    `json:"note,omitempty"`
+	// Set when an archive was written (also for the truncate fault):
+	Archive   string `json:"archive,omitempty"`
+	SHA256    string `json:"sha256,omitempty"` // of the file as left on disk
+	SizeBytes int64  `json:"sizeBytes,omitempty"`
 }
 
 // Server is the stand-in.
@@ -113,8 +117,11 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 type reqInfo struct {
-	user string
-	note string
+	user    string
+	note    string
+	archive string
+	sha256  string
+	size    int64
 }
 
 // plain writes a text/plain body the way go-restful's WriteErrorString does.
@@ -133,6 +140,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := Record{
 		Time: start.UTC(), Node: s.cfg.NodeName, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
 		Status: sw.status, User: info.user, DurationMS: time.Since(start).Milliseconds(), Note: info.note,
+		Archive: info.archive, SHA256: info.sha256, SizeBytes: info.size,
 	}
 	s.record(rec)
 }
@@ -403,12 +411,15 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request, info *reqInf
 		h := sha256.Sum256([]byte(spec.Image))
 		a.ImageRef = "sha256:" + hex.EncodeToString(h[:])
 	}
-	werr := WriteArchive(file, a)
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(file, h)}
+	werr := WriteArchive(cw, a)
+	sum, size := hex.EncodeToString(h.Sum(nil)), cw.n
 	if werr == nil && f.Truncate {
 		info.note = "fault: truncate"
-		var st os.FileInfo
-		if st, werr = file.Stat(); werr == nil {
-			werr = file.Truncate(st.Size() / 2)
+		size = cw.n / 2
+		if werr = file.Truncate(size); werr == nil {
+			sum, werr = fileSHA256(path)
 		}
 	}
 	if cerr := file.Close(); werr == nil {
@@ -419,6 +430,7 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request, info *reqInf
 		failed("rpc error: code = Unknown desc = " + werr.Error())
 		return
 	}
+	info.archive, info.sha256, info.size = path, sum, size
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_ = json.NewEncoder(w).Encode(struct {
@@ -549,4 +561,28 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = s.logf.Close()
 	}
 	return nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
