@@ -316,7 +316,7 @@ func TestCheckpointSameSecond(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := env.Checkpoint(ctx, f.client, "node-1", f.ns, "counter", "sidecar", "size=1", f.allowed)
+			r, err := env.Checkpoint(ctx, f.client, "node-1", f.ns, "counter", "sidecar", "", f.allowed)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil || r.Status != 200 {
@@ -361,9 +361,6 @@ func TestCheckpointNotFound(t *testing.T) {
 	// wrong method
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, env.Node("node-1").KubeletURL+"/checkpoint/"+f.ns+"/counter/counter", nil)
 	req.Header.Set("Authorization", "Bearer "+f.allowed)
-	if err := env.GrantCheckpoint(ctx, f.ns, "helper"); err != nil {
-		t.Fatal(err)
-	}
 	admin, _ := env.StandinClient(true, 10*time.Second)
 	resp, err := admin.Do(req)
 	if err != nil {
