@@ -464,6 +464,33 @@ func opensslDecrypt(t *testing.T, data []byte, r recipient) []byte {
 	return plain
 }
 
+func binDir() string {
+	if d := os.Getenv("PCP_BIN_DIR"); d != "" {
+		return d
+	}
+	wd, _ := os.Getwd() // tests/e2e/pipeline
+	return filepath.Join(wd, "..", "..", "..", "build")
+}
+
+func toolDecrypt(t *testing.T, data []byte, r recipient) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "artifact.cms"), filepath.Join(dir, "plain.tar")
+	if err := os.WriteFile(in, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(binDir(), "tools", "podcheckpoint-decrypt"), in,
+		"--key", r.KeyPath, "--cert", r.CertPath, "-o", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("podcheckpoint-decrypt: %v: %s", err, b)
+	}
+	plain, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plain
+}
+
 // standinArchives returns, by archive base name, the SHA-256 the kubelet
 // stand-in recorded for every archive it wrote (from its request log).
 func standinArchives(t *testing.T) map[string]string {

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"strings"
 	"sync"
 	"testing"
@@ -78,6 +79,10 @@ func TestCheckpointEncrypted(t *testing.T) {
 			}
 			plain := opensslDecrypt(t, data, r)
 			checkBundle(t, plain, ns, "db", string(pod.UID), []string{"main", "exporter"})
+			// The project's own decrypt command gives the same bytes.
+			if ours := toolDecrypt(t, data, r); !bytes.Equal(ours, plain) {
+				t.Errorf("podcheckpoint-decrypt output (%d bytes) differs from openssl cms (%d bytes)", len(ours), len(plain))
+			}
 		})
 	}
 }
