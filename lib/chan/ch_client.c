@@ -36,6 +36,7 @@
 #define CH_PROTOCOL_NAME "pcp.checkpointing.dev.v1"
 #define CH_CLI_TICK_US (20 * LWS_US_PER_MS)
 #define CH_MAX_TOKEN 16000u
+#define CH_CLI_ATTEMPTS 3
 
 struct ch_call_ctx {
 	const struct ch_call_opts *opts;
@@ -49,6 +50,7 @@ struct ch_call_ctx {
 	size_t len;
 
 	struct lws_context *ctx;
+	SSL_CTX *ssl_ctx;
 	lws_sorted_usec_list_t tick;
 
 	bool pin_ok;
@@ -57,6 +59,7 @@ struct ch_call_ctx {
 	bool sent;
 	bool have_state;
 	bool done;
+	bool tls_unverified; /* TLS failed before the pin was checked */
 	int close_code;
 	int64_t first_ms;
 	struct dbuf rx;
@@ -113,6 +116,20 @@ static int verify_server_cert(struct ch_call_ctx *c, X509_STORE_CTX *xctx)
 	LOG_DEBUG("msg=\"channel pin verified during TLS handshake\" endpoint=%s", c->opts->endpoint);
 	X509_STORE_CTX_set_error(xctx, X509_V_OK);
 	return 0;
+}
+
+/* OpenSSL verify callback of our own SSL_CTX (1 = accept). */
+static int ssl_verify_cb(int preverify_ok, X509_STORE_CTX *xctx)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+	int idx = ch_lws_global_init();
+	struct ch_call_ctx *c = ssl && idx >= 0 ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), idx)
+						 : NULL;
+
+	(void)preverify_ok;
+	if (!c)
+		return 0;
+	return verify_server_cert(c, xctx) == 0 ? 1 : 0;
 }
 
 /* Second guard, right before the token would be written. */
@@ -188,6 +205,7 @@ static void map_connection_error(struct ch_call_ctx *c, struct lws *wsi, const c
 			  c->opts->endpoint, why);
 	} else if (strstr(why, "ssl") || strstr(why, "tls") || strstr(why, "SSL") ||
 		   strstr(why, "TLS")) {
+		c->tls_unverified = !c->pin_ok;
 		call_fail(c, -EPROTO, "the TLS handshake with the helper at %s failed (%s)",
 			  c->opts->endpoint, why);
 	} else if (!c->established && !c->pin_ok) {
@@ -341,6 +359,96 @@ bad:
 	return -EINVAL;
 }
 
+/*
+ * One connection attempt in a fresh lws context; the outcome is in c->rc,
+ * c->err, c->last. The context is gone when this returns.
+ */
+static int call_attempt(struct ch_call_ctx *c, const struct lws_protocols *protocols,
+			const char *path, int64_t hs_deadline, int64_t deadline)
+{
+	const struct ch_call_opts *opts = c->opts;
+	struct lws_context_creation_info info;
+	struct lws_client_connect_info cc;
+	long secs = (opts->connect_timeout_ms + opts->wait_ms) / 1000 + 5;
+
+	c->pin_ok = c->pin_mismatch = c->established = c->sent = false;
+	c->have_state = c->done = c->tls_unverified = false;
+	c->close_code = 0;
+	c->rc = 0;
+	c->err[0] = '\0';
+	c->got_fp[0] = '\0';
+	dbuf_reset(&c->rx);
+
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.protocols = protocols;
+	/* lws 4.1 only honours provided_client_ssl_ctx with this option */
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info.provided_client_ssl_ctx = c->ssl_ctx;
+	info.user = c;
+	info.gid = -1;
+	info.uid = -1;
+	info.pt_serv_buf_size = 32768;
+	info.fd_limit_per_thread = 16;
+	info.timeout_secs = (unsigned int)(secs > 3600 ? 3600 : secs);
+	info.connect_timeout_secs = info.timeout_secs;
+	c->ctx = ch_lws_create_context(&info);
+	if (!c->ctx) {
+		call_fail(c, -ENOMEM, "could not create the client context");
+		return c->rc;
+	}
+	lws_sul_schedule(c->ctx, 0, &c->tick, tick_cb, CH_CLI_TICK_US);
+
+	memset(&cc, 0, sizeof(cc));
+	cc.context = c->ctx;
+	cc.address = c->host;
+	cc.port = c->port;
+	cc.ssl_connection = LCCSCF_USE_SSL | LCCSCF_ALLOW_SELFSIGNED |
+			    LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK | LCCSCF_ALLOW_EXPIRED;
+	cc.path = path;
+	cc.host = c->host;
+	cc.origin = c->host;
+	cc.protocol = CH_PROTOCOL_NAME;
+	cc.alpn = "http/1.1";
+	if (!lws_client_connect_via_info(&cc) && !c->done)
+		call_fail(c, -ECONNREFUSED, "could not start a connection to %s", opts->endpoint);
+
+	while (!c->done) {
+		int64_t now = ch_now_ms();
+
+		if (!c->established && now >= hs_deadline) {
+			call_fail(c, -ETIMEDOUT,
+				  "no TLS and WebSocket handshake with the helper at %s within %ld ms",
+				  opts->endpoint, opts->connect_timeout_ms);
+			break;
+		}
+		if (c->have_state && now >= c->first_ms + opts->wait_ms) {
+			c->done = true;
+			c->rc = 0;
+			break;
+		}
+		if (now >= deadline) {
+			if (c->have_state) {
+				c->done = true;
+				c->rc = 0;
+			} else {
+				call_fail(c, -ETIMEDOUT, "the helper at %s did not answer within %ld ms",
+					  opts->endpoint, opts->connect_timeout_ms + opts->wait_ms);
+			}
+			break;
+		}
+		if (lws_service(c->ctx, 0) < 0) {
+			call_fail(c, -EIO, "the client loop failed");
+			break;
+		}
+	}
+	c->done = true; /* nothing during teardown changes the outcome */
+	lws_sul_cancel(&c->tick);
+	lws_context_destroy(c->ctx);
+	c->ctx = NULL;
+	return c->rc;
+}
+
 int ch_call_raw(const struct ch_call_opts *opts, const char *uid, const char *text, size_t len,
 		struct ch_state *last, char *err, size_t errlen)
 {
@@ -348,13 +456,10 @@ int ch_call_raw(const struct ch_call_opts *opts, const char *uid, const char *te
 		{ CH_PROTOCOL_NAME, client_cb, 0, 16384, 0, NULL, 0 },
 		{ NULL, NULL, 0, 0, 0, NULL, 0 },
 	};
-	struct lws_context_creation_info info;
-	struct lws_client_connect_info cc;
 	struct ch_call_ctx c;
 	char path[256];
 	int64_t start, hs_deadline, deadline;
-	long secs;
-	int rc;
+	int rc, idx;
 
 	memset(&c, 0, sizeof(c));
 	memset(last, 0, sizeof(*last));
@@ -398,83 +503,39 @@ int ch_call_raw(const struct ch_call_opts *opts, const char *uid, const char *te
 	}
 	memcpy(c.out + LWS_PRE, text, len);
 	c.len = len;
-	ch_lws_log_init();
-
-	secs = (opts->connect_timeout_ms + opts->wait_ms) / 1000 + 5;
-	memset(&info, 0, sizeof(info));
-	info.port = CONTEXT_PORT_NO_LISTEN;
-	info.protocols = protocols;
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-	info.user = &c;
-	info.gid = -1;
-	info.uid = -1;
-	info.pt_serv_buf_size = 32768;
-	info.fd_limit_per_thread = 16;
-	info.timeout_secs = (unsigned int)(secs > 3600 ? 3600 : secs);
-	info.connect_timeout_secs = info.timeout_secs;
-	c.ctx = lws_create_context(&info);
-	if (!c.ctx) {
+	idx = ch_lws_global_init();
+	c.ssl_ctx = SSL_CTX_new(TLS_client_method());
+	if (idx < 0 || !c.ssl_ctx ||
+	    SSL_CTX_set_min_proto_version(c.ssl_ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_ex_data(c.ssl_ctx, idx, &c) != 1) {
 		rc = -ENOMEM;
-		snprintf(c.err, sizeof(c.err), "could not create the client context");
+		snprintf(c.err, sizeof(c.err), "could not create the TLS client context");
 		goto out;
 	}
+	/* No CA store: the only trust is the pinned leaf. */
+	SSL_CTX_set_verify(c.ssl_ctx, SSL_VERIFY_PEER, ssl_verify_cb);
+
 	start = ch_now_ms();
 	hs_deadline = start + opts->connect_timeout_ms;
 	deadline = hs_deadline + opts->wait_ms;
-	lws_sul_schedule(c.ctx, 0, &c.tick, tick_cb, CH_CLI_TICK_US);
-
-	memset(&cc, 0, sizeof(cc));
-	cc.context = c.ctx;
-	cc.address = c.host;
-	cc.port = c.port;
-	cc.ssl_connection = LCCSCF_USE_SSL | LCCSCF_ALLOW_SELFSIGNED |
-			    LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK | LCCSCF_ALLOW_EXPIRED;
-	cc.path = path;
-	cc.host = c.host;
-	cc.origin = c.host;
-	cc.protocol = CH_PROTOCOL_NAME;
-	cc.alpn = "http/1.1";
-	if (!lws_client_connect_via_info(&cc) && !c.done)
-		call_fail(&c, -ECONNREFUSED, "could not start a connection to %s", opts->endpoint);
-
-	while (!c.done) {
-		int64_t now = ch_now_ms();
-
-		if (!c.established && now >= hs_deadline) {
-			call_fail(&c, -ETIMEDOUT,
-				  "no TLS and WebSocket handshake with the helper at %s within %ld ms",
-				  opts->endpoint, opts->connect_timeout_ms);
+	for (int attempt = 1;; attempt++) {
+		rc = call_attempt(&c, protocols, path, hs_deadline, deadline);
+		/*
+		 * lws 4.1 loses track of a handshake when another thread creates
+		 * a context at the wrong moment (see ch_lws_create_context): the
+		 * TLS handshake then fails before our pin check ever ran. That
+		 * failure says nothing about the helper, so try again.
+		 */
+		if (rc == 0 || !c.tls_unverified || attempt >= CH_CLI_ATTEMPTS ||
+		    ch_now_ms() >= hs_deadline)
 			break;
-		}
-		if (c.have_state && now >= c.first_ms + opts->wait_ms) {
-			c.done = true;
-			c.rc = 0;
-			break;
-		}
-		if (now >= deadline) {
-			if (c.have_state) {
-				c.done = true;
-				c.rc = 0;
-			} else {
-				call_fail(&c, -ETIMEDOUT, "the helper at %s did not answer within %ld ms",
-					  opts->endpoint, opts->connect_timeout_ms + opts->wait_ms);
-			}
-			break;
-		}
-		if (lws_service(c.ctx, 0) < 0) {
-			call_fail(&c, -EIO, "the client loop failed");
-			break;
-		}
+		LOG_DEBUG("msg=\"channel TLS handshake lost, retrying\" endpoint=%s attempt=%d",
+			  opts->endpoint, attempt);
 	}
-	c.done = true; /* nothing below changes the outcome */
-	rc = c.rc;
 	if (c.have_state)
 		*last = c.last;
 out:
-	if (c.ctx) {
-		lws_sul_cancel(&c.tick);
-		lws_context_destroy(c.ctx);
-	}
+	SSL_CTX_free(c.ssl_ctx);
 	if (rc && err && errlen)
 		snprintf(err, errlen, "%s", c.err[0] ? c.err : "the call failed");
 	if (rc)

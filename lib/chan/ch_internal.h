@@ -20,6 +20,22 @@ int ch_fingerprint_normalize(const char *in, char out[65]);
 /* Installs the lws log routing once (default LLL_ERR | LLL_WARN). */
 void ch_lws_log_init(void);
 
+/*
+ * One-time setup: lws log routing, OpenSSL init, and the SSL_CTX ex_data
+ * index the client keeps its call state under. Returns that index or -1.
+ */
+int ch_lws_global_init(void);
+
+struct lws_context;
+struct lws_context_creation_info;
+/*
+ * lws_create_context() under a process-wide mutex. libwebsockets 4.1
+ * re-allocates its global OpenSSL ex_data indexes (a plain static int) in
+ * every context created with LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; the mutex
+ * at least keeps two creations from racing on it. See docs/channel.md.
+ */
+struct lws_context *ch_lws_create_context(const struct lws_context_creation_info *info);
+
 /* Monotonic milliseconds. */
 int64_t ch_now_ms(void);
 

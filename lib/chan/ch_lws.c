@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include <libwebsockets.h>
+#include <openssl/ssl.h>
 
 #include "log.h"
 
@@ -58,6 +59,48 @@ void ch_lws_log_init(void)
 		lws_log_configured = true;
 	}
 	pthread_mutex_unlock(&lws_log_lock);
+}
+
+static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static int ssl_ctx_index = -1;
+
+static void global_init_once(void)
+{
+	struct lws_context_creation_info info;
+	struct lws_context *ctx;
+
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info.gid = -1;
+	info.uid = -1;
+	info.fd_limit_per_thread = 8;
+	pthread_mutex_lock(&create_lock);
+	ctx = lws_create_context(&info);
+	pthread_mutex_unlock(&create_lock);
+	if (ctx)
+		lws_context_destroy(ctx);
+	else
+		LOG_ERROR("msg=\"lws global TLS init failed\"");
+	ssl_ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+int ch_lws_global_init(void)
+{
+	ch_lws_log_init();
+	pthread_once(&global_once, global_init_once);
+	return ssl_ctx_index;
+}
+
+struct lws_context *ch_lws_create_context(const struct lws_context_creation_info *info)
+{
+	struct lws_context *ctx;
+
+	pthread_mutex_lock(&create_lock);
+	ctx = lws_create_context(info);
+	pthread_mutex_unlock(&create_lock);
+	return ctx;
 }
 
 int64_t ch_now_ms(void)

@@ -437,7 +437,7 @@ int ch_server_new(const struct ch_server_opts *opts, struct ch_server **out)
 	if (!opts || !opts->cert_pem || !opts->key_pem || !opts->ops.authenticate ||
 	    !opts->ops.on_job || opts->port < 0 || opts->port > 65535)
 		goto out;
-	ch_lws_log_init();
+	ch_lws_global_init();
 	rc = -ENOMEM;
 	srv = calloc(1, sizeof(*srv));
 	if (!srv)
@@ -477,7 +477,7 @@ int ch_server_new(const struct ch_server_opts *opts, struct ch_server **out)
 	info.fd_limit_per_thread = 1024;
 	info.count_threads = 1;
 
-	srv->ctx = lws_create_context(&info);
+	srv->ctx = ch_lws_create_context(&info);
 	if (!srv->ctx) {
 		LOG_ERROR("msg=\"channel server could not start\" address=%s port=%d "
 			  "error=\"address in use or unusable, or certificate/key not loadable\"",

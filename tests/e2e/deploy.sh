@@ -63,7 +63,8 @@ start() { # name logfile args...
 	local name=$1; shift
 	local dir="$DEPLOY/$name"
 	stop_pidfile "$dir/pid"
-	setsid "$@" >>"$dir/log" 2>&1 </dev/null &
+	# The daemons must not inherit the admin KUBECONFIG: they run as their ServiceAccounts.
+	setsid env -u KUBECONFIG "$@" >>"$dir/log" 2>&1 </dev/null &
 	echo $! >"$dir/pid"
 }
 
@@ -73,7 +74,7 @@ deploy() {
 	[ -x "$ctl" ] || die "no controller binary at $ctl (build first: cmake --build build)"
 	[ -x "$nh" ] || die "no node helper binary at $nh"
 	mkdir -p "$DEPLOY"
-	k apply -f "$ROOT/config/default/namespace.yaml" >/dev/null
+	k get namespace "$NS" >/dev/null 2>&1 || k apply -f "$ROOT/config/default/namespace.yaml" >/dev/null
 	k apply -k "$ROOT/config/rbac" >/dev/null
 
 	local host port

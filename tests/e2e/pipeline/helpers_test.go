@@ -530,8 +530,8 @@ func checkBundle(t *testing.T, plain []byte, ns, pod string, podUID string, cont
 		t.Fatalf("artifact has no manifest.json; entries: %v", names(entries))
 	}
 	var manifest struct {
-		Pod struct{ Namespace, Name, UID string } `json:"pod"`
-		Node       string                         `json:"node"`
+		Pod        struct{ Namespace, Name, UID string } `json:"pod"`
+		Node       string                                `json:"node"`
 		Containers []struct {
 			Name, Archive, Sha256 string
 			SizeBytes             int64 `json:"sizeBytes"`
