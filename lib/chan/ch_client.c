@@ -370,6 +370,7 @@ static int call_attempt(struct ch_call_ctx *c, const struct lws_protocols *proto
 	struct lws_context_creation_info info;
 	struct lws_client_connect_info cc;
 	long secs = (opts->connect_timeout_ms + opts->wait_ms) / 1000 + 5;
+	bool in_hs = false;
 
 	c->pin_ok = c->pin_mismatch = c->established = c->sent = false;
 	c->have_state = c->done = c->tls_unverified = false;
@@ -392,9 +393,13 @@ static int call_attempt(struct ch_call_ctx *c, const struct lws_protocols *proto
 	info.fd_limit_per_thread = 16;
 	info.timeout_secs = (unsigned int)(secs > 3600 ? 3600 : secs);
 	info.connect_timeout_secs = info.timeout_secs;
-	c->ctx = ch_lws_create_context(&info);
+	c->ctx = ch_lws_create_context(&info, hs_deadline);
 	if (!c->ctx) {
-		call_fail(c, -ENOMEM, "could not create the client context");
+		if (ch_now_ms() >= hs_deadline)
+			call_fail(c, -ETIMEDOUT, "no TLS context for %s within %ld ms (busy)",
+				  opts->endpoint, opts->connect_timeout_ms);
+		else
+			call_fail(c, -ENOMEM, "could not create the client context");
 		return c->rc;
 	}
 	lws_sul_schedule(c->ctx, 0, &c->tick, tick_cb, CH_CLI_TICK_US);
@@ -410,6 +415,8 @@ static int call_attempt(struct ch_call_ctx *c, const struct lws_protocols *proto
 	cc.origin = c->host;
 	cc.protocol = CH_PROTOCOL_NAME;
 	cc.alpn = "http/1.1";
+	ch_lws_handshake_begin();
+	in_hs = true;
 	if (!lws_client_connect_via_info(&cc) && !c->done)
 		call_fail(c, -ECONNREFUSED, "could not start a connection to %s", opts->endpoint);
 
@@ -441,7 +448,13 @@ static int call_attempt(struct ch_call_ctx *c, const struct lws_protocols *proto
 			call_fail(c, -EIO, "the client loop failed");
 			break;
 		}
+		if (in_hs && (c->pin_ok || c->pin_mismatch || c->established)) {
+			ch_lws_handshake_end();
+			in_hs = false;
+		}
 	}
+	if (in_hs)
+		ch_lws_handshake_end();
 	c->done = true; /* nothing during teardown changes the outcome */
 	lws_sul_cancel(&c->tick);
 	lws_context_destroy(c->ctx);

@@ -29,12 +29,18 @@ int ch_lws_global_init(void);
 struct lws_context;
 struct lws_context_creation_info;
 /*
- * lws_create_context() under a process-wide mutex. libwebsockets 4.1
- * re-allocates its global OpenSSL ex_data indexes (a plain static int) in
- * every context created with LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; the mutex
- * at least keeps two creations from racing on it. See docs/channel.md.
+ * libwebsockets 4.1 re-allocates its global OpenSSL ex_data index (a plain
+ * static int) in every context created with
+ * LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; a client handshake in flight in
+ * another context then cannot find its wsi and fails. So context creation
+ * takes a process-wide rwlock for writing, and each client holds it for
+ * reading from connect until its certificate was checked.
+ * deadline_ms: monotonic ms to give up waiting (NULL result), 0 = no limit.
  */
-struct lws_context *ch_lws_create_context(const struct lws_context_creation_info *info);
+struct lws_context *ch_lws_create_context(const struct lws_context_creation_info *info,
+					  int64_t deadline_ms);
+void ch_lws_handshake_begin(void);
+void ch_lws_handshake_end(void);
 
 /* Monotonic milliseconds. */
 int64_t ch_now_ms(void);

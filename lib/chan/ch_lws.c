@@ -61,7 +61,7 @@ void ch_lws_log_init(void)
 	pthread_mutex_unlock(&lws_log_lock);
 }
 
-static pthread_mutex_t create_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_rwlock_t create_lock = PTHREAD_RWLOCK_INITIALIZER;
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static int ssl_ctx_index = -1;
 
@@ -76,9 +76,9 @@ static void global_init_once(void)
 	info.gid = -1;
 	info.uid = -1;
 	info.fd_limit_per_thread = 8;
-	pthread_mutex_lock(&create_lock);
+	pthread_rwlock_wrlock(&create_lock);
 	ctx = lws_create_context(&info);
-	pthread_mutex_unlock(&create_lock);
+	pthread_rwlock_unlock(&create_lock);
 	if (ctx)
 		lws_context_destroy(ctx);
 	else
@@ -93,14 +93,34 @@ int ch_lws_global_init(void)
 	return ssl_ctx_index;
 }
 
-struct lws_context *ch_lws_create_context(const struct lws_context_creation_info *info)
+struct lws_context *ch_lws_create_context(const struct lws_context_creation_info *info,
+					  int64_t deadline_ms)
 {
 	struct lws_context *ctx;
 
-	pthread_mutex_lock(&create_lock);
+	if (deadline_ms > 0) {
+		struct timespec ts;
+
+		ts.tv_sec = (time_t)(deadline_ms / 1000);
+		ts.tv_nsec = (long)(deadline_ms % 1000) * 1000000L;
+		if (pthread_rwlock_clockwrlock(&create_lock, CLOCK_MONOTONIC, &ts) != 0)
+			return NULL;
+	} else {
+		pthread_rwlock_wrlock(&create_lock);
+	}
 	ctx = lws_create_context(info);
-	pthread_mutex_unlock(&create_lock);
+	pthread_rwlock_unlock(&create_lock);
 	return ctx;
+}
+
+void ch_lws_handshake_begin(void)
+{
+	pthread_rwlock_rdlock(&create_lock);
+}
+
+void ch_lws_handshake_end(void)
+{
+	pthread_rwlock_unlock(&create_lock);
 }
 
 int64_t ch_now_ms(void)

@@ -477,7 +477,7 @@ int ch_server_new(const struct ch_server_opts *opts, struct ch_server **out)
 	info.fd_limit_per_thread = 1024;
 	info.count_threads = 1;
 
-	srv->ctx = ch_lws_create_context(&info);
+	srv->ctx = ch_lws_create_context(&info, 0);
 	if (!srv->ctx) {
 		LOG_ERROR("msg=\"channel server could not start\" address=%s port=%d "
 			  "error=\"address in use or unusable, or certificate/key not loadable\"",

@@ -22,6 +22,13 @@ cleanup() {
 		echo "run.sh: PCP_E2E_KEEP=1, leaving the cluster up" >&2
 		return $rc
 	fi
+	if [[ $rc != 0 && $deployed == 1 ]]; then
+		local f
+		for f in "${PCP_CLUSTER_DIR:-${PCP_CACHE:-$HOME/.cache/podcheckpoint}/cluster}"/deploy/*/log; do
+			echo "---- last lines of $f" >&2
+			tail -n 40 "$f" >&2
+		done
+	fi
 	if [[ $deployed == 1 ]]; then "$CLUSTER" undeploy || true; fi
 	"$CLUSTER" down || rc=1
 	exit $rc
@@ -52,4 +59,6 @@ if [[ "$want_deploy" == 1 ]]; then
 fi
 
 cd "$E2E_DIR"
-GOFLAGS="${GOFLAGS:--mod=mod}" go test -count=1 -v -timeout "${PCP_E2E_TIMEOUT:-40m}" "${pkgs[@]}"
+# -p 1: packages one after another; the cluster tests inject node-wide faults
+# into the kubelet stand-ins that would hit the pipeline tests' checkpoints.
+GOFLAGS="${GOFLAGS:--mod=mod}" go test -p 1 -count=1 -v -timeout "${PCP_E2E_TIMEOUT:-40m}" "${pkgs[@]}"
