@@ -229,7 +229,7 @@ void nh_kubelet_map(enum nh_kubelet_transport t, long http, const char *body, si
 		if (nh_parse_items(body ? body : "", body ? len : 0, host_root ? host_root : "", res,
 				   &why) == 0) {
 			res->ok = true;
-			snprintf(res->message, sizeof(res->message), "container %s checkpointed to %s",
+			snprintf(res->message, sizeof(res->message), "container %s checkpointed to %.400s",
 				 container, res->node_path);
 			return;
 		}

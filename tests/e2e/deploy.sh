@@ -28,12 +28,12 @@ KUBECTL="$(js .binDir)/kubectl"
 export KUBECONFIG="$(js .adminKubeconfig)"
 k() { "$KUBECTL" "$@"; }
 
-stop_pidfile() {
-	local f=$1 pid i
+stop_pidfile() { # pidfile [signal]
+	local f=$1 sig=${2:-TERM} pid i
 	[ -f "$f" ] || return 0
 	pid=$(cat "$f")
 	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
+		kill -"$sig" "$pid" 2>/dev/null || true
 		for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$pid" 2>/dev/null || true
 	fi
@@ -68,41 +68,61 @@ start() { # name logfile args...
 	echo $! >"$dir/pid"
 }
 
+CTL="$BIN_DIR/controller/podcheckpoint-controller"
+NH="$BIN_DIR/node-helper/podcheckpoint-node-helper"
+
+start_controller() {
+	local sa
+	sa=$(sa_dir controller podcheckpoint-controller)
+	# shellcheck disable=SC2086
+	start controller env KC_SA_DIR="$sa" KUBERNETES_SERVICE_HOST="$(js .apiServer.host)" \
+		KUBERNETES_SERVICE_PORT="$(js .apiServer.port)" \
+		POD_NAMESPACE="$NS" POD_NAME=podcheckpoint-controller-0 \
+		"$CTL" --helper-wait-seconds="${PCP_HELPER_WAIT:-15}" --job-margin-seconds=15 --poll-seconds=2 \
+		${PCP_CONTROLLER_ARGS:-}
+}
+
+start_helper() { # node
+	local n=$1 ip root sa
+	ip=$(jq -r --arg n "$n" '.nodes[] | select(.name == $n) | .ip' "$STATE")
+	root=$(jq -r --arg n "$n" '.nodes[] | select(.name == $n) | .rootDir' "$STATE")
+	[ -n "$ip" ] && [ "$ip" != null ] || die "no node $n in $STATE"
+	sa=$(sa_dir "helper-$n" podcheckpoint-node-helper)
+	# shellcheck disable=SC2086
+	start "helper-$n" env KC_SA_DIR="$sa" KUBERNETES_SERVICE_HOST="$(js .apiServer.host)" \
+		KUBERNETES_SERVICE_PORT="$(js .apiServer.port)" \
+		POD_NAMESPACE="$NS" NODE_NAME="$n" NODE_IP="$ip" \
+		"$NH" --port=10443 --kubelet-ca="$(js .kubeletCAFile)" \
+		--artifact-dir="$(dirname "$root")/podcheckpoint/artifacts" \
+		--state-dir="$(dirname "$root")/podcheckpoint/state" \
+		--kubelet-timeout-margin-seconds=3 --min-free-bytes=67108864 \
+		${PCP_HELPER_ARGS:-}
+}
+
+# restart controller | helper-<node>: kill one daemon (SIGKILL, as a crash
+# would) and start it again, for the restart tests.
+restart() {
+	stop_pidfile "$DEPLOY/${1:-none}/pid" KILL
+	case "${1:-}" in
+	controller) start_controller ;;
+	helper-*) start_helper "${1#helper-}" ;;
+	*) die "restart: controller or helper-<node>" ;;
+	esac
+	echo "restarted $1 (pid $(cat "$DEPLOY/$1/pid"))"
+}
+
 deploy() {
-	local ctl="$BIN_DIR/controller/podcheckpoint-controller"
-	local nh="$BIN_DIR/node-helper/podcheckpoint-node-helper"
-	[ -x "$ctl" ] || die "no controller binary at $ctl (build first: cmake --build build)"
-	[ -x "$nh" ] || die "no node helper binary at $nh"
+	[ -x "$CTL" ] || die "no controller binary at $CTL (build first: cmake --build build)"
+	[ -x "$NH" ] || die "no node helper binary at $NH"
 	mkdir -p "$DEPLOY"
 	k get namespace "$NS" >/dev/null 2>&1 || k apply -f "$ROOT/config/default/namespace.yaml" >/dev/null
 	k apply -k "$ROOT/config/rbac" >/dev/null
 
-	local host port
-	host=$(js .apiServer.host); port=$(js .apiServer.port)
-	local sa
-	sa=$(sa_dir controller podcheckpoint-controller)
-	# shellcheck disable=SC2086
-	start controller env KC_SA_DIR="$sa" KUBERNETES_SERVICE_HOST="$host" KUBERNETES_SERVICE_PORT="$port" \
-		POD_NAMESPACE="$NS" POD_NAME=podcheckpoint-controller-0 \
-		"$ctl" --helper-wait-seconds="${PCP_HELPER_WAIT:-15}" --job-margin-seconds=15 --poll-seconds=2 \
-		${PCP_CONTROLLER_ARGS:-}
-
-	local nodes n ip root
+	start_controller
+	local nodes n
 	nodes="${PCP_DEPLOY_NODES:-$(js '.nodes[].name' | tr '\n' ' ')}"
-	for n in $nodes; do
-		ip=$(jq -r --arg n "$n" '.nodes[] | select(.name == $n) | .ip' "$STATE")
-		root=$(jq -r --arg n "$n" '.nodes[] | select(.name == $n) | .rootDir' "$STATE")
-		[ -n "$ip" ] && [ "$ip" != null ] || die "no node $n in $STATE"
-		sa=$(sa_dir "helper-$n" podcheckpoint-node-helper)
-		mkdir -p "$DEPLOY/helper-$n"
-		# shellcheck disable=SC2086
-		start "helper-$n" env KC_SA_DIR="$sa" KUBERNETES_SERVICE_HOST="$host" KUBERNETES_SERVICE_PORT="$port" \
-			POD_NAMESPACE="$NS" NODE_NAME="$n" NODE_IP="$ip" \
-			"$nh" --port=10443 --kubelet-ca="$(js .kubeletCAFile)" \
-			--artifact-dir="$(dirname "$root")/podcheckpoint/artifacts" --state-dir="$(dirname "$root")/podcheckpoint/state" \
-			--kubelet-timeout-margin-seconds=3 --min-free-bytes=67108864 \
-			${PCP_HELPER_ARGS:-}
-	done
+	for n in $nodes; do start_helper "$n"; done
+	echo "$nodes" >"$DEPLOY/nodes"
 
 	# Ready when every helper's Lease is there and every process still runs.
 	local deadline=$((SECONDS + 60)) ok
@@ -132,7 +152,8 @@ status() {
 
 case "${1:-}" in
 deploy) deploy ;;
+restart) restart "${2:-}" ;;
 undeploy) undeploy ;;
 status) status ;;
-*) die "usage: deploy.sh deploy|undeploy|status" ;;
+*) die "usage: deploy.sh deploy|undeploy|status|restart NAME" ;;
 esac

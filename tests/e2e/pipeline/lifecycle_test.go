@@ -1,0 +1,160 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// kubeletRequests counts the checkpoint requests the kubelet stand-ins
+// answered with 200 for ns/pod.
+func kubeletRequests(t *testing.T, ns, pod string) int {
+	t.Helper()
+	n := 0
+	for _, node := range state.Nodes {
+		raw, err := os.ReadFile(node.RequestLog)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			var rec struct {
+				Path   string `json:"path"`
+				Status int    `json:"status"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Status == 200 &&
+				strings.HasPrefix(rec.Path, "/checkpoint/"+ns+"/"+pod+"/") {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func artifactPath(u *unstructured.Unstructured) string {
+	p, _, _ := unstructured.NestedString(u.Object, "status", "artifact", "path")
+	return p
+}
+
+func waitGone(t *testing.T, ns, name string, within time.Duration) bool {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		_, err := pcpAPI.Namespace(ns).Get(ctxT(t, 10*time.Second), name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return false
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// deletionPolicy: Delete removes the artifact with the PodCheckpoint (through
+// a finalizer); Retain keeps it.
+func TestDeletionPolicy(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	newPod(t, ns, "app", "node-2", nil, "app")
+	newPCP(t, ns, "delete", map[string]any{"podName": "app", "deletionPolicy": "Delete"})
+	newPCP(t, ns, "retain", map[string]any{"podName": "app"})
+	del := waitDone(t, ns, "delete", done)
+	ret := waitDone(t, ns, "retain", done)
+	if phaseOf(del) != "Succeeded" || phaseOf(ret) != "Succeeded" {
+		t.Fatalf("phases %s, %s", phaseOf(del), phaseOf(ret))
+	}
+	found := false
+	for _, f := range del.GetFinalizers() {
+		found = found || f == "checkpointing.dev/artifact"
+	}
+	if !found {
+		t.Errorf("deletionPolicy Delete: finalizers %v lack checkpointing.dev/artifact", del.GetFinalizers())
+	}
+	delPath, retPath := artifactPath(del), artifactPath(ret)
+	if !fileExists(delPath) || !fileExists(retPath) {
+		t.Fatalf("artifacts missing before deletion: %s %s", delPath, retPath)
+	}
+	for _, name := range []string{"delete", "retain"} {
+		if err := pcpAPI.Namespace(ns).Delete(ctxT(t, 10*time.Second), name, metav1.DeleteOptions{}); err != nil {
+			t.Fatalf("delete %s: %v", name, err)
+		}
+	}
+	if !waitGone(t, ns, "delete", 30*time.Second) || !waitGone(t, ns, "retain", 30*time.Second) {
+		t.Fatalf("PodCheckpoints not gone 30s after deletion")
+	}
+	if fileExists(delPath) {
+		t.Errorf("deletionPolicy Delete: artifact %s still on the node", delPath)
+	}
+	if !fileExists(retPath) {
+		t.Errorf("deletionPolicy Retain: artifact %s was removed", retPath)
+	}
+}
+
+// ttlSecondsAfterFinished deletes the finished PodCheckpoint (and, with
+// deletionPolicy Delete, its artifact).
+func TestTTLAfterFinished(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	newPod(t, ns, "app", "node-1", nil, "app")
+	newPCP(t, ns, "short", map[string]any{"podName": "app", "ttlSecondsAfterFinished": 2, "deletionPolicy": "Delete"})
+	u := waitDone(t, ns, "short", done)
+	if phaseOf(u) != "Succeeded" {
+		t.Fatalf("phase %s", phaseOf(u))
+	}
+	path := artifactPath(u)
+	if !waitGone(t, ns, "short", 30*time.Second) {
+		t.Fatalf("PodCheckpoint with ttlSecondsAfterFinished=2 still exists 30s after it finished")
+	}
+	if fileExists(path) {
+		t.Errorf("artifact %s left behind after the TTL deleted its PodCheckpoint (deletionPolicy Delete)", path)
+	}
+}
+
+// A controller that crashes while a checkpoint runs resumes it: exactly one
+// kubelet checkpoint per container, and the CR still succeeds.
+func TestControllerRestartExactlyOnce(t *testing.T) {
+	// Not parallel: it kills the shared controller.
+	ns := newNamespace(t)
+	newPod(t, ns, "slow", "node-1", map[string]string{"checkpoint.stand-in/delay-seconds": "4"}, "app", "side")
+	newPCP(t, ns, "once", map[string]any{"podName": "slow"})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		u, err := pcpAPI.Namespace(ns).Get(ctxT(t, 10*time.Second), "once", metav1.GetOptions{})
+		if err == nil {
+			if s, _, _ := unstructured.NestedString(u.Object, "status", "startTime"); s != "" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("PodCheckpoint was not dispatched within 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	deploy := filepath.Join(binDir(), "..", "tests", "e2e", "deploy.sh")
+	if wd, err := os.Getwd(); err == nil {
+		deploy = filepath.Join(wd, "..", "deploy.sh")
+	}
+	cmd := exec.Command(deploy, "restart", "controller")
+	cmd.Env = append(os.Environ(), "PCP_BIN_DIR="+binDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("restart controller: %v: %s", err, out)
+	}
+	u := waitDone(t, ns, "once", done)
+	if phaseOf(u) != "Succeeded" {
+		t.Fatalf("phase %s after a controller restart: %v", phaseOf(u), u.Object["status"])
+	}
+	if n := kubeletRequests(t, ns, "slow"); n != 2 {
+		t.Errorf("the kubelet was asked for %d checkpoints of a 2-container pod, want exactly 2", n)
+	}
+}
