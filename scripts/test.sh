@@ -29,6 +29,20 @@ cmake --build build-asan -j"$(nproc)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j2
 
+step "fuzz smoke: every libFuzzer driver, 10 s each (clang, ASan + UBSan)"
+CC=clang cmake -S . -B build-fuzz -DPCP_FUZZ=ON -DPCP_TESTS=OFF -DPCP_BENCH=OFF -DPCP_WERROR=ON >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_kubeconfig fuzz_watch fuzz_status fuzz_ch_message fuzz_cert
+for f in fuzz_kubeconfig fuzz_watch fuzz_status fuzz_ch_message fuzz_cert; do
+  corpus="build-fuzz/corpus/$f"
+  mkdir -p "$corpus" && cp -n tests/fuzz/corpus/"$f"/* "$corpus"/
+  if ! build-fuzz/tests/fuzz/"$f" -max_total_time=10 "$corpus" >"build-fuzz/$f.log" 2>&1; then
+    tail -n 40 "build-fuzz/$f.log" >&2
+    echo "fuzzer $f found a crash (log: build-fuzz/$f.log)" >&2
+    exit 1
+  fi
+  echo "$f: $(grep -E 'DONE' "build-fuzz/$f.log" | tail -n 1)"
+done
+
 if [ "${PCP_SKIP_E2E:-0}" = 1 ]; then
   step "e2e SKIPPED because PCP_SKIP_E2E=1"
   exit 0
