@@ -447,6 +447,17 @@ static bool nh_step_kubelet(struct nh_run *run)
 			return false;
 		}
 		c->size_bytes = (uint64_t)sb.st_size;
+		{
+			char why[256];
+
+			/* Bundled unchanged, so a cut-short archive must stop here. */
+			if (art_tar_check(kres.local_path, NULL, why, sizeof(why)) != 0) {
+				nh_fail(run, "KubeletError",
+					"the kubelet's checkpoint archive for container %s is damaged (%s)",
+					ctr, why);
+				return false;
+			}
+		}
 		LOG_INFO("msg=\"kubelet archive\" pcp=%s/%s uid=%s step=kubelet container=%s path=%s size=%llu",
 			 r->job.ns, r->job.name, r->job.uid, ctr, kres.local_path,
 			 (unsigned long long)sb.st_size);

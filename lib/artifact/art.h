@@ -92,6 +92,13 @@ void art_writer_abort(struct art_writer *w);
 
 /* ---------------------------------------------------------------- reading */
 
+/*
+ * Checks that the file at path is a complete, non-empty tar archive (as the
+ * kubelet's checkpoint archives are): -EBADMSG with the reason in msg when it
+ * is cut short or garbled, -EIO when it cannot be opened.
+ */
+int art_tar_check(const char *path, uint64_t *entries, char *msg, size_t msglen);
+
 /* SHA-256 (hex) and size of a file, streaming. */
 int art_sha256_file(const char *path, char sha256_hex[ART_SHA256_HEX], uint64_t *size);
 

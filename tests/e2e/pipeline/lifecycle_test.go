@@ -158,3 +158,22 @@ func TestControllerRestartExactlyOnce(t *testing.T) {
 		t.Errorf("the kubelet was asked for %d checkpoints of a 2-container pod, want exactly 2", n)
 	}
 }
+
+// kubectl explain documents every field of the spec (from the CRD schema).
+func TestExplainSpec(t *testing.T) {
+	t.Parallel()
+	out := kubectl(t, "explain", "podcheckpoints.checkpointing.dev.spec")
+	for _, f := range []string{"podName", "podUID", "leaveRunning", "encrypt", "encryptionSecret",
+		"containers", "timeoutSeconds", "deletionPolicy", "ttlSecondsAfterFinished"} {
+		i := strings.Index(out, "\n  "+f+"\t")
+		if i < 0 {
+			t.Errorf("kubectl explain does not list spec.%s:\n%s", f, out)
+			continue
+		}
+		// The line after the field's header carries its description.
+		rest := strings.SplitN(out[i+1:], "\n", 3)
+		if len(rest) < 2 || len(strings.TrimSpace(rest[1])) < 10 {
+			t.Errorf("spec.%s has no description in kubectl explain", f)
+		}
+	}
+}

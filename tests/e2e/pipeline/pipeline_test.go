@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -176,9 +177,26 @@ func TestRuntimeFailures(t *testing.T) {
 	newPod(t, ns, "stuck", "node-2", map[string]string{"checkpoint.stand-in/hang": "true"}, "app")
 	newPCP(t, ns, "kubelet-500", map[string]any{"podName": "broken"})
 	newPCP(t, ns, "kubelet-hang", map[string]any{"podName": "stuck", "timeoutSeconds": 2})
+	newPod(t, ns, "cut", "node-1", map[string]string{"checkpoint.stand-in/truncate": "true"}, "app")
+	newPCP(t, ns, "kubelet-truncated", map[string]any{"podName": "cut"})
 
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		u := waitDone(t, ns, "kubelet-truncated", done)
+		expectFailed(t, u, "KubeletError")
+		if msg, _, _ := unstructured.NestedString(u.Object, "status", "message"); !strings.Contains(msg, "damaged") {
+			t.Errorf("truncated archive message: %q", msg)
+		}
+		// The damaged plaintext archive is not left on the node.
+		for _, n := range state.Nodes {
+			left, _ := filepath.Glob(filepath.Join(n.CheckpointsDir, "checkpoint-cut_"+ns+"-*"))
+			if len(left) > 0 {
+				t.Errorf("plaintext kubelet archives left after a failure: %v", left)
+			}
+		}
+	}()
 	go func() {
 		defer wg.Done()
 		u := waitDone(t, ns, "kubelet-500", done)
