@@ -17,8 +17,7 @@ COPY lib /src/lib
 COPY controller /src/controller
 COPY node-helper /src/node-helper
 COPY tools /src/tools
-COPY tests /src/tests
-RUN cmake -S /src -B /build -DPCP_TESTS=OFF -DCMAKE_BUILD_TYPE=Release \
+RUN cmake -S /src -B /build -DPCP_TESTS=OFF -DPCP_BENCH=OFF -DCMAKE_BUILD_TYPE=Release \
  && cmake --build /build -j"$(nproc)" \
  && cmake --install /build --prefix /out --strip
 

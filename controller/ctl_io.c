@@ -38,28 +38,6 @@ struct ctl_mem {
 	char *cert_pem; /* the Secret's public tls.crt used at dispatch (not secret data) */
 };
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-__attribute__((format(printf, 3, 4))) static void fmt(char *buf, size_t cap, const char *f, ...)
-{
-	va_list ap;
-
-	va_start(ap, f);
-	vsnprintf(buf, cap, f, ap);
-	va_end(ap);
-}
-
-static void copy(char *dst, size_t cap, const char *src)
-{
-	fmt(dst, cap, "%s", src ? src : "");
-}
-
 /* ---------------------------------------------------------------- memory records */
 
 static struct ctl_mem *mem_find_locked(struct ctl_ctx *ctx, const char *uid)
@@ -84,7 +62,7 @@ static int mem_snapshot(struct ctl_ctx *ctx, const char *uid, int64_t now, struc
 			rc = -ENOMEM;
 			goto out;
 		}
-		copy(m->uid, sizeof(m->uid), uid);
+		ctl_copy(m->uid, sizeof(m->uid), uid);
 		m->first_seen_ms = now;
 		m->next = ctx->mem;
 		ctx->mem = m;
@@ -153,12 +131,12 @@ static void mem_record_call(struct ctl_ctx *ctx, const char *uid, int64_t now, i
 	if (job && job->op == CH_OP_CHECKPOINT) {
 		m->ncontainers = job->ncontainers;
 		for (size_t i = 0; i < job->ncontainers && i < CTL_MAX_CONTAINERS; i++)
-			copy(m->containers[i], CTL_NAME_MAX, job->containers[i]);
+			ctl_copy(m->containers[i], CTL_NAME_MAX, job->containers[i]);
 		if (job->cert_pem && !m->cert_pem)
 			m->cert_pem = strdup(job->cert_pem);
 	}
 	if (rc != 0) {
-		copy(m->last_error, sizeof(m->last_error), err);
+		ctl_copy(m->last_error, sizeof(m->last_error), err);
 		goto out;
 	}
 	m->last_contact_ms = now;
@@ -166,8 +144,8 @@ static void mem_record_call(struct ctl_ctx *ctx, const char *uid, int64_t now, i
 	if (answer_of(st->state) == CTL_ANS_FAILED && m->answer != CTL_ANS_FAILED)
 		m->answer_failed_since_ms = now;
 	m->answer = answer_of(st->state);
-	copy(m->answer_reason, sizeof(m->answer_reason), st->reason);
-	copy(m->answer_message, sizeof(m->answer_message), st->message);
+	ctl_copy(m->answer_reason, sizeof(m->answer_reason), st->reason);
+	ctl_copy(m->answer_message, sizeof(m->answer_message), st->message);
 out:
 	pthread_mutex_unlock(&ctx->mem_lock);
 }
@@ -184,7 +162,7 @@ static void mem_delete_result(struct ctl_ctx *ctx, const char *uid, int64_t now,
 			m->delete_failing_since_ms = 0;
 		else if (!m->delete_failing_since_ms)
 			m->delete_failing_since_ms = now;
-		copy(m->last_error, sizeof(m->last_error), ok ? "" : err);
+		ctl_copy(m->last_error, sizeof(m->last_error), ok ? "" : err);
 	}
 	pthread_mutex_unlock(&ctx->mem_lock);
 }
@@ -227,9 +205,9 @@ struct sibling_scan {
 static void sibling_cb(void *arg, json_object *pcp)
 {
 	struct sibling_scan *s = arg;
-	const char *ns = ctl_json_str(pcp, "metadata.namespace");
-	const char *name = ctl_json_str(pcp, "metadata.name");
-	const char *pod = ctl_json_str(pcp, "spec.podName");
+	const char *ns = kc_json_str(pcp, "metadata.namespace");
+	const char *name = kc_json_str(pcp, "metadata.name");
+	const char *pod = kc_json_str(pcp, "spec.podName");
 	struct ctl_other x;
 	char key[CTL_QUEUE_KEY_MAX];
 
@@ -247,7 +225,7 @@ static void sibling_cb(void *arg, json_object *pcp)
 	}
 	if (x.terminal || s->n >= s->cap)
 		return;
-	copy(s->names[s->n], CTL_NAME_MAX, name);
+	ctl_copy(s->names[s->n], CTL_NAME_MAX, name);
 	x.name = s->names[s->n];
 	s->others[s->n++] = x;
 }
@@ -266,10 +244,10 @@ static void scan_siblings(struct ctl_ctx *ctx, struct sibling_scan *s)
 static void on_pcp_event(void *arg, enum kc_event_type type, json_object *obj)
 {
 	struct ctl_ctx *ctx = arg;
-	const char *ns = ctl_json_str(obj, "metadata.namespace");
-	const char *name = ctl_json_str(obj, "metadata.name");
-	const char *pod = ctl_json_str(obj, "spec.podName");
-	const char *phase = ctl_json_str(obj, "status.phase");
+	const char *ns = kc_json_str(obj, "metadata.namespace");
+	const char *name = kc_json_str(obj, "metadata.name");
+	const char *pod = kc_json_str(obj, "spec.podName");
+	const char *phase = kc_json_str(obj, "status.phase");
 	char key[CTL_QUEUE_KEY_MAX];
 	bool done;
 
@@ -279,7 +257,7 @@ static void on_pcp_event(void *arg, enum kc_event_type type, json_object *obj)
 	ctl_queue_add(ctx->q, key);
 	done = type == KC_DELETED || (phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed")));
 	if (type == KC_DELETED)
-		mem_forget(ctx, ctl_json_str(obj, "metadata.uid"));
+		mem_forget(ctx, kc_json_str(obj, "metadata.uid"));
 	if (done && pod) {
 		/* The pod is free again: wake the CRs waiting for it. */
 		struct sibling_scan s = { .ns = ns, .pod = pod, .self = name, .q = ctx->q,
@@ -296,8 +274,8 @@ static void on_pod_event(void *arg, enum kc_event_type type, json_object *obj)
 
 	if (type == KC_BOOKMARK || type == KC_ERROR)
 		return;
-	s.ns = ctl_json_str(obj, "metadata.namespace");
-	s.pod = ctl_json_str(obj, "metadata.name");
+	s.ns = kc_json_str(obj, "metadata.namespace");
+	s.pod = kc_json_str(obj, "metadata.name");
 	if (!s.ns || !s.pod)
 		return;
 	scan_siblings(ctx, &s);
@@ -306,8 +284,8 @@ static void on_pod_event(void *arg, enum kc_event_type type, json_object *obj)
 static void enqueue_cb(void *arg, json_object *pcp)
 {
 	struct ctl_ctx *ctx = arg;
-	const char *ns = ctl_json_str(pcp, "metadata.namespace");
-	const char *name = ctl_json_str(pcp, "metadata.name");
+	const char *ns = kc_json_str(pcp, "metadata.namespace");
+	const char *name = kc_json_str(pcp, "metadata.name");
 	char key[CTL_QUEUE_KEY_MAX];
 
 	if (!ns || !name)
@@ -494,7 +472,7 @@ static int get_secret(struct kc_client *c, struct ctl_ctx *ctx, struct ctl_obs *
 			    &why, o->cert_msg, sizeof(o->cert_msg));
 	if (rc == 0) {
 		o->cert = CTL_CERT_OK;
-		copy(o->cert_fingerprint, sizeof(o->cert_fingerprint), art_cert_fingerprint(cert));
+		ctl_copy(o->cert_fingerprint, sizeof(o->cert_fingerprint), art_cert_fingerprint(cert));
 	} else if (rc == -EINVAL) {
 		o->cert = map_cert(why);
 		rc = 0;
@@ -538,8 +516,8 @@ static int get_lease(struct kc_client *c, struct ctl_ctx *ctx, struct ctl_obs *o
 	o->lease_exists = true;
 	o->lease_fresh = l.renew_time_ms > 0 &&
 			 l.renew_time_ms + (int64_t)l.duration_seconds * 1000 > o->now_ms;
-	copy(o->endpoint, sizeof(o->endpoint), annotation(l.annotations, "checkpointing.dev/endpoint"));
-	copy(o->fingerprint, sizeof(o->fingerprint),
+	ctl_copy(o->endpoint, sizeof(o->endpoint), annotation(l.annotations, "checkpointing.dev/endpoint"));
+	ctl_copy(o->fingerprint, sizeof(o->fingerprint),
 	     annotation(l.annotations, "checkpointing.dev/cert-sha256"));
 out:
 	kc_lease_cleanup(&l);
@@ -553,27 +531,27 @@ static int build_job(const struct ctl_obs *o, const struct ctl_mem *mem, enum ch
 {
 	memset(job, 0, sizeof(*job));
 	job->op = op;
-	copy(job->uid, sizeof(job->uid), o->uid);
-	copy(job->ns, sizeof(job->ns), o->ns);
-	copy(job->name, sizeof(job->name), o->name);
-	copy(job->pod, sizeof(job->pod), o->pod_name);
-	copy(job->pod_uid, sizeof(job->pod_uid), o->st_pod_uid[0] ? o->st_pod_uid : o->pod_uid);
-	copy(job->node, sizeof(job->node), o->st_node[0] ? o->st_node : o->pod_node);
+	ctl_copy(job->uid, sizeof(job->uid), o->uid);
+	ctl_copy(job->ns, sizeof(job->ns), o->ns);
+	ctl_copy(job->name, sizeof(job->name), o->name);
+	ctl_copy(job->pod, sizeof(job->pod), o->pod_name);
+	ctl_copy(job->pod_uid, sizeof(job->pod_uid), o->st_pod_uid[0] ? o->st_pod_uid : o->pod_uid);
+	ctl_copy(job->node, sizeof(job->node), o->st_node[0] ? o->st_node : o->pod_node);
 	if (o->nspec_containers) {
 		for (size_t i = 0; i < o->nspec_containers && i < CH_MAX_CONTAINERS; i++)
-			copy(job->containers[job->ncontainers++], CH_NAME_MAX, o->spec_containers[i]);
+			ctl_copy(job->containers[job->ncontainers++], CH_NAME_MAX, o->spec_containers[i]);
 	} else if (mem->ncontainers) {
 		for (size_t i = 0; i < mem->ncontainers && i < CH_MAX_CONTAINERS; i++)
-			copy(job->containers[job->ncontainers++], CH_NAME_MAX, mem->containers[i]);
+			ctl_copy(job->containers[job->ncontainers++], CH_NAME_MAX, mem->containers[i]);
 	} else {
 		for (size_t i = 0; i < o->npod_containers && i < CH_MAX_CONTAINERS; i++)
-			copy(job->containers[job->ncontainers++], CH_NAME_MAX, o->pod_containers[i]);
+			ctl_copy(job->containers[job->ncontainers++], CH_NAME_MAX, o->pod_containers[i]);
 	}
 	job->timeout_seconds = o->timeout_seconds;
 	job->leave_running = o->leave_running;
 	job->encrypt = o->encrypt;
-	copy(job->secret_name, sizeof(job->secret_name), o->secret_name);
-	copy(job->artifact_path, sizeof(job->artifact_path), o->artifact_path);
+	ctl_copy(job->secret_name, sizeof(job->secret_name), o->secret_name);
+	ctl_copy(job->artifact_path, sizeof(job->artifact_path), o->artifact_path);
 	if (o->encrypt && op == CH_OP_CHECKPOINT && pem) {
 		job->cert_pem = strdup(pem);
 		if (!job->cert_pem)
@@ -639,7 +617,7 @@ static int patch_finalizer(struct kc_client *c, struct ctl_obs *o, json_object *
 		LOG_INFO("msg=\"%s finalizer\" pcp=%s/%s finalizer=%s", add ? "added" : "removed",
 			 o->ns, o->name, CTL_FINALIZER);
 		if (rv)
-			copy(rv, rvlen, ctl_json_str(res, "metadata.resourceVersion"));
+			ctl_copy(rv, rvlen, kc_json_str(res, "metadata.resourceVersion"));
 	}
 	json_object_put(patch);
 	json_object_put(res);
@@ -654,7 +632,7 @@ static int write_status(struct kc_client *c, const struct ctl_obs *o, const stru
 	char path[1024];
 	int rc;
 
-	rc = ctl_status_patch(d, ctl_json_get(pcp, "status.conditions"), rv, o->now_ms, &patch);
+	rc = ctl_status_patch(d, kc_json_get(pcp, "status.conditions"), rv, o->now_ms, &patch);
 	if (!rc)
 		rc = kc_path(path, sizeof(path), &KC_RES_PODCHECKPOINTS, o->ns, o->name, "status", NULL);
 	if (!rc)
@@ -714,7 +692,7 @@ static int do_helper_job(struct ctl_ctx *ctx, const struct ctl_obs *o, const str
 	rc = call_helper(ctx, o, &job,
 			 strcmp(what, "dispatch") == 0 ? CTL_CH_WAIT_MS : CTL_CH_POLL_WAIT_MS, &st, err,
 			 sizeof(err));
-	mem_record_call(ctx, o->uid, wall_ms(), rc, &st, err, &job);
+	mem_record_call(ctx, o->uid, kc_now_ms(), rc, &st, err, &job);
 	if (rc)
 		LOG_WARN("msg=\"node helper unreachable\" pcp=%s/%s op=%s node=%s endpoint=%s rc=%d error=\"%s\"",
 			 o->ns, o->name, what, job.node, o->endpoint, rc, err);
@@ -742,10 +720,10 @@ static int do_delete_artifact(struct ctl_ctx *ctx, const struct ctl_obs *o, cons
 		return rc;
 	rc = call_helper(ctx, o, &job, CTL_CH_WAIT_MS, &st, err, sizeof(err));
 	if (rc == 0 && st.state != CH_SUCCEEDED) {
-		fmt(err, sizeof(err), "the helper answered %s: %s", ch_state_name(st.state), st.message);
+		ctl_fmt(err, sizeof(err), "the helper answered %s: %s", ch_state_name(st.state), st.message);
 		rc = st.state == CH_FAILED || st.state == CH_REFUSED ? -EIO : -EINPROGRESS;
 	}
-	mem_delete_result(ctx, o->uid, wall_ms(), rc == 0, err);
+	mem_delete_result(ctx, o->uid, kc_now_ms(), rc == 0, err);
 	LOG_INFO("msg=\"delete-artifact\" pcp=%s/%s node=%s path=%s rc=%d error=\"%s\"", o->ns, o->name,
 		 job.node, o->artifact_path, rc, err);
 	ch_job_cleanup(&job);
@@ -794,7 +772,7 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 		return 0; /* not a key of ours */
 	memcpy(ns, key, (size_t)(slash - key));
 	ns[slash - key] = '\0';
-	copy(name, sizeof(name), slash + 1);
+	ctl_copy(name, sizeof(name), slash + 1);
 
 	pcp = cache_get(ctx->pcp_inf, ctx, ns, name);
 	if (!pcp)
@@ -811,20 +789,20 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 		rc = 0; /* malformed object: nothing we can do */
 		goto out;
 	}
-	o->now_ms = wall_ms();
-	copy(rv, sizeof(rv), ctl_json_str(pcp, "metadata.resourceVersion"));
+	o->now_ms = kc_now_ms();
+	ctl_copy(rv, sizeof(rv), kc_json_str(pcp, "metadata.resourceVersion"));
 	rc = mem_snapshot(ctx, o->uid, o->now_ms, mem);
 	if (rc)
 		goto out;
 	o->first_seen_ms = mem->first_seen_ms;
 	o->last_contact_ms = mem->last_contact_ms;
 	o->answer = mem->answer;
-	copy(o->answer_reason, sizeof(o->answer_reason), mem->answer_reason);
-	copy(o->answer_message, sizeof(o->answer_message), mem->answer_message);
+	ctl_copy(o->answer_reason, sizeof(o->answer_reason), mem->answer_reason);
+	ctl_copy(o->answer_message, sizeof(o->answer_message), mem->answer_message);
 	o->answer_failed_since_ms = mem->answer_failed_since_ms;
 	o->artifact_delete_failing_since_ms = mem->delete_failing_since_ms;
 	o->njob_containers = mem->ncontainers;
-	copy(o->last_error, sizeof(o->last_error), mem->last_error);
+	ctl_copy(o->last_error, sizeof(o->last_error), mem->last_error);
 
 	/* Gather only what the decision can look at in this state. */
 	pre_dispatch = !o->deleting && o->phase == CTL_PHASE_PENDING && o->start_ms == 0;
@@ -902,8 +880,8 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 	if (d->actions & (CTL_ACT_DISPATCH | CTL_ACT_POLL)) {
 		if (d->actions & CTL_ACT_DISPATCH) {
 			/* What the status now says: the job follows it. */
-			copy(o->st_node, sizeof(o->st_node), d->status.node_name);
-			copy(o->st_pod_uid, sizeof(o->st_pod_uid), d->status.pod_uid);
+			ctl_copy(o->st_node, sizeof(o->st_node), d->status.node_name);
+			ctl_copy(o->st_pod_uid, sizeof(o->st_pod_uid), d->status.pod_uid);
 		}
 		rc = do_helper_job(ctx, o, mem, pem ? pem : mem->cert_pem,
 				   d->actions & CTL_ACT_DISPATCH ? "dispatch" : "poll");

@@ -53,7 +53,7 @@ size_t ctl_obs_job_containers(const struct ctl_obs *o)
 	return 1;
 }
 
-__attribute__((format(printf, 3, 4))) static void fmt(char *buf, size_t cap, const char *f, ...)
+void ctl_fmt(char *buf, size_t cap, const char *f, ...)
 {
 	va_list ap;
 
@@ -62,9 +62,9 @@ __attribute__((format(printf, 3, 4))) static void fmt(char *buf, size_t cap, con
 	va_end(ap);
 }
 
-static void copy(char *dst, size_t cap, const char *src)
+void ctl_copy(char *dst, size_t cap, const char *src)
 {
-	fmt(dst, cap, "%s", src ? src : "");
+	ctl_fmt(dst, cap, "%s", src ? src : "");
 }
 
 static bool seconds_passed(int64_t now_ms, int64_t since_ms, int64_t seconds)
@@ -77,8 +77,8 @@ static void status_base(const struct ctl_obs *o, struct ctl_decision *d)
 {
 	d->status.phase = o->phase;
 	d->status.observed_generation = o->generation;
-	copy(d->status.message, sizeof(d->status.message), o->st_message);
-	copy(d->status.ready_reason, sizeof(d->status.ready_reason),
+	ctl_copy(d->status.message, sizeof(d->status.message), o->st_message);
+	ctl_copy(d->status.ready_reason, sizeof(d->status.ready_reason),
 	     o->ready_reason[0] ? o->ready_reason : "Pending");
 }
 
@@ -89,15 +89,15 @@ static void fail(const struct ctl_obs *o, struct ctl_decision *d, const char *re
 	d->write_status = true;
 	status_base(o, d);
 	d->status.phase = CTL_PHASE_FAILED;
-	copy(d->status.message, sizeof(d->status.message), message);
-	copy(d->status.ready_reason, sizeof(d->status.ready_reason), "CheckpointFailed");
+	ctl_copy(d->status.message, sizeof(d->status.message), message);
+	ctl_copy(d->status.ready_reason, sizeof(d->status.ready_reason), "CheckpointFailed");
 	d->status.stalled = true;
-	copy(d->status.stalled_reason, sizeof(d->status.stalled_reason), reason);
+	ctl_copy(d->status.stalled_reason, sizeof(d->status.stalled_reason), reason);
 	d->status.completion_ms = o->now_ms;
 	d->event = true;
 	d->event_warning = true;
-	copy(d->event_reason, sizeof(d->event_reason), reason);
-	copy(d->event_note, sizeof(d->event_note), message);
+	ctl_copy(d->event_reason, sizeof(d->event_reason), reason);
+	ctl_copy(d->event_note, sizeof(d->event_note), message);
 	d->requeue_ms = -1;
 	d->why = why;
 	/* TTL starts now: look again when it runs out. */
@@ -111,8 +111,8 @@ static void wait_pending(const struct ctl_obs *o, struct ctl_decision *d, const 
 {
 	status_base(o, d);
 	d->status.phase = CTL_PHASE_PENDING;
-	copy(d->status.message, sizeof(d->status.message), message);
-	copy(d->status.ready_reason, sizeof(d->status.ready_reason), "Pending");
+	ctl_copy(d->status.message, sizeof(d->status.message), message);
+	ctl_copy(d->status.ready_reason, sizeof(d->status.ready_reason), "Pending");
 	d->write_status = o->phase != CTL_PHASE_PENDING || strcmp(o->st_message, message) != 0 ||
 			  o->observed_generation != o->generation ||
 			  strcmp(o->ready_reason, "Pending") != 0;
@@ -149,8 +149,8 @@ static bool decide_deletion(const struct ctl_policy *pol, const struct ctl_obs *
 		d->actions |= CTL_ACT_REMOVE_FINALIZER;
 		d->event = true;
 		d->event_warning = true;
-		copy(d->event_reason, sizeof(d->event_reason), "ArtifactNotDeleted");
-		fmt(d->event_note, sizeof(d->event_note),
+		ctl_copy(d->event_reason, sizeof(d->event_reason), "ArtifactNotDeleted");
+		ctl_fmt(d->event_note, sizeof(d->event_note),
 		    "Could not delete the artifact %s of PodCheckpoint %s/%s on node %s for %ds; "
 		    "the finalizer was removed, delete the file on the node by hand.",
 		    o->artifact_path[0] ? o->artifact_path : "(not recorded)", o->ns, o->name,
@@ -194,7 +194,7 @@ static void decide_in_flight(const struct ctl_policy *pol, const struct ctl_obs 
 	long poll_ms = (long)pol->poll_seconds * 1000;
 
 	if (o->answer == CTL_ANS_REFUSED) {
-		fmt(msg, sizeof(msg), "The node helper on node %s refused the job of PodCheckpoint %s/%s: %s",
+		ctl_fmt(msg, sizeof(msg), "The node helper on node %s refused the job of PodCheckpoint %s/%s: %s",
 		    node, o->ns, o->name, o->answer_message[0] ? o->answer_message : "no reason given");
 		fail(o, d, o->answer_reason[0] ? o->answer_reason : "JobRefused", msg, "helper-refused");
 		return;
@@ -203,16 +203,16 @@ static void decide_in_flight(const struct ctl_policy *pol, const struct ctl_obs 
 	    seconds_passed(o->now_ms, o->answer_failed_since_ms, pol->poll_seconds)) {
 		/* The helper reports failures itself; it had a poll period to do so. */
 		if (o->answer_message[0])
-			copy(msg, sizeof(msg), o->answer_message);
+			ctl_copy(msg, sizeof(msg), o->answer_message);
 		else
-			fmt(msg, sizeof(msg), "The node helper on node %s failed the checkpoint of PodCheckpoint %s/%s.",
+			ctl_fmt(msg, sizeof(msg), "The node helper on node %s failed the checkpoint of PodCheckpoint %s/%s.",
 			    node, o->ns, o->name);
 		fail(o, d, o->answer_reason[0] ? o->answer_reason : "CheckpointFailed", msg,
 		     "helper-failed");
 		return;
 	}
 	if (o->now_ms >= deadline && o->answer != CTL_ANS_SUCCEEDED) {
-		fmt(msg, sizeof(msg),
+		ctl_fmt(msg, sizeof(msg),
 		    "PodCheckpoint %s/%s did not finish within %llds (timeoutSeconds %d x %zu containers + %ds margin); "
 		    "check the node helper and the kubelet on node %s.",
 		    o->ns, o->name, (long long)budget_s, o->timeout_seconds, n,
@@ -222,7 +222,7 @@ static void decide_in_flight(const struct ctl_policy *pol, const struct ctl_obs 
 	}
 	if (seconds_passed(o->now_ms, last_ok, pol->helper_wait_seconds) &&
 	    o->answer != CTL_ANS_SUCCEEDED) {
-		fmt(msg, sizeof(msg),
+		ctl_fmt(msg, sizeof(msg),
 		    "The node helper on node %s has been unreachable for more than %ds while PodCheckpoint %s/%s was running%s%s%s; "
 		    "check the podcheckpoint-node-helper pod on that node.",
 		    node, pol->helper_wait_seconds, o->ns, o->name,
@@ -248,21 +248,21 @@ static bool decide_validation(const struct ctl_policy *pol, const struct ctl_obs
 	char msg[CTL_MSG_MAX];
 
 	if (!o->pod_exists) {
-		fmt(msg, sizeof(msg),
+		ctl_fmt(msg, sizeof(msg),
 		    "Pod %s/%s named by PodCheckpoint %s/%s does not exist; fix spec.podName or create the pod, then create a new PodCheckpoint.",
 		    o->ns, o->pod_name, o->ns, o->name);
 		fail(o, d, "PodNotFound", msg, "pod-not-found");
 		return true;
 	}
 	if (o->spec_pod_uid[0] && strcmp(o->spec_pod_uid, o->pod_uid) != 0) {
-		fmt(msg, sizeof(msg),
+		ctl_fmt(msg, sizeof(msg),
 		    "Pod %s/%s has UID %s but PodCheckpoint %s/%s pins UID %s: the pod was replaced; create a new PodCheckpoint for the current pod.",
 		    o->ns, o->pod_name, o->pod_uid, o->ns, o->name, o->spec_pod_uid);
 		fail(o, d, "SourcePodReplaced", msg, "pod-replaced");
 		return true;
 	}
 	if (o->pod_deleting || strcmp(o->pod_phase, "Running") != 0 || !o->pod_node[0]) {
-		fmt(msg, sizeof(msg),
+		ctl_fmt(msg, sizeof(msg),
 		    "Pod %s/%s is not running (phase %s%s%s); only a running pod can be checkpointed.",
 		    o->ns, o->pod_name, o->pod_phase[0] ? o->pod_phase : "unknown",
 		    o->pod_node[0] ? "" : ", not on a node", o->pod_deleting ? ", being deleted" : "");
@@ -275,7 +275,7 @@ static bool decide_validation(const struct ctl_policy *pol, const struct ctl_obs
 		for (size_t j = 0; j < o->npod_containers && !found; j++)
 			found = strcmp(o->spec_containers[i], o->pod_containers[j]) == 0;
 		if (!found) {
-			fmt(msg, sizeof(msg),
+			ctl_fmt(msg, sizeof(msg),
 			    "Container %s is not a container of pod %s/%s; fix spec.containers of PodCheckpoint %s/%s.",
 			    o->spec_containers[i], o->ns, o->pod_name, o->ns, o->name);
 			fail(o, d, "ContainerNotFound", msg, "container-not-found");
@@ -285,14 +285,14 @@ static bool decide_validation(const struct ctl_policy *pol, const struct ctl_obs
 	if (!o->encrypt)
 		return false;
 	if (!o->secret_exists) {
-		fmt(msg, sizeof(msg),
+		ctl_fmt(msg, sizeof(msg),
 		    "Secret %s/%s named in spec.encryptionSecret does not exist; create a kubernetes.io/tls Secret with that name.",
 		    o->ns, o->secret_name);
 		fail(o, d, "SecretNotFound", msg, "secret-not-found");
 		return true;
 	}
 	if (strcmp(o->secret_type, "kubernetes.io/tls") != 0) {
-		fmt(msg, sizeof(msg),
+		ctl_fmt(msg, sizeof(msg),
 		    "Secret %s/%s has type %s, not kubernetes.io/tls; use a TLS Secret holding the recipient certificate.",
 		    o->ns, o->secret_name, o->secret_type[0] ? o->secret_type : "(none)");
 		fail(o, d, "SecretWrongType", msg, "secret-wrong-type");
@@ -309,30 +309,30 @@ static bool decide_validation(const struct ctl_policy *pol, const struct ctl_obs
 			char why[CTL_MSG_MAX];
 			size_t n;
 
-			copy(why, sizeof(why), o->cert_msg);
+			ctl_copy(why, sizeof(why), o->cert_msg);
 			n = strlen(why);
 			while (n && (why[n - 1] == '.' || why[n - 1] == ' '))
 				why[--n] = '\0';
-			fmt(msg, sizeof(msg),
+			ctl_fmt(msg, sizeof(msg),
 			    "The certificate in Secret %s/%s is %s%s%s; renew it, or start the controller with --allow-expired-certificates.",
 			    o->ns, o->secret_name,
 			    o->cert == CTL_CERT_EXPIRED ? "expired" : "not yet valid", n ? ": " : "", why);
 		}
 		break;
 	case CTL_CERT_UNSUPPORTED_KEY:
-		fmt(msg, sizeof(msg), "The certificate in Secret %s/%s cannot be a recipient: %s",
+		ctl_fmt(msg, sizeof(msg), "The certificate in Secret %s/%s cannot be a recipient: %s",
 		    o->ns, o->secret_name,
 		    o->cert_msg[0] ? o->cert_msg : "its key type is not supported (use RSA >= 2048 or EC P-256/P-384).");
 		break;
 	case CTL_CERT_MISSING:
-		fmt(msg, sizeof(msg),
+		ctl_fmt(msg, sizeof(msg),
 		    "Secret %s/%s has no tls.crt; put the recipient certificate (PEM) under tls.crt.",
 		    o->ns, o->secret_name);
 		break;
 	case CTL_CERT_UNCHECKED:
 	case CTL_CERT_GARBAGE:
 	default:
-		fmt(msg, sizeof(msg),
+		ctl_fmt(msg, sizeof(msg),
 		    "tls.crt of Secret %s/%s is not a PEM certificate%s%s",
 		    o->ns, o->secret_name, o->cert_msg[0] ? ": " : "; put the recipient certificate (PEM) under tls.crt.",
 		    o->cert_msg);
@@ -371,7 +371,7 @@ void ctl_decide(const struct ctl_policy *pol, const struct ctl_obs *o, struct ct
 		d->actions |= CTL_ACT_ADD_FINALIZER;
 
 	if (o->phase == CTL_PHASE_NONE) {
-		fmt(msg, sizeof(msg), "PodCheckpoint %s/%s is accepted and waits for validation.",
+		ctl_fmt(msg, sizeof(msg), "PodCheckpoint %s/%s is accepted and waits for validation.",
 		    o->ns, o->name);
 		wait_pending(o, d, msg, 0, "initial-pending");
 		return;
@@ -393,7 +393,7 @@ void ctl_decide(const struct ctl_policy *pol, const struct ctl_obs *o, struct ct
 		if (x->name && strcmp(x->name, o->name) == 0)
 			continue;
 		if (other_ahead(o, x)) {
-			fmt(msg, sizeof(msg), "waiting for PodCheckpoint %s on the same pod", x->name);
+			ctl_fmt(msg, sizeof(msg), "waiting for PodCheckpoint %s on the same pod", x->name);
 			wait_pending(o, d, msg, poll_ms, "serialised");
 			return;
 		}
@@ -404,12 +404,12 @@ void ctl_decide(const struct ctl_policy *pol, const struct ctl_obs *o, struct ct
 		int64_t left_ms = since + (int64_t)pol->helper_wait_seconds * 1000 - o->now_ms;
 
 		if (since <= 0 || left_ms > 0) {
-			fmt(msg, sizeof(msg), "waiting for the node helper on node %s", o->pod_node);
+			ctl_fmt(msg, sizeof(msg), "waiting for the node helper on node %s", o->pod_node);
 			wait_pending(o, d, msg, min_l(poll_ms, since > 0 ? (long)left_ms : poll_ms),
 				     "helper-wait");
 			return;
 		}
-		fmt(msg, sizeof(msg),
+		ctl_fmt(msg, sizeof(msg),
 		    "No node helper is available on node %s (Lease pcp-helper-%s %s for %ds); check the podcheckpoint-node-helper DaemonSet on that node.",
 		    o->pod_node, o->pod_node, o->lease_exists ? "not renewed" : "missing",
 		    pol->helper_wait_seconds);
@@ -421,17 +421,17 @@ void ctl_decide(const struct ctl_policy *pol, const struct ctl_obs *o, struct ct
 	d->write_status = true;
 	status_base(o, d);
 	d->status.phase = CTL_PHASE_PENDING;
-	copy(d->status.ready_reason, sizeof(d->status.ready_reason), "Pending");
-	fmt(d->status.message, sizeof(d->status.message), "dispatched to the node helper on %s",
+	ctl_copy(d->status.ready_reason, sizeof(d->status.ready_reason), "Pending");
+	ctl_fmt(d->status.message, sizeof(d->status.message), "dispatched to the node helper on %s",
 	    o->pod_node);
 	d->status.set_dispatch = true;
-	copy(d->status.node_name, sizeof(d->status.node_name), o->pod_node);
-	copy(d->status.pod_uid, sizeof(d->status.pod_uid), o->pod_uid);
+	ctl_copy(d->status.node_name, sizeof(d->status.node_name), o->pod_node);
+	ctl_copy(d->status.pod_uid, sizeof(d->status.pod_uid), o->pod_uid);
 	d->status.start_ms = o->now_ms;
 	d->event = true;
 	d->event_warning = false;
-	copy(d->event_reason, sizeof(d->event_reason), "Dispatched");
-	fmt(d->event_note, sizeof(d->event_note),
+	ctl_copy(d->event_reason, sizeof(d->event_reason), "Dispatched");
+	ctl_fmt(d->event_note, sizeof(d->event_note),
 	    "Dispatched the checkpoint of pod %s/%s (%zu container%s) to the node helper on node %s.",
 	    o->ns, o->pod_name, ctl_obs_job_containers(o), ctl_obs_job_containers(o) == 1 ? "" : "s",
 	    o->pod_node);

@@ -242,12 +242,8 @@ int ctl_status_patch(const struct ctl_decision *d, json_object *existing_conditi
  */
 int ctl_finalizer_patch(json_object *pcp, bool add, json_object **out);
 
-/* Small pure helpers shared with the I/O layer. */
-const char *ctl_json_str(json_object *obj, const char *dotted);
-json_object *ctl_json_get(json_object *obj, const char *dotted);
-int ctl_time_parse(const char *s, int64_t *epoch_ms);
-void ctl_time_format(int64_t epoch_ms, char buf[32]);
-/* Standard base64 decode into a new NUL-terminated buffer (free() it). */
-int ctl_base64_decode(const char *in, size_t len, char **out, size_t *out_len);
+/* Bounded, always terminated string building (truncates); src NULL is "". */
+void ctl_fmt(char *buf, size_t cap, const char *f, ...) __attribute__((format(printf, 3, 4)));
+void ctl_copy(char *dst, size_t cap, const char *src);
 
 #endif

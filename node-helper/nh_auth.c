@@ -33,9 +33,9 @@ struct nh_auth {
 
 bool nh_auth_decide(json_object *review, const char *identity, char *why, size_t whylen)
 {
-	json_object *a = nh_json_get(review, "status.authenticated");
-	const char *user = nh_json_str(review, "status.user.username");
-	const char *err = nh_json_str(review, "status.error");
+	json_object *a = kc_json_get(review, "status.authenticated");
+	const char *user = kc_json_str(review, "status.user.username");
+	const char *err = kc_json_str(review, "status.error");
 
 	if (!a || !json_object_is_type(a, json_type_boolean) || !json_object_get_boolean(a)) {
 		if (why)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "kc.h"
 #include "log.h"
 #include "nh_util.h"
 
@@ -98,26 +99,6 @@ enum nh_resume nh_resume_decide(const struct nh_record *r)
 
 /* ---------------------------------------------------------------- JSON */
 
-#define ADD(obj, key, val)                                              \
-	do {                                                            \
-		json_object *v_ = (val);                                \
-		if (!v_ || json_object_object_add((obj), (key), v_)) {  \
-			json_object_put(v_);                            \
-			rc = -ENOMEM;                                   \
-			goto out;                                       \
-		}                                                       \
-	} while (0)
-
-#define ADDA(arr, val)                                                  \
-	do {                                                            \
-		json_object *v_ = (val);                                \
-		if (!v_ || json_object_array_add((arr), v_)) {          \
-			json_object_put(v_);                            \
-			rc = -ENOMEM;                                   \
-			goto out;                                       \
-		}                                                       \
-	} while (0)
-
 int nh_record_to_json(const struct nh_record *r, json_object **out)
 {
 	json_object *o = json_object_new_object(), *arr = NULL, *art = NULL;
@@ -126,57 +107,57 @@ int nh_record_to_json(const struct nh_record *r, json_object **out)
 	*out = NULL;
 	if (!o)
 		return -ENOMEM;
-	ADD(o, "version", json_object_new_int(1));
-	ADD(o, "uid", json_object_new_string(r->job.uid));
-	ADD(o, "op", json_object_new_string(r->job.op == CH_OP_DELETE_ARTIFACT ? "delete-artifact"
+	NH_ADD(o, "version", json_object_new_int(1));
+	NH_ADD(o, "uid", json_object_new_string(r->job.uid));
+	NH_ADD(o, "op", json_object_new_string(r->job.op == CH_OP_DELETE_ARTIFACT ? "delete-artifact"
 									      : "checkpoint"));
-	ADD(o, "namespace", json_object_new_string(r->job.ns));
-	ADD(o, "name", json_object_new_string(r->job.name));
-	ADD(o, "pod", json_object_new_string(r->job.pod));
-	ADD(o, "podUID", json_object_new_string(r->job.pod_uid));
-	ADD(o, "node", json_object_new_string(r->job.node));
+	NH_ADD(o, "namespace", json_object_new_string(r->job.ns));
+	NH_ADD(o, "name", json_object_new_string(r->job.name));
+	NH_ADD(o, "pod", json_object_new_string(r->job.pod));
+	NH_ADD(o, "podUID", json_object_new_string(r->job.pod_uid));
+	NH_ADD(o, "node", json_object_new_string(r->job.node));
 	arr = json_object_new_array();
 	if (!arr) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	ADD(o, "containers", arr);
+	NH_ADD(o, "containers", arr);
 	for (size_t i = 0; i < r->job.ncontainers && i < CH_MAX_CONTAINERS; i++)
-		ADDA(arr, json_object_new_string(r->job.containers[i]));
-	ADD(o, "timeoutSeconds", json_object_new_int(r->job.timeout_seconds));
-	ADD(o, "leaveRunning", json_object_new_boolean(r->job.leave_running));
-	ADD(o, "encrypt", json_object_new_boolean(r->job.encrypt));
-	ADD(o, "secretName", json_object_new_string(r->job.secret_name));
-	ADD(o, "state", json_object_new_string(nh_jstate_name(r->state)));
-	ADD(o, "reason", json_object_new_string(r->reason));
-	ADD(o, "message", json_object_new_string(r->message));
-	ADD(o, "livePodUID", json_object_new_string(r->pod_uid));
-	ADD(o, "acceptedTime", json_object_new_string(r->accepted_time));
-	ADD(o, "completionTime", json_object_new_string(r->completion_time));
-	ADD(o, "podDeleted", json_object_new_boolean(r->pod_deleted));
+		NH_ADDA(arr, json_object_new_string(r->job.containers[i]));
+	NH_ADD(o, "timeoutSeconds", json_object_new_int(r->job.timeout_seconds));
+	NH_ADD(o, "leaveRunning", json_object_new_boolean(r->job.leave_running));
+	NH_ADD(o, "encrypt", json_object_new_boolean(r->job.encrypt));
+	NH_ADD(o, "secretName", json_object_new_string(r->job.secret_name));
+	NH_ADD(o, "state", json_object_new_string(nh_jstate_name(r->state)));
+	NH_ADD(o, "reason", json_object_new_string(r->reason));
+	NH_ADD(o, "message", json_object_new_string(r->message));
+	NH_ADD(o, "livePodUID", json_object_new_string(r->pod_uid));
+	NH_ADD(o, "acceptedTime", json_object_new_string(r->accepted_time));
+	NH_ADD(o, "completionTime", json_object_new_string(r->completion_time));
+	NH_ADD(o, "podDeleted", json_object_new_boolean(r->pod_deleted));
 	arr = json_object_new_array();
 	if (!arr) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	ADD(o, "results", arr);
+	NH_ADD(o, "results", arr);
 	for (size_t i = 0; i < r->nresults && i < CH_MAX_CONTAINERS; i++) {
 		const struct nh_cresult *c = &r->results[i];
 		json_object *e = json_object_new_object();
-		ADDA(arr, e);
-		ADD(e, "name", json_object_new_string(c->name));
-		ADD(e, "archive", json_object_new_string(c->archive));
-		ADD(e, "checkpointTime", json_object_new_string(c->checkpoint_time));
-		ADD(e, "sha256", json_object_new_string(c->sha256));
-		ADD(e, "sizeBytes", json_object_new_int64((int64_t)c->size_bytes));
+		NH_ADDA(arr, e);
+		NH_ADD(e, "name", json_object_new_string(c->name));
+		NH_ADD(e, "archive", json_object_new_string(c->archive));
+		NH_ADD(e, "checkpointTime", json_object_new_string(c->checkpoint_time));
+		NH_ADD(e, "sha256", json_object_new_string(c->sha256));
+		NH_ADD(e, "sizeBytes", json_object_new_int64((int64_t)c->size_bytes));
 	}
 	art = json_object_new_object();
-	ADD(o, "artifact", art);
-	ADD(art, "path", json_object_new_string(r->artifact.path));
-	ADD(art, "sizeBytes", json_object_new_int64((int64_t)r->artifact.size_bytes));
-	ADD(art, "sha256", json_object_new_string(r->artifact.sha256));
-	ADD(art, "encrypted", json_object_new_boolean(r->artifact.encrypted));
-	ADD(art, "recipientFingerprint", json_object_new_string(r->artifact.recipient_fingerprint));
+	NH_ADD(o, "artifact", art);
+	NH_ADD(art, "path", json_object_new_string(r->artifact.path));
+	NH_ADD(art, "sizeBytes", json_object_new_int64((int64_t)r->artifact.size_bytes));
+	NH_ADD(art, "sha256", json_object_new_string(r->artifact.sha256));
+	NH_ADD(art, "encrypted", json_object_new_boolean(r->artifact.encrypted));
+	NH_ADD(art, "recipientFingerprint", json_object_new_string(r->artifact.recipient_fingerprint));
 	*out = o;
 	o = NULL;
 out:
@@ -213,12 +194,12 @@ int nh_record_from_json(json_object *o, struct nh_record *r, char *err, size_t e
 		snprintf(err, errlen, "not a JSON object");
 		return -EBADMSG;
 	}
-	if (nh_json_int(o, "version", 0) != 1) {
+	if (kc_json_int64(o, "version", 0, NULL) != 1) {
 		snprintf(err, errlen, "unknown journal version");
 		return -EBADMSG;
 	}
 	COPY(o, "uid", r->job.uid);
-	s = nh_json_str(o, "op");
+	s = kc_json_str(o, "op");
 	if (s && strcmp(s, "delete-artifact") == 0)
 		r->job.op = CH_OP_DELETE_ARTIFACT;
 	else if (s && strcmp(s, "checkpoint") == 0)
@@ -251,7 +232,7 @@ int nh_record_from_json(json_object *o, struct nh_record *r, char *err, size_t e
 			goto out;
 		}
 	}
-	r->job.timeout_seconds = (int)nh_json_int(o, "timeoutSeconds", 0);
+	r->job.timeout_seconds = (int)kc_json_int64(o, "timeoutSeconds", 0, NULL);
 	if (nh_get_bool(o, "leaveRunning", &r->job.leave_running) ||
 	    nh_get_bool(o, "encrypt", &r->job.encrypt) ||
 	    nh_get_bool(o, "podDeleted", &r->pod_deleted)) {
@@ -260,7 +241,7 @@ int nh_record_from_json(json_object *o, struct nh_record *r, char *err, size_t e
 		goto out;
 	}
 	COPY(o, "secretName", r->job.secret_name);
-	if (nh_jstate_parse(nh_json_str(o, "state"), &r->state) != 0) {
+	if (nh_jstate_parse(kc_json_str(o, "state"), &r->state) != 0) {
 		snprintf(err, errlen, "field state is missing or unknown");
 		rc = -EBADMSG;
 		goto out;
@@ -285,7 +266,7 @@ int nh_record_from_json(json_object *o, struct nh_record *r, char *err, size_t e
 		COPY(e, "archive", c->archive);
 		COPY(e, "checkpointTime", c->checkpoint_time);
 		COPY(e, "sha256", c->sha256);
-		c->size_bytes = (uint64_t)nh_json_int(e, "sizeBytes", 0);
+		c->size_bytes = (uint64_t)kc_json_int64(e, "sizeBytes", 0, NULL);
 	}
 	if (!json_object_object_get_ex(o, "artifact", &art) ||
 	    !json_object_is_type(art, json_type_object)) {
@@ -296,7 +277,7 @@ int nh_record_from_json(json_object *o, struct nh_record *r, char *err, size_t e
 	COPY(art, "path", r->artifact.path);
 	COPY(art, "sha256", r->artifact.sha256);
 	COPY(art, "recipientFingerprint", r->artifact.recipient_fingerprint);
-	r->artifact.size_bytes = (uint64_t)nh_json_int(art, "sizeBytes", 0);
+	r->artifact.size_bytes = (uint64_t)kc_json_int64(art, "sizeBytes", 0, NULL);
 	if (nh_get_bool(art, "encrypted", &r->artifact.encrypted)) {
 		snprintf(err, errlen, "field artifact.encrypted is missing");
 		rc = -EBADMSG;

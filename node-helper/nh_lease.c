@@ -44,9 +44,9 @@ int nh_lease_annotations(const char *endpoint, const char *fingerprint, const ch
 	*out = NULL;
 	if (!a)
 		return -ENOMEM;
-	if (nh_json_add_str(a, "checkpointing.dev/endpoint", endpoint) ||
-	    nh_json_add_str(a, "checkpointing.dev/cert-sha256", fingerprint) ||
-	    nh_json_add_str(a, "checkpointing.dev/node", node)) {
+	if (kc_json_set_str(a, "checkpointing.dev/endpoint", endpoint) ||
+	    kc_json_set_str(a, "checkpointing.dev/cert-sha256", fingerprint) ||
+	    kc_json_set_str(a, "checkpointing.dev/node", node)) {
 		rc = -ENOMEM;
 		json_object_put(a);
 		goto out;
@@ -79,8 +79,8 @@ static int nh_lease_label(struct nh_lease *l, struct kc_client *c)
 	}
 	json_object_object_add(patch, "metadata", meta);
 	json_object_object_add(meta, "labels", labels);
-	nh_json_add_str(labels, "app.kubernetes.io/component", "node-helper");
-	nh_json_add_str(labels, "app.kubernetes.io/name", "podcheckpoint");
+	kc_json_set_str(labels, "app.kubernetes.io/component", "node-helper");
+	kc_json_set_str(labels, "app.kubernetes.io/name", "podcheckpoint");
 	rc = kc_merge_patch(c, path, patch, NULL, &st);
 	if (rc)
 		LOG_WARN("msg=\"lease label failed\" lease=%s/%s http=%ld err=\"%s\"", l->ns, l->name,

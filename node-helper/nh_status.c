@@ -9,27 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kc.h"
 #include "nh_util.h"
-
-#define ADD(obj, key, val)                                              \
-	do {                                                            \
-		json_object *v_ = (val);                                \
-		if (!v_ || json_object_object_add((obj), (key), v_)) {  \
-			json_object_put(v_);                            \
-			rc = -ENOMEM;                                   \
-			goto out;                                       \
-		}                                                       \
-	} while (0)
-
-#define ADDA(arr, val)                                                  \
-	do {                                                            \
-		json_object *v_ = (val);                                \
-		if (!v_ || json_object_array_add((arr), v_)) {          \
-			json_object_put(v_);                            \
-			rc = -ENOMEM;                                   \
-			goto out;                                       \
-		}                                                       \
-	} while (0)
 
 static json_object *nh_new_cond(const struct nh_cond *c, const char *ltt, int64_t generation)
 {
@@ -38,12 +19,12 @@ static json_object *nh_new_cond(const struct nh_cond *c, const char *ltt, int64_
 
 	if (!o)
 		return NULL;
-	ADD(o, "type", json_object_new_string(c->type));
-	ADD(o, "status", json_object_new_string(c->status));
-	ADD(o, "reason", json_object_new_string(c->reason));
-	ADD(o, "message", json_object_new_string(c->message ? c->message : ""));
-	ADD(o, "lastTransitionTime", json_object_new_string(ltt));
-	ADD(o, "observedGeneration", json_object_new_int64(generation));
+	NH_ADD(o, "type", json_object_new_string(c->type));
+	NH_ADD(o, "status", json_object_new_string(c->status));
+	NH_ADD(o, "reason", json_object_new_string(c->reason));
+	NH_ADD(o, "message", json_object_new_string(c->message ? c->message : ""));
+	NH_ADD(o, "lastTransitionTime", json_object_new_string(ltt));
+	NH_ADD(o, "observedGeneration", json_object_new_int64(generation));
 out:
 	if (rc) {
 		json_object_put(o);
@@ -73,7 +54,7 @@ int nh_conditions_build(json_object *current, const struct nh_cond *set, size_t 
 	/* Keep the order of existing conditions; replace ours in place. */
 	for (size_t i = 0; i < cur_n; i++) {
 		json_object *c = json_object_array_get_idx(current, i);
-		const char *type = nh_json_str(c, "type");
+		const char *type = kc_json_str(c, "type");
 		size_t k;
 
 		if (!type)
@@ -82,24 +63,24 @@ int nh_conditions_build(json_object *current, const struct nh_cond *set, size_t 
 			if (strcmp(type, set[k].type) == 0)
 				break;
 		if (k == n) {
-			ADDA(arr, json_object_get(c));
+			NH_ADDA(arr, json_object_get(c));
 			continue;
 		}
 		if (used[k])
 			continue; /* duplicate type in the CR: drop it */
 		{
-			const char *old_status = nh_json_str(c, "status");
-			const char *old_ltt = nh_json_str(c, "lastTransitionTime");
+			const char *old_status = kc_json_str(c, "status");
+			const char *old_ltt = kc_json_str(c, "lastTransitionTime");
 			const char *ltt = (old_status && old_ltt && strcmp(old_status, set[k].status) == 0)
 						  ? old_ltt
 						  : now;
-			ADDA(arr, nh_new_cond(&set[k], ltt, generation));
+			NH_ADDA(arr, nh_new_cond(&set[k], ltt, generation));
 			used[k] = true;
 		}
 	}
 	for (size_t k = 0; k < n; k++)
 		if (!used[k])
-			ADDA(arr, nh_new_cond(&set[k], now, generation));
+			NH_ADDA(arr, nh_new_cond(&set[k], now, generation));
 	*out = arr;
 	arr = NULL;
 out:
@@ -113,8 +94,8 @@ static int nh_patch_base(json_object *cr, const struct nh_cond *set, size_t n, c
 			 json_object **patch, json_object **status)
 {
 	json_object *p = json_object_new_object(), *meta = NULL, *st = NULL, *conds = NULL;
-	const char *rv = nh_json_str(cr, "metadata.resourceVersion");
-	int64_t gen = nh_json_int(cr, "metadata.generation", 0);
+	const char *rv = kc_json_str(cr, "metadata.resourceVersion");
+	int64_t gen = kc_json_int64(cr, "metadata.generation", 0, NULL);
 	int rc = 0;
 
 	*patch = NULL;
@@ -122,16 +103,16 @@ static int nh_patch_base(json_object *cr, const struct nh_cond *set, size_t n, c
 	if (!p)
 		return -ENOMEM;
 	meta = json_object_new_object();
-	ADD(p, "metadata", meta);
+	NH_ADD(p, "metadata", meta);
 	if (rv)
-		ADD(meta, "resourceVersion", json_object_new_string(rv));
+		NH_ADD(meta, "resourceVersion", json_object_new_string(rv));
 	st = json_object_new_object();
-	ADD(p, "status", st);
-	ADD(st, "observedGeneration", json_object_new_int64(gen));
-	rc = nh_conditions_build(nh_json_get(cr, "status.conditions"), set, n, gen, now, &conds);
+	NH_ADD(p, "status", st);
+	NH_ADD(st, "observedGeneration", json_object_new_int64(gen));
+	rc = nh_conditions_build(kc_json_get(cr, "status.conditions"), set, n, gen, now, &conds);
 	if (rc)
 		goto out;
-	ADD(st, "conditions", conds);
+	NH_ADD(st, "conditions", conds);
 	*patch = p;
 	*status = st;
 	p = NULL;
@@ -151,8 +132,8 @@ int nh_status_running(json_object *cr, const char *message, const char *now, jso
 	rc = nh_patch_base(cr, set, 1, now, patch, &st);
 	if (rc)
 		goto out;
-	ADD(st, "phase", json_object_new_string("Running"));
-	ADD(st, "message", json_object_new_string(message));
+	NH_ADD(st, "phase", json_object_new_string("Running"));
+	NH_ADD(st, "message", json_object_new_string(message));
 out:
 	if (rc) {
 		json_object_put(*patch);
@@ -174,9 +155,9 @@ int nh_status_failed(json_object *cr, const char *reason, const char *message, c
 	rc = nh_patch_base(cr, set, 2, now, patch, &st);
 	if (rc)
 		goto out;
-	ADD(st, "phase", json_object_new_string("Failed"));
-	ADD(st, "message", json_object_new_string(message));
-	ADD(st, "completionTime", json_object_new_string(now));
+	NH_ADD(st, "phase", json_object_new_string("Failed"));
+	NH_ADD(st, "message", json_object_new_string(message));
+	NH_ADD(st, "completionTime", json_object_new_string(now));
 out:
 	if (rc) {
 		json_object_put(*patch);
@@ -211,38 +192,38 @@ int nh_status_succeeded(json_object *cr, const struct nh_record *r, const char *
 	rc = nh_patch_base(cr, set, 2, now, patch, &st);
 	if (rc)
 		goto out;
-	ADD(st, "phase", json_object_new_string("Succeeded"));
-	ADD(st, "message", json_object_new_string(msg));
-	ADD(st, "nodeName", json_object_new_string(r->job.node));
+	NH_ADD(st, "phase", json_object_new_string("Succeeded"));
+	NH_ADD(st, "message", json_object_new_string(msg));
+	NH_ADD(st, "nodeName", json_object_new_string(r->job.node));
 	if (r->pod_uid[0])
-		ADD(st, "podUID", json_object_new_string(r->pod_uid));
-	ADD(st, "completionTime",
+		NH_ADD(st, "podUID", json_object_new_string(r->pod_uid));
+	NH_ADD(st, "completionTime",
 	    json_object_new_string(r->completion_time[0] ? r->completion_time : now));
-	ADD(st, "podDeleted", json_object_new_boolean(r->pod_deleted));
+	NH_ADD(st, "podDeleted", json_object_new_boolean(r->pod_deleted));
 	loc = json_object_new_object();
-	ADD(st, "checkpointLocation", loc);
-	ADD(loc, "type", json_object_new_string("NodeLocal"));
+	NH_ADD(st, "checkpointLocation", loc);
+	NH_ADD(loc, "type", json_object_new_string("NodeLocal"));
 	nl = json_object_new_object();
-	ADD(loc, "nodeLocal", nl);
-	ADD(nl, "nodeName", json_object_new_string(r->job.node));
-	ADD(nl, "path", json_object_new_string(r->artifact.path));
+	NH_ADD(loc, "nodeLocal", nl);
+	NH_ADD(nl, "nodeName", json_object_new_string(r->job.node));
+	NH_ADD(nl, "path", json_object_new_string(r->artifact.path));
 	art = json_object_new_object();
-	ADD(st, "artifact", art);
-	ADD(art, "path", json_object_new_string(r->artifact.path));
-	ADD(art, "sizeBytes", json_object_new_int64((int64_t)r->artifact.size_bytes));
-	ADD(art, "sha256", json_object_new_string(r->artifact.sha256));
-	ADD(art, "encrypted", json_object_new_boolean(r->artifact.encrypted));
+	NH_ADD(st, "artifact", art);
+	NH_ADD(art, "path", json_object_new_string(r->artifact.path));
+	NH_ADD(art, "sizeBytes", json_object_new_int64((int64_t)r->artifact.size_bytes));
+	NH_ADD(art, "sha256", json_object_new_string(r->artifact.sha256));
+	NH_ADD(art, "encrypted", json_object_new_boolean(r->artifact.encrypted));
 	if (r->artifact.encrypted)
-		ADD(art, "recipientFingerprint",
+		NH_ADD(art, "recipientFingerprint",
 		    json_object_new_string(r->artifact.recipient_fingerprint));
 	arr = json_object_new_array();
-	ADD(st, "containers", arr);
+	NH_ADD(st, "containers", arr);
 	for (size_t i = 0; i < r->nresults; i++) {
 		json_object *c = json_object_new_object();
-		ADDA(arr, c);
-		ADD(c, "name", json_object_new_string(r->results[i].name));
-		ADD(c, "checkpointTime", json_object_new_string(r->results[i].checkpoint_time));
-		ADD(c, "sizeBytes", json_object_new_int64((int64_t)r->results[i].size_bytes));
+		NH_ADDA(arr, c);
+		NH_ADD(c, "name", json_object_new_string(r->results[i].name));
+		NH_ADD(c, "checkpointTime", json_object_new_string(r->results[i].checkpoint_time));
+		NH_ADD(c, "sizeBytes", json_object_new_int64((int64_t)r->results[i].size_bytes));
 	}
 out:
 	if (rc) {
@@ -256,42 +237,42 @@ int nh_manifest_build(const struct nh_record *r, json_object *pod, const char *c
 		      const char *fingerprint, json_object **out)
 {
 	json_object *m = json_object_new_object(), *p = NULL, *pc = NULL, *arr = NULL;
-	json_object *spec = pod ? nh_json_get(pod, "spec") : NULL;
+	json_object *spec = pod ? kc_json_get(pod, "spec") : NULL;
 	int rc = 0;
 
 	*out = NULL;
 	if (!m)
 		return -ENOMEM;
-	ADD(m, "apiVersion", json_object_new_string("checkpointing.dev/v1alpha1"));
-	ADD(m, "kind", json_object_new_string("PodCheckpointArtifact"));
+	NH_ADD(m, "apiVersion", json_object_new_string("checkpointing.dev/v1alpha1"));
+	NH_ADD(m, "kind", json_object_new_string("PodCheckpointArtifact"));
 	p = json_object_new_object();
-	ADD(m, "pod", p);
-	ADD(p, "namespace", json_object_new_string(r->job.ns));
-	ADD(p, "name", json_object_new_string(r->job.pod));
-	ADD(p, "uid", json_object_new_string(r->pod_uid[0] ? r->pod_uid : r->job.pod_uid));
-	ADD(m, "node", json_object_new_string(r->job.node));
+	NH_ADD(m, "pod", p);
+	NH_ADD(p, "namespace", json_object_new_string(r->job.ns));
+	NH_ADD(p, "name", json_object_new_string(r->job.pod));
+	NH_ADD(p, "uid", json_object_new_string(r->pod_uid[0] ? r->pod_uid : r->job.pod_uid));
+	NH_ADD(m, "node", json_object_new_string(r->job.node));
 	pc = json_object_new_object();
-	ADD(m, "podCheckpoint", pc);
-	ADD(pc, "name", json_object_new_string(r->job.name));
-	ADD(pc, "uid", json_object_new_string(r->job.uid));
-	ADD(m, "createdTime", json_object_new_string(created));
+	NH_ADD(m, "podCheckpoint", pc);
+	NH_ADD(pc, "name", json_object_new_string(r->job.name));
+	NH_ADD(pc, "uid", json_object_new_string(r->job.uid));
+	NH_ADD(m, "createdTime", json_object_new_string(created));
 	if (spec)
-		ADD(m, "podSpec", json_object_get(spec));
+		NH_ADD(m, "podSpec", json_object_get(spec));
 	arr = json_object_new_array();
-	ADD(m, "containers", arr);
+	NH_ADD(m, "containers", arr);
 	for (size_t i = 0; i < r->nresults; i++) {
 		const struct nh_cresult *c = &r->results[i];
 		json_object *e = json_object_new_object();
-		ADDA(arr, e);
-		ADD(e, "name", json_object_new_string(c->name));
-		ADD(e, "archive", json_object_new_string(nh_basename(c->archive)));
-		ADD(e, "sha256", json_object_new_string(c->sha256));
-		ADD(e, "sizeBytes", json_object_new_int64((int64_t)c->size_bytes));
-		ADD(e, "checkpointTime", json_object_new_string(c->checkpoint_time));
+		NH_ADDA(arr, e);
+		NH_ADD(e, "name", json_object_new_string(c->name));
+		NH_ADD(e, "archive", json_object_new_string(nh_basename(c->archive)));
+		NH_ADD(e, "sha256", json_object_new_string(c->sha256));
+		NH_ADD(e, "sizeBytes", json_object_new_int64((int64_t)c->size_bytes));
+		NH_ADD(e, "checkpointTime", json_object_new_string(c->checkpoint_time));
 	}
-	ADD(m, "encrypted", json_object_new_boolean(r->job.encrypt));
+	NH_ADD(m, "encrypted", json_object_new_boolean(r->job.encrypt));
 	if (r->job.encrypt && fingerprint)
-		ADD(m, "recipientFingerprint", json_object_new_string(fingerprint));
+		NH_ADD(m, "recipientFingerprint", json_object_new_string(fingerprint));
 	*out = m;
 	m = NULL;
 out:

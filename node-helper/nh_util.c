@@ -7,45 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-json_object *nh_json_get(json_object *obj, const char *dotted)
-{
-	char key[128];
-	const char *p = dotted;
-
-	while (obj && p && *p) {
-		const char *dot = strchr(p, '.');
-		size_t n = dot ? (size_t)(dot - p) : strlen(p);
-		json_object *next = NULL;
-
-		if (n >= sizeof(key) || !json_object_is_type(obj, json_type_object))
-			return NULL;
-		memcpy(key, p, n);
-		key[n] = '\0';
-		if (!json_object_object_get_ex(obj, key, &next))
-			return NULL;
-		obj = next;
-		p = dot ? dot + 1 : NULL;
-	}
-	return obj;
-}
-
-const char *nh_json_str(json_object *obj, const char *dotted)
-{
-	json_object *v = nh_json_get(obj, dotted);
-
-	if (!v || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-int64_t nh_json_int(json_object *obj, const char *dotted, int64_t def)
-{
-	json_object *v = nh_json_get(obj, dotted);
-
-	if (!v || !(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
-		return def;
-	return json_object_get_int64(v);
-}
+#include "kc.h"
 
 int nh_strlcpy(char *dst, const char *src, size_t cap)
 {
@@ -65,7 +27,7 @@ int nh_strlcpy(char *dst, const char *src, size_t cap)
 
 int nh_json_copy(json_object *obj, const char *key, char *buf, size_t cap)
 {
-	const char *s = nh_json_str(obj, key);
+	const char *s = kc_json_str(obj, key);
 
 	if (cap)
 		buf[0] = '\0';
@@ -74,34 +36,9 @@ int nh_json_copy(json_object *obj, const char *key, char *buf, size_t cap)
 	return nh_strlcpy(buf, s, cap);
 }
 
-int nh_json_add_str(json_object *obj, const char *key, const char *val)
-{
-	json_object *s;
-
-	if (!val)
-		return 0;
-	s = json_object_new_string(val);
-	if (!s)
-		return -ENOMEM;
-	if (json_object_object_add(obj, key, s) != 0) {
-		json_object_put(s);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-void nh_time_rfc3339(int64_t epoch_s, char buf[32])
-{
-	struct tm tm;
-	time_t t = (time_t)epoch_s;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 void nh_time_now(char buf[32])
 {
-	nh_time_rfc3339((int64_t)time(NULL), buf);
+	kc_time_rfc3339((int64_t)time(NULL), buf);
 }
 
 int64_t nh_mono_ms(void)

@@ -11,24 +11,40 @@
 
 #include <json-c/json.h>
 
-/* Borrowed string at a dotted path ("metadata.name"), or NULL. */
-const char *nh_json_str(json_object *obj, const char *dotted);
-/* Borrowed object at a dotted path, or NULL. */
-json_object *nh_json_get(json_object *obj, const char *dotted);
-/* int64 at a dotted path, or def. */
-int64_t nh_json_int(json_object *obj, const char *dotted, int64_t def);
+#include "kc.h"
+
+/*
+ * In a function with `int rc` and an `out:` label: adds a new value (taken;
+ * NULL means out of memory) to an object / array, or sets rc and goes to out.
+ */
+#define NH_ADD(obj, key, val)                                           \
+	do {                                                            \
+		int e_ = kc_json_set((obj), (key), (val));              \
+		if (e_) {                                               \
+			rc = e_;                                        \
+			goto out;                                       \
+		}                                                       \
+	} while (0)
+
+#define NH_ADDA(arr, val)                                               \
+	do {                                                            \
+		int e_ = kc_json_append((arr), (val));                  \
+		if (e_) {                                               \
+			rc = e_;                                        \
+			goto out;                                       \
+		}                                                       \
+	} while (0)
+
+/* JSON lookups by dotted path and RFC 3339 time: kc_json_get, kc_json_str,
+ * kc_json_int64, kc_time_rfc3339 (kc.h). */
+
 /* Copies the string field `key` of obj into buf: 0, -ENOENT (absent/not a
  * string, buf set to "") or -ENAMETOOLONG. */
 int nh_json_copy(json_object *obj, const char *key, char *buf, size_t cap);
-/* Adds key: string (NULL -> skipped). 0 or -ENOMEM. */
-int nh_json_add_str(json_object *obj, const char *key, const char *val);
-
 /* Bounded copy; returns -ENAMETOOLONG when truncated (dst still terminated). */
 int nh_strlcpy(char *dst, const char *src, size_t cap);
 
-/* RFC 3339 UTC "2026-11-28T18:00:00Z" for epoch seconds. */
-void nh_time_rfc3339(int64_t epoch_s, char buf[32]);
-/* The same for now. */
+/* RFC 3339 UTC "2026-11-28T18:00:00Z" for now (kc_time_rfc3339). */
 void nh_time_now(char buf[32]);
 /* Monotonic milliseconds. */
 int64_t nh_mono_ms(void);

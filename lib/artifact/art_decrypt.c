@@ -538,7 +538,23 @@ out:
 
 /* ------------------------------------------------------------ keys */
 
-static int load_key(const char *path, EVP_PKEY **out, char *msg, size_t msglen)
+static void *parse_key(BIO *b)
+{
+	return PEM_read_bio_PrivateKey(b, NULL, NULL, (void *)"");
+}
+
+static void *parse_cert(BIO *b)
+{
+	return PEM_read_bio_X509(b, NULL, NULL, NULL);
+}
+
+/*
+ * Reads the PEM file at path (at most 1 MiB) and parses it with parse into
+ * *out. `what` names it ("private key") and `holds` what it should hold, for
+ * messages. secret: the file's bytes are wiped after use.
+ */
+static int load_pem(const char *path, const char *what, const char *holds, bool secret,
+		    void *(*parse)(BIO *b), void **out, char *msg, size_t msglen)
 {
 	char *pem = NULL;
 	size_t len = 0;
@@ -548,7 +564,7 @@ static int load_key(const char *path, EVP_PKEY **out, char *msg, size_t msglen)
 	*out = NULL;
 	rc = fsu_read_file(path, 1u << 20, &pem, &len);
 	if (rc) {
-		art_msg(msg, msglen, "cannot read the private key %s: %s", path, strerror(-rc));
+		art_msg(msg, msglen, "cannot read the %s %s: %s", what, path, strerror(-rc));
 		goto out;
 	}
 	b = BIO_new_mem_buf(pem, (int)len);
@@ -556,46 +572,36 @@ static int load_key(const char *path, EVP_PKEY **out, char *msg, size_t msglen)
 		rc = -ENOMEM;
 		goto out;
 	}
-	*out = PEM_read_bio_PrivateKey(b, NULL, NULL, (void *)"");
+	*out = parse(b);
 	if (!*out) {
 		rc = -EINVAL;
-		art_msg(msg, msglen, "%s does not hold an unencrypted PEM private key", path);
+		art_msg(msg, msglen, "%s does not hold %s", path, holds);
 	}
 out:
 	BIO_free(b);
-	if (pem) {
+	if (pem && secret)
 		OPENSSL_cleanse(pem, len);
-		free(pem);
-	}
+	free(pem);
+	return rc;
+}
+
+static int load_key(const char *path, EVP_PKEY **out, char *msg, size_t msglen)
+{
+	void *k = NULL;
+	int rc = load_pem(path, "private key", "an unencrypted PEM private key", true, parse_key,
+			  &k, msg, msglen);
+
+	*out = k;
 	return rc;
 }
 
 static int load_cert(const char *path, X509 **out, char *msg, size_t msglen)
 {
-	char *pem = NULL;
-	size_t len = 0;
-	BIO *b = NULL;
-	int rc;
+	void *x = NULL;
+	int rc = load_pem(path, "certificate", "a PEM certificate", false, parse_cert, &x, msg,
+			  msglen);
 
-	*out = NULL;
-	rc = fsu_read_file(path, 1u << 20, &pem, &len);
-	if (rc) {
-		art_msg(msg, msglen, "cannot read the certificate %s: %s", path, strerror(-rc));
-		goto out;
-	}
-	b = BIO_new_mem_buf(pem, (int)len);
-	if (!b) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	*out = PEM_read_bio_X509(b, NULL, NULL, NULL);
-	if (!*out) {
-		rc = -EINVAL;
-		art_msg(msg, msglen, "%s does not hold a PEM certificate", path);
-	}
-out:
-	BIO_free(b);
-	free(pem);
+	*out = x;
 	return rc;
 }
 

@@ -109,6 +109,33 @@ static int to_text(struct json_object *o, char **out)
 			goto out;                                      \
 	} while (0)
 
+#define PUT_OBJ(o, key, v)                                             \
+	do {                                                           \
+		rc = put_obj((o), (key), (v));                         \
+		if (rc)                                                \
+			goto out;                                      \
+	} while (0)
+
+/* A new message object {"v": CH_PROTO_VERSION, "type": type} into *out. */
+static int new_envelope(const char *type, struct json_object **out)
+{
+	struct json_object *o = json_object_new_object();
+	int rc;
+
+	*out = NULL;
+	if (!o)
+		return -ENOMEM;
+	rc = put_obj(o, "v", json_object_new_int(CH_PROTO_VERSION));
+	if (!rc)
+		rc = put_obj(o, "type", json_object_new_string(type));
+	if (rc) {
+		json_object_put(o);
+		return rc;
+	}
+	*out = o;
+	return 0;
+}
+
 int ch_job_encode(const struct ch_job *job, char **out)
 {
 	struct json_object *o = NULL, *arr = NULL;
@@ -120,18 +147,10 @@ int ch_job_encode(const struct ch_job *job, char **out)
 		rc = -EINVAL;
 		goto out;
 	}
-	o = json_object_new_object();
-	if (!o)
-		goto out;
-	rc = put_obj(o, "v", json_object_new_int(CH_PROTO_VERSION));
+	rc = new_envelope("job", &o);
 	if (rc)
 		goto out;
-	rc = put_obj(o, "type", json_object_new_string("job"));
-	if (rc)
-		goto out;
-	rc = put_obj(o, "op", json_object_new_string(op_names[job->op]));
-	if (rc)
-		goto out;
+	PUT_OBJ(o, "op", json_object_new_string(op_names[job->op]));
 	PUT_STR(o, "uid", job->uid);
 	PUT_STR(o, "namespace", job->ns);
 	PUT_STR(o, "name", job->name);
@@ -158,20 +177,11 @@ int ch_job_encode(const struct ch_job *job, char **out)
 	arr = NULL; /* owned by o now (or freed by put_obj) */
 	if (rc)
 		goto out;
-	rc = put_obj(o, "timeoutSeconds", json_object_new_int(job->timeout_seconds));
-	if (rc)
-		goto out;
-	rc = put_obj(o, "leaveRunning", json_object_new_boolean(job->leave_running));
-	if (rc)
-		goto out;
-	rc = put_obj(o, "encrypt", json_object_new_boolean(job->encrypt));
-	if (rc)
-		goto out;
-	if (job->cert_pem) {
-		rc = put_obj(o, "certPem", json_object_new_string(job->cert_pem));
-		if (rc)
-			goto out;
-	}
+	PUT_OBJ(o, "timeoutSeconds", json_object_new_int(job->timeout_seconds));
+	PUT_OBJ(o, "leaveRunning", json_object_new_boolean(job->leave_running));
+	PUT_OBJ(o, "encrypt", json_object_new_boolean(job->encrypt));
+	if (job->cert_pem)
+		PUT_OBJ(o, "certPem", json_object_new_string(job->cert_pem));
 	PUT_STR(o, "secretName", job->secret_name);
 	PUT_STR(o, "artifactPath", job->artifact_path);
 	rc = to_text(o, out);
@@ -191,26 +201,15 @@ int ch_state_encode(const struct ch_state *st, char **out)
 		rc = -EINVAL;
 		goto out;
 	}
-	o = json_object_new_object();
-	if (!o)
-		goto out;
-	rc = put_obj(o, "v", json_object_new_int(CH_PROTO_VERSION));
-	if (rc)
-		goto out;
-	rc = put_obj(o, "type", json_object_new_string("state"));
+	rc = new_envelope("state", &o);
 	if (rc)
 		goto out;
 	PUT_STR(o, "uid", st->uid);
-	rc = put_obj(o, "state", json_object_new_string(state_names[st->state]));
-	if (rc)
-		goto out;
+	PUT_OBJ(o, "state", json_object_new_string(state_names[st->state]));
 	PUT_STR(o, "reason", st->reason);
 	PUT_STR(o, "message", st->message);
-	rc = put_obj(o, "bytes",
-		     json_object_new_int64(st->bytes > (uint64_t)INT64_MAX ? INT64_MAX
-									 : (int64_t)st->bytes));
-	if (rc)
-		goto out;
+	PUT_OBJ(o, "bytes", json_object_new_int64(st->bytes > (uint64_t)INT64_MAX ? INT64_MAX
+										: (int64_t)st->bytes));
 	PUT_STR(o, "container", st->container);
 	rc = to_text(o, out);
 out:

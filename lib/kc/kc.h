@@ -316,6 +316,30 @@ int64_t kc_now_ms(void);
  * trailing garbage. *out gets one reference. */
 int kc_json_parse(const char *buf, size_t len, json_object **out);
 
+/*
+ * The number at a dotted path as int64 (a JSON double is truncated), or dflt
+ * when absent or not a number. present (may be NULL) says which.
+ */
+int64_t kc_json_int64(json_object *obj, const char *dotted, int64_t dflt, bool *present);
+
+/*
+ * Standard base64 (RFC 4648 alphabet; spaces, tabs and line breaks ignored;
+ * trailing '=' padding optional) into a new NUL-terminated buffer: *out (free()
+ * it) and *out_len (without the NUL). -EINVAL for other characters, data after
+ * padding or a dangling final character; -ENOMEM. Nothing is left behind on
+ * failure (partial output is wiped: kubeconfig *-data fields carry keys).
+ */
+int kc_base64_decode(const char *in, size_t len, char **out, size_t *out_len);
+
+/*
+ * Building objects: each takes val (a new value: on failure it is put, and a
+ * NULL val, i.e. a failed json_object_new_*, is -ENOMEM). 0 or -ENOMEM.
+ */
+int kc_json_set(json_object *obj, const char *key, json_object *val);
+int kc_json_append(json_object *arr, json_object *val);
+/* kc_json_set with a new string copy of val; val NULL: nothing added, 0. */
+int kc_json_set_str(json_object *obj, const char *key, const char *val);
+
 /* The resourceVersion of a cached/received object (borrowed) or NULL. */
 #define kc_json_rv(obj) kc_json_str((obj), "metadata.resourceVersion")
 

@@ -14,7 +14,6 @@
 #include <sys/stat.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <yaml.h>
 
 #include "fsutil.h"
@@ -282,40 +281,79 @@ static void errf(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+static int b64val(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+int kc_base64_decode(const char *in, size_t len, char **out, size_t *out_len)
+{
+	size_t cap = len / 4 * 3 + 4, n = 0, pad = 0;
+	char *buf = malloc(cap);
+	unsigned acc = 0;
+	int bits = 0, rc = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		int c = (unsigned char)in[i], v;
+
+		if (c == '\n' || c == '\r' || c == ' ' || c == '\t')
+			continue;
+		if (c == '=') {
+			pad++;
+			continue;
+		}
+		v = b64val(c);
+		if (v < 0 || pad) {
+			rc = -EINVAL;
+			goto out;
+		}
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf[n++] = (char)((acc >> bits) & 0xffu);
+		}
+	}
+	if (pad > 2 || bits >= 6) {
+		rc = -EINVAL;
+		goto out;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*out_len = n;
+	buf = NULL;
+out:
+	if (buf) {
+		OPENSSL_cleanse(buf, cap);
+		free(buf);
+	}
+	return rc;
+}
+
 /* base64 (with or without newlines) -> new buffer. */
 static int b64_decode(const char *in, size_t inlen, struct kc_blob *out)
 {
-	EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
-	unsigned char *buf = NULL;
-	int n1 = 0, n2 = 0, rc = -EINVAL;
+	char *buf = NULL;
+	size_t n = 0;
+	int rc = kc_base64_decode(in, inlen, &buf, &n);
 
-	if (!ctx)
-		return -ENOMEM;
-	if (inlen > INT_MAX / 2)
-		goto out;
-	buf = malloc(inlen / 4 * 3 + 4);
-	if (!buf) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	EVP_DecodeInit(ctx);
-	if (EVP_DecodeUpdate(ctx, buf, &n1, (const unsigned char *)in, (int)inlen) < 0)
-		goto out;
-	if (EVP_DecodeFinal(ctx, buf + n1, &n2) < 0)
-		goto out;
-	if (n1 + n2 <= 0)
-		goto out;
-	out->data = buf;
-	out->len = (size_t)(n1 + n2);
-	buf = NULL;
-	rc = 0;
-out:
-	if (buf) {
-		OPENSSL_cleanse(buf, inlen / 4 * 3 + 4);
-		free(buf);
-	}
-	EVP_ENCODE_CTX_free(ctx);
-	return rc;
+	if (rc)
+		return rc;
+	out->data = (unsigned char *)buf;
+	out->len = n;
+	return 0;
 }
 
 static bool looks_pem(const struct kc_blob *b)
@@ -380,8 +418,8 @@ static const char *yscalar(const yaml_node_t *n)
 	return (const char *)n->data.scalar.value;
 }
 
-/* The key node of `key` in map (its line is where the user looks), or NULL. */
-static yaml_node_t *ykey(struct ky *y, yaml_node_t *map, const char *key)
+/* The pair of `key` in map, or NULL. */
+static yaml_node_pair_t *ypair(struct ky *y, yaml_node_t *map, const char *key)
 {
 	size_t klen = strlen(key);
 
@@ -393,26 +431,25 @@ static yaml_node_t *ykey(struct ky *y, yaml_node_t *map, const char *key)
 
 		if (k && k->type == YAML_SCALAR_NODE && k->data.scalar.length == klen &&
 		    memcmp(k->data.scalar.value, key, klen) == 0)
-			return k;
+			return p;
 	}
 	return NULL;
 }
 
+/* The key node of `key` in map (its line is where the user looks), or NULL. */
+static yaml_node_t *ykey(struct ky *y, yaml_node_t *map, const char *key)
+{
+	yaml_node_pair_t *p = ypair(y, map, key);
+
+	return p ? yaml_document_get_node(&y->doc, p->key) : NULL;
+}
+
+/* The value node of `key` in map, or NULL. */
 static yaml_node_t *yget(struct ky *y, yaml_node_t *map, const char *key)
 {
-	size_t klen = strlen(key);
+	yaml_node_pair_t *p = ypair(y, map, key);
 
-	if (!map || map->type != YAML_MAPPING_NODE)
-		return NULL;
-	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-	     p++) {
-		yaml_node_t *k = yaml_document_get_node(&y->doc, p->key);
-
-		if (k && k->type == YAML_SCALAR_NODE && k->data.scalar.length == klen &&
-		    memcmp(k->data.scalar.value, key, klen) == 0)
-			return yaml_document_get_node(&y->doc, p->value);
-	}
-	return NULL;
+	return p ? yaml_document_get_node(&y->doc, p->value) : NULL;
 }
 
 /* A scalar child; -EINVAL with a message if present but not a string. */

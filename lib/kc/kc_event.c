@@ -12,22 +12,6 @@
 #define KC_EVENT_NOTE_MAX 1024
 #define KC_NAME_MAX 253
 
-static int add_str(json_object *o, const char *key, const char *val)
-{
-	json_object *s;
-
-	if (!val)
-		return 0;
-	s = json_object_new_string(val);
-	if (!s)
-		return -ENOMEM;
-	if (json_object_object_add(o, key, s)) {
-		json_object_put(s);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
 /* Cuts s to at most max bytes without splitting a UTF-8 sequence. */
 static void utf8_truncate(char *s, size_t max)
 {
@@ -81,23 +65,23 @@ int kc_event_emit(struct kc_client *c, const struct kc_event_source *src, json_o
 	ref = json_object_new_object();
 	if (!ev || !meta || !ref)
 		goto out;
-	if (add_str(meta, "name", name) || add_str(meta, "namespace", rns))
+	if (kc_json_set_str(meta, "name", name) || kc_json_set_str(meta, "namespace", rns))
 		goto out;
-	if (add_str(ref, "apiVersion", kc_json_str(regarding, "apiVersion")) ||
-	    add_str(ref, "kind", kc_json_str(regarding, "kind")) ||
-	    add_str(ref, "namespace", kc_json_str(regarding, "metadata.namespace")) ||
-	    add_str(ref, "name", rname) || add_str(ref, "uid", kc_json_str(regarding, "metadata.uid")) ||
-	    add_str(ref, "resourceVersion", kc_json_str(regarding, "metadata.resourceVersion")))
+	if (kc_json_set_str(ref, "apiVersion", kc_json_str(regarding, "apiVersion")) ||
+	    kc_json_set_str(ref, "kind", kc_json_str(regarding, "kind")) ||
+	    kc_json_set_str(ref, "namespace", kc_json_str(regarding, "metadata.namespace")) ||
+	    kc_json_set_str(ref, "name", rname) || kc_json_set_str(ref, "uid", kc_json_str(regarding, "metadata.uid")) ||
+	    kc_json_set_str(ref, "resourceVersion", kc_json_str(regarding, "metadata.resourceVersion")))
 		goto out;
-	if (add_str(ev, "apiVersion", "events.k8s.io/v1") || add_str(ev, "kind", "Event"))
+	if (kc_json_set_str(ev, "apiVersion", "events.k8s.io/v1") || kc_json_set_str(ev, "kind", "Event"))
 		goto out;
 	if (json_object_object_add(ev, "metadata", meta))
 		goto out;
 	meta = NULL;
-	if (add_str(ev, "eventTime", when) || add_str(ev, "reportingController", src->controller) ||
-	    add_str(ev, "reportingInstance", src->instance) || add_str(ev, "action", action) ||
-	    add_str(ev, "reason", reason) || add_str(ev, "type", type) ||
-	    add_str(ev, "note", note))
+	if (kc_json_set_str(ev, "eventTime", when) || kc_json_set_str(ev, "reportingController", src->controller) ||
+	    kc_json_set_str(ev, "reportingInstance", src->instance) || kc_json_set_str(ev, "action", action) ||
+	    kc_json_set_str(ev, "reason", reason) || kc_json_set_str(ev, "type", type) ||
+	    kc_json_set_str(ev, "note", note))
 		goto out;
 	if (json_object_object_add(ev, "regarding", ref))
 		goto out;

@@ -47,6 +47,48 @@ const char *kc_json_str(json_object *obj, const char *dotted)
 	return json_object_get_string(v);
 }
 
+int64_t kc_json_int64(json_object *obj, const char *dotted, int64_t dflt, bool *present)
+{
+	json_object *v = kc_json_get(obj, dotted);
+
+	if (present)
+		*present = false;
+	if (!v || !(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
+		return dflt;
+	if (present)
+		*present = true;
+	return json_object_get_int64(v);
+}
+
+int kc_json_set(json_object *obj, const char *key, json_object *val)
+{
+	if (!val)
+		return -ENOMEM;
+	if (json_object_object_add(obj, key, val) != 0) {
+		json_object_put(val);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int kc_json_append(json_object *arr, json_object *val)
+{
+	if (!val)
+		return -ENOMEM;
+	if (json_object_array_add(arr, val) != 0) {
+		json_object_put(val);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int kc_json_set_str(json_object *obj, const char *key, const char *val)
+{
+	if (!val)
+		return 0;
+	return kc_json_set(obj, key, json_object_new_string(val));
+}
+
 int kc_json_parse(const char *buf, size_t len, json_object **out)
 {
 	struct json_tokener *tok;

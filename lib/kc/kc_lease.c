@@ -12,32 +12,6 @@
 #include "kc_internal.h"
 #include "log.h"
 
-static int set_str(json_object *o, const char *key, const char *val)
-{
-	json_object *s = json_object_new_string(val);
-
-	if (!s)
-		return -ENOMEM;
-	if (json_object_object_add(o, key, s)) {
-		json_object_put(s);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static int set_int(json_object *o, const char *key, int64_t v)
-{
-	json_object *i = json_object_new_int64(v);
-
-	if (!i)
-		return -ENOMEM;
-	if (json_object_object_add(o, key, i)) {
-		json_object_put(i);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
 /* The mapping at key in o, created if missing. */
 static json_object *child(json_object *o, const char *key)
 {
@@ -145,13 +119,13 @@ static int fill_spec(json_object *obj, const char *holder, long duration_seconds
 
 		if (json_object_object_get_ex(spec, "leaseTransitions", &tr) && old && old[0])
 			n = json_object_get_int64(tr) + 1;
-		if ((rc = set_str(spec, "acquireTime", now)) ||
-		    (rc = set_int(spec, "leaseTransitions", n)))
+		if ((rc = kc_json_set_str(spec, "acquireTime", now)) ||
+		    (rc = kc_json_set(spec, "leaseTransitions", json_object_new_int64(n))))
 			return rc;
 	}
-	if ((rc = set_str(spec, "holderIdentity", holder)) ||
-	    (rc = set_int(spec, "leaseDurationSeconds", duration_seconds)) ||
-	    (rc = set_str(spec, "renewTime", now)))
+	if ((rc = kc_json_set_str(spec, "holderIdentity", holder)) ||
+	    (rc = kc_json_set(spec, "leaseDurationSeconds", json_object_new_int64(duration_seconds))) ||
+	    (rc = kc_json_set_str(spec, "renewTime", now)))
 		return rc;
 	return 0;
 }
@@ -165,10 +139,10 @@ static int lease_create(struct kc_client *c, const char *ns, const char *name, c
 
 	if (!obj)
 		goto out;
-	if (set_str(obj, "apiVersion", "coordination.k8s.io/v1") || set_str(obj, "kind", "Lease"))
+	if (kc_json_set_str(obj, "apiVersion", "coordination.k8s.io/v1") || kc_json_set_str(obj, "kind", "Lease"))
 		goto out;
 	meta = child(obj, "metadata");
-	if (!meta || set_str(meta, "name", name) || set_str(meta, "namespace", ns))
+	if (!meta || kc_json_set_str(meta, "name", name) || kc_json_set_str(meta, "namespace", ns))
 		goto out;
 	if ((rc = merge_annotations(obj, annotations)) ||
 	    (rc = fill_spec(obj, holder, duration_seconds)))
@@ -203,12 +177,14 @@ static int lease_update(struct kc_client *c, const char *ns, const char *name, j
 	return rc;
 }
 
-static int validate(const char *ns, const char *name, const char *holder, long duration_seconds)
+/* Checks the arguments of a renew/acquire and builds the Lease's path. */
+static int validate(const char *ns, const char *name, const char *holder, long duration_seconds,
+		    char *path, size_t cap)
 {
 	if (!ns || !ns[0] || !name || !name[0] || !holder || !holder[0] ||
 	    strlen(holder) >= sizeof(((struct kc_lease *)0)->holder) || duration_seconds <= 0)
 		return -EINVAL;
-	return 0;
+	return lease_path(ns, name, path, cap);
 }
 
 int kc_lease_renew(struct kc_client *c, const char *ns, const char *name, const char *holder,
@@ -219,9 +195,7 @@ int kc_lease_renew(struct kc_client *c, const char *ns, const char *name, const 
 	int rc;
 
 	kc_status_clear(st);
-	rc = validate(ns, name, holder, duration_seconds);
-	if (!rc)
-		rc = lease_path(ns, name, path, sizeof(path));
+	rc = validate(ns, name, holder, duration_seconds, path, sizeof(path));
 	if (rc)
 		return rc;
 	rc = kc_get(c, path, &obj, st);
@@ -249,9 +223,7 @@ int kc_lease_try_acquire(struct kc_client *c, const char *ns, const char *name,
 		return -EINVAL;
 	*leader = false;
 	kc_status_clear(st);
-	rc = validate(ns, name, holder, duration_seconds);
-	if (!rc)
-		rc = lease_path(ns, name, path, sizeof(path));
+	rc = validate(ns, name, holder, duration_seconds, path, sizeof(path));
 	if (rc)
 		return rc;
 	rc = kc_get(c, path, &obj, st);

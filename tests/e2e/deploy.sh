@@ -32,7 +32,9 @@ stop_pidfile() { # pidfile [signal]
 	local f=$1 sig=${2:-TERM} pid i
 	[ -f "$f" ] || return 0
 	pid=$(cat "$f")
-	if kill -0 "$pid" 2>/dev/null; then
+	# Only a daemon of ours: after a reboot or a killed session the pid may
+	# belong to somebody else by now.
+	if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q podcheckpoint-; then
 		kill -"$sig" "$pid" 2>/dev/null || true
 		for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$pid" 2>/dev/null || true

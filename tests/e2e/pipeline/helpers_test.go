@@ -82,7 +82,47 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "pipeline e2e: %v\n", err)
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if err := checkLogsHoldNoSecrets(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// checkLogsHoldNoSecrets: after every test ran, no daemon log may contain a
+// ServiceAccount token or a private key.
+func checkLogsHoldNoSecrets() error {
+	deploy := filepath.Join(workDir(), "deploy")
+	logs, _ := filepath.Glob(filepath.Join(deploy, "*", "log"))
+	tokens, _ := filepath.Glob(filepath.Join(deploy, "*", "sa", "token"))
+	if len(logs) == 0 {
+		return fmt.Errorf("no daemon logs under %s", deploy)
+	}
+	var secrets []string
+	for _, f := range tokens {
+		if b, err := os.ReadFile(f); err == nil && len(b) > 20 {
+			tok := strings.TrimSpace(string(b))
+			secrets = append(secrets, tok, tok[len(tok)-20:]) // also a token's signature part
+		}
+	}
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			return err
+		}
+		text := string(b)
+		for _, sec := range secrets {
+			if strings.Contains(text, sec) {
+				return fmt.Errorf("%s contains a ServiceAccount token", l)
+			}
+		}
+		if strings.Contains(text, "PRIVATE KEY") {
+			return fmt.Errorf("%s contains a private key", l)
+		}
+	}
+	fmt.Printf("checked %d daemon logs: no token, no private key\n", len(logs))
+	return nil
 }
 
 func setup() error {

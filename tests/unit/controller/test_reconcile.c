@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "ctl_reconcile.h"
+#include "kc.h"
 
 #define T0 1700000000000LL /* creation time of the CR under test */
 
@@ -830,31 +831,31 @@ static void test_status_patch(void **state)
 	assert_int_equal(ctl_status_patch(&d, existing, "42", o->now_ms, &patch), 0);
 	text = json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN);
 	print_message("%s\n", text);
-	assert_string_equal(ctl_json_str(patch, "metadata.resourceVersion"), "42");
-	assert_string_equal(ctl_json_str(patch, "status.phase"), "Pending");
-	assert_string_equal(ctl_json_str(patch, "status.nodeName"), "node-a");
-	assert_string_equal(ctl_json_str(patch, "status.startTime"), "2023-11-14T22:13:21Z");
-	assert_null(ctl_json_get(patch, "status.completionTime"));
-	conds = ctl_json_get(patch, "status.conditions");
+	assert_string_equal(kc_json_str(patch, "metadata.resourceVersion"), "42");
+	assert_string_equal(kc_json_str(patch, "status.phase"), "Pending");
+	assert_string_equal(kc_json_str(patch, "status.nodeName"), "node-a");
+	assert_string_equal(kc_json_str(patch, "status.startTime"), "2023-11-14T22:13:21Z");
+	assert_null(kc_json_get(patch, "status.completionTime"));
+	conds = kc_json_get(patch, "status.conditions");
 	assert_int_equal(json_object_array_length(conds), 2);
-	assert_string_equal(ctl_json_str(json_object_array_get_idx(conds, 0), "type"), "Custom");
+	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 0), "type"), "Custom");
 	/* Ready stays False: its lastTransitionTime is kept. */
-	assert_string_equal(ctl_json_str(json_object_array_get_idx(conds, 1), "lastTransitionTime"),
+	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 1), "lastTransitionTime"),
 			    "2023-01-01T00:00:00Z");
 	json_object_put(patch);
 
 	o->pod_exists = false;
 	ctl_decide(&POL, o, &d);
 	assert_int_equal(ctl_status_patch(&d, existing, NULL, o->now_ms, &patch), 0);
-	assert_null(ctl_json_get(patch, "metadata"));
-	assert_string_equal(ctl_json_str(patch, "status.phase"), "Failed");
-	assert_non_null(ctl_json_str(patch, "status.completionTime"));
-	conds = ctl_json_get(patch, "status.conditions");
+	assert_null(kc_json_get(patch, "metadata"));
+	assert_string_equal(kc_json_str(patch, "status.phase"), "Failed");
+	assert_non_null(kc_json_str(patch, "status.completionTime"));
+	conds = kc_json_get(patch, "status.conditions");
 	assert_int_equal(json_object_array_length(conds), 3);
-	assert_string_equal(ctl_json_str(json_object_array_get_idx(conds, 1), "reason"), "CheckpointFailed");
-	assert_string_equal(ctl_json_str(json_object_array_get_idx(conds, 2), "type"), "Stalled");
-	assert_string_equal(ctl_json_str(json_object_array_get_idx(conds, 2), "status"), "True");
-	assert_string_equal(ctl_json_str(json_object_array_get_idx(conds, 2), "reason"), "PodNotFound");
+	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 1), "reason"), "CheckpointFailed");
+	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 2), "type"), "Stalled");
+	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 2), "status"), "True");
+	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 2), "reason"), "PodNotFound");
 	json_object_put(patch);
 	json_object_put(existing);
 	free(o);
@@ -867,49 +868,38 @@ static void test_finalizer_patch(void **state)
 
 	(void)state;
 	assert_int_equal(ctl_finalizer_patch(pcp, true, &patch), 0);
-	list = ctl_json_get(patch, "metadata.finalizers");
+	list = kc_json_get(patch, "metadata.finalizers");
 	assert_int_equal(json_object_array_length(list), 2);
 	assert_string_equal(json_object_get_string(json_object_array_get_idx(list, 1)), CTL_FINALIZER);
-	assert_string_equal(ctl_json_str(patch, "metadata.resourceVersion"), "5");
+	assert_string_equal(kc_json_str(patch, "metadata.resourceVersion"), "5");
 	json_object_put(patch);
 	json_object_put(pcp);
 
 	pcp = parse("{\"metadata\":{\"finalizers\":[\"checkpointing.dev/artifact\",\"other/x\"]}}");
 	assert_int_equal(ctl_finalizer_patch(pcp, false, &patch), 0);
-	list = ctl_json_get(patch, "metadata.finalizers");
+	list = kc_json_get(patch, "metadata.finalizers");
 	assert_int_equal(json_object_array_length(list), 1);
 	assert_string_equal(json_object_get_string(json_object_array_get_idx(list, 0)), "other/x");
 	json_object_put(patch);
 	json_object_put(pcp);
 }
 
-static void test_time_and_base64(void **state)
+static void test_time_and_phase_parse(void **state)
 {
 	int64_t ms;
 	char buf[32];
-	char *out = NULL;
-	size_t n;
 
 	(void)state;
-	assert_int_equal(ctl_time_parse("2023-11-14T22:13:20Z", &ms), 0);
+	assert_int_equal(kc_time_parse("2023-11-14T22:13:20Z", &ms), 0);
 	assert_int_equal(ms, 1700000000000LL);
-	assert_int_equal(ctl_time_parse("2023-11-14T23:13:20.250+01:00", &ms), 0);
+	assert_int_equal(kc_time_parse("2023-11-14T23:13:20.250+01:00", &ms), 0);
 	assert_int_equal(ms, 1700000000250LL);
-	assert_int_equal(ctl_time_parse("2023-11-14", &ms), -EINVAL);
-	assert_int_equal(ctl_time_parse("2023-11-14T22:13:20", &ms), -EINVAL);
-	assert_int_equal(ctl_time_parse("2023-11-14T22:13:20Zjunk", &ms), -EINVAL);
-	ctl_time_format(1700000000999LL, buf);
+	assert_int_equal(kc_time_parse("2023-11-14", &ms), -EINVAL);
+	assert_int_equal(kc_time_parse("2023-11-14T22:13:20", &ms), -EINVAL);
+	assert_int_equal(kc_time_parse("2023-11-14T22:13:20Zjunk", &ms), -EINVAL);
+	kc_time_rfc3339(1700000000999LL / 1000, buf);
 	assert_string_equal(buf, "2023-11-14T22:13:20Z");
-
-	assert_int_equal(ctl_base64_decode("aGVsbG8=", 8, &out, &n), 0);
-	assert_string_equal(out, "hello");
-	assert_int_equal(n, 5);
-	free(out);
-	assert_int_equal(ctl_base64_decode("aGVs\nbG8", 8, &out, &n), 0);
-	assert_string_equal(out, "hello");
-	free(out);
-	assert_int_equal(ctl_base64_decode("a$==", 4, &out, &n), -EINVAL);
-	assert_int_equal(ctl_base64_decode("aG=V", 4, &out, &n), -EINVAL);
+	/* kc_base64_decode (the Secret's tls.crt) is tested in tests/unit/kc. */
 	assert_int_equal(ctl_phase_parse("Bogus", &(enum ctl_phase){ 0 }), -EINVAL);
 }
 
@@ -936,7 +926,7 @@ int main(void)
 		cmocka_unit_test(test_obs_from_json),
 		cmocka_unit_test(test_status_patch),
 		cmocka_unit_test(test_finalizer_patch),
-		cmocka_unit_test(test_time_and_base64),
+		cmocka_unit_test(test_time_and_phase_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

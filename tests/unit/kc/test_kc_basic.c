@@ -237,6 +237,52 @@ static void test_json_time(void **state)
 	assert_int_equal(kc_time_parse("", &ms), -EINVAL);
 }
 
+static void test_json_build_and_base64(void **state)
+{
+	const char *txt = "{\"a\":{\"i\":7,\"d\":2.9,\"s\":\"x\"}}";
+	json_object *o = NULL, *arr;
+	bool present = true;
+	char *out = NULL;
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(kc_json_parse(txt, strlen(txt), &o), 0);
+	assert_int_equal(kc_json_int64(o, "a.i", -1, &present), 7);
+	assert_true(present);
+	assert_int_equal(kc_json_int64(o, "a.d", -1, NULL), 2);
+	assert_int_equal(kc_json_int64(o, "a.s", -1, &present), -1);
+	assert_false(present);
+	assert_int_equal(kc_json_int64(o, "a.none", 5, NULL), 5);
+
+	assert_int_equal(kc_json_set_str(o, "k", "v"), 0);
+	assert_string_equal(kc_json_str(o, "k"), "v");
+	assert_int_equal(kc_json_set_str(o, "skipped", NULL), 0);
+	assert_null(kc_json_get(o, "skipped"));
+	assert_int_equal(kc_json_set(o, "bad", NULL), -ENOMEM);
+	arr = json_object_new_array();
+	assert_int_equal(kc_json_set(o, "arr", arr), 0);
+	assert_int_equal(kc_json_append(arr, json_object_new_int(1)), 0);
+	assert_int_equal(kc_json_append(arr, NULL), -ENOMEM);
+	assert_int_equal(json_object_array_length(kc_json_get(o, "arr")), 1);
+	json_object_put(o);
+
+	assert_int_equal(kc_base64_decode("aGVsbG8=", 8, &out, &n), 0);
+	assert_string_equal(out, "hello");
+	assert_int_equal(n, 5);
+	free(out);
+	assert_int_equal(kc_base64_decode("aGVs\nbG8", 8, &out, &n), 0);
+	assert_string_equal(out, "hello");
+	free(out);
+	assert_int_equal(kc_base64_decode("", 0, &out, &n), 0);
+	assert_int_equal(n, 0);
+	free(out);
+	out = NULL;
+	assert_int_equal(kc_base64_decode("a$==", 4, &out, &n), -EINVAL);
+	assert_int_equal(kc_base64_decode("aG=V", 4, &out, &n), -EINVAL);
+	assert_int_equal(kc_base64_decode("aGVsb", 5, &out, &n), -EINVAL);
+	assert_null(out);
+}
+
 /* ------------------------------------------------------------ cache */
 
 static json_object *mkobj(const char *ns, const char *name, const char *rv)
@@ -494,6 +540,7 @@ int main(void)
 		cmocka_unit_test(test_status_mapping),
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_json_time),
+		cmocka_unit_test(test_json_build_and_base64),
 		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_watch_split_every_byte),
 		cmocka_unit_test(test_watch_errors),

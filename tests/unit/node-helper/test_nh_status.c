@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "kc.h"
 #include "nh_status.h"
 #include "nh_util.h"
 
@@ -25,11 +26,11 @@ static const char *CR =
 
 static json_object *find_cond(json_object *patch, const char *type)
 {
-	json_object *arr = nh_json_get(patch, "status.conditions");
+	json_object *arr = kc_json_get(patch, "status.conditions");
 	assert_non_null(arr);
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
 		json_object *c = json_object_array_get_idx(arr, i);
-		if (strcmp(nh_json_str(c, "type"), type) == 0)
+		if (strcmp(kc_json_str(c, "type"), type) == 0)
 			return c;
 	}
 	return NULL;
@@ -40,20 +41,20 @@ static void test_running_keeps_ltt(void **state)
 	json_object *cr = json_tokener_parse(CR), *p = NULL, *c;
 	(void)state;
 	assert_int_equal(nh_status_running(cr, "Checkpointing 1 container", "2024-05-05T05:05:05Z", &p), 0);
-	assert_string_equal(nh_json_str(p, "metadata.resourceVersion"), "777");
-	assert_string_equal(nh_json_str(p, "status.phase"), "Running");
-	assert_int_equal(nh_json_int(p, "status.observedGeneration", 0), 3);
+	assert_string_equal(kc_json_str(p, "metadata.resourceVersion"), "777");
+	assert_string_equal(kc_json_str(p, "status.phase"), "Running");
+	assert_int_equal(kc_json_int64(p, "status.observedGeneration", 0, NULL), 3);
 	c = find_cond(p, "Ready");
 	assert_non_null(c);
-	assert_string_equal(nh_json_str(c, "status"), "False");
-	assert_string_equal(nh_json_str(c, "reason"), "CheckpointInProgress");
+	assert_string_equal(kc_json_str(c, "status"), "False");
+	assert_string_equal(kc_json_str(c, "reason"), "CheckpointInProgress");
 	/* status unchanged (False -> False): lastTransitionTime kept */
-	assert_string_equal(nh_json_str(c, "lastTransitionTime"), "2024-01-01T00:00:00Z");
+	assert_string_equal(kc_json_str(c, "lastTransitionTime"), "2024-01-01T00:00:00Z");
 	/* the full array is sent: other conditions survive untouched */
 	c = find_cond(p, "Custom");
 	assert_non_null(c);
-	assert_string_equal(nh_json_str(c, "message"), "keep me");
-	assert_int_equal(json_object_array_length(nh_json_get(p, "status.conditions")), 2);
+	assert_string_equal(kc_json_str(c, "message"), "keep me");
+	assert_int_equal(json_object_array_length(kc_json_get(p, "status.conditions")), 2);
 	json_object_put(p);
 	json_object_put(cr);
 }
@@ -64,20 +65,20 @@ static void test_failed(void **state)
 	(void)state;
 	assert_int_equal(nh_status_failed(cr, "KubeletError", "the kubelet says: container app does not exist",
 					  "2024-05-05T05:05:05Z", &p), 0);
-	assert_string_equal(nh_json_str(p, "status.phase"), "Failed");
-	assert_string_equal(nh_json_str(p, "status.message"), "the kubelet says: container app does not exist");
-	assert_string_equal(nh_json_str(p, "status.completionTime"), "2024-05-05T05:05:05Z");
+	assert_string_equal(kc_json_str(p, "status.phase"), "Failed");
+	assert_string_equal(kc_json_str(p, "status.message"), "the kubelet says: container app does not exist");
+	assert_string_equal(kc_json_str(p, "status.completionTime"), "2024-05-05T05:05:05Z");
 	c = find_cond(p, "Ready");
-	assert_string_equal(nh_json_str(c, "status"), "False");
-	assert_string_equal(nh_json_str(c, "reason"), "CheckpointFailed");
-	assert_string_equal(nh_json_str(c, "lastTransitionTime"), "2024-01-01T00:00:00Z");
+	assert_string_equal(kc_json_str(c, "status"), "False");
+	assert_string_equal(kc_json_str(c, "reason"), "CheckpointFailed");
+	assert_string_equal(kc_json_str(c, "lastTransitionTime"), "2024-01-01T00:00:00Z");
 	c = find_cond(p, "Stalled");
 	assert_non_null(c);
-	assert_string_equal(nh_json_str(c, "status"), "True");
-	assert_string_equal(nh_json_str(c, "reason"), "KubeletError");
-	assert_string_equal(nh_json_str(c, "message"), "the kubelet says: container app does not exist");
-	assert_string_equal(nh_json_str(c, "lastTransitionTime"), "2024-05-05T05:05:05Z");
-	assert_int_equal(nh_json_int(c, "observedGeneration", 0), 3);
+	assert_string_equal(kc_json_str(c, "status"), "True");
+	assert_string_equal(kc_json_str(c, "reason"), "KubeletError");
+	assert_string_equal(kc_json_str(c, "message"), "the kubelet says: container app does not exist");
+	assert_string_equal(kc_json_str(c, "lastTransitionTime"), "2024-05-05T05:05:05Z");
+	assert_int_equal(kc_json_int64(c, "observedGeneration", 0, NULL), 3);
 	json_object_put(p);
 	json_object_put(cr);
 }
@@ -117,37 +118,37 @@ static void test_succeeded(void **state)
 	struct nh_record *r = mkrec();
 	(void)state;
 	assert_int_equal(nh_status_succeeded(cr, r, "2024-05-05T05:05:05Z", &p), 0);
-	assert_string_equal(nh_json_str(p, "status.phase"), "Succeeded");
-	assert_string_equal(nh_json_str(p, "status.message"),
+	assert_string_equal(kc_json_str(p, "status.phase"), "Succeeded");
+	assert_string_equal(kc_json_str(p, "status.message"),
 			    "Checkpointed 2 containers of pod default/web to /var/lib/podcheckpoint/artifacts/default/cp1-u1.tar.cms (1.5 MiB, encrypted to 0123456789abcdef)");
-	assert_string_equal(nh_json_str(p, "status.checkpointLocation.type"), "NodeLocal");
-	assert_string_equal(nh_json_str(p, "status.checkpointLocation.nodeLocal.nodeName"), "node-a");
-	assert_string_equal(nh_json_str(p, "status.checkpointLocation.nodeLocal.path"), r->artifact.path);
-	assert_string_equal(nh_json_str(p, "status.artifact.path"), r->artifact.path);
-	assert_int_equal(nh_json_int(p, "status.artifact.sizeBytes", 0), 3 * 1024 * 1024 / 2);
-	assert_true(json_object_get_boolean(nh_json_get(p, "status.artifact.encrypted")));
-	assert_string_equal(nh_json_str(p, "status.artifact.recipientFingerprint"), r->artifact.recipient_fingerprint);
-	assert_string_equal(nh_json_str(p, "status.completionTime"), "2024-03-04T12:21:00Z");
-	assert_false(json_object_get_boolean(nh_json_get(p, "status.podDeleted")));
-	arr = nh_json_get(p, "status.containers");
+	assert_string_equal(kc_json_str(p, "status.checkpointLocation.type"), "NodeLocal");
+	assert_string_equal(kc_json_str(p, "status.checkpointLocation.nodeLocal.nodeName"), "node-a");
+	assert_string_equal(kc_json_str(p, "status.checkpointLocation.nodeLocal.path"), r->artifact.path);
+	assert_string_equal(kc_json_str(p, "status.artifact.path"), r->artifact.path);
+	assert_int_equal(kc_json_int64(p, "status.artifact.sizeBytes", 0, NULL), 3 * 1024 * 1024 / 2);
+	assert_true(json_object_get_boolean(kc_json_get(p, "status.artifact.encrypted")));
+	assert_string_equal(kc_json_str(p, "status.artifact.recipientFingerprint"), r->artifact.recipient_fingerprint);
+	assert_string_equal(kc_json_str(p, "status.completionTime"), "2024-03-04T12:21:00Z");
+	assert_false(json_object_get_boolean(kc_json_get(p, "status.podDeleted")));
+	arr = kc_json_get(p, "status.containers");
 	assert_int_equal(json_object_array_length(arr), 2);
-	assert_string_equal(nh_json_str(json_object_array_get_idx(arr, 0), "name"), "app");
-	assert_int_equal(nh_json_int(json_object_array_get_idx(arr, 1), "sizeBytes", 0), 2000);
+	assert_string_equal(kc_json_str(json_object_array_get_idx(arr, 0), "name"), "app");
+	assert_int_equal(kc_json_int64(json_object_array_get_idx(arr, 1), "sizeBytes", 0, NULL), 2000);
 	c = find_cond(p, "Ready");
-	assert_string_equal(nh_json_str(c, "status"), "True");
-	assert_string_equal(nh_json_str(c, "reason"), "CheckpointCompleted");
-	assert_string_equal(nh_json_str(c, "lastTransitionTime"), "2024-05-05T05:05:05Z");
+	assert_string_equal(kc_json_str(c, "status"), "True");
+	assert_string_equal(kc_json_str(c, "reason"), "CheckpointCompleted");
+	assert_string_equal(kc_json_str(c, "lastTransitionTime"), "2024-05-05T05:05:05Z");
 	c = find_cond(p, "Stalled");
-	assert_string_equal(nh_json_str(c, "status"), "False");
+	assert_string_equal(kc_json_str(c, "status"), "False");
 	json_object_put(p);
 	r->pod_deleted = true;
 	r->nresults = 1;
 	r->artifact.encrypted = false;
 	assert_int_equal(nh_status_succeeded(cr, r, "2024-05-05T05:05:05Z", &p), 0);
-	assert_true(json_object_get_boolean(nh_json_get(p, "status.podDeleted")));
-	assert_non_null(strstr(nh_json_str(p, "status.message"), "1 container of pod"));
-	assert_non_null(strstr(nh_json_str(p, "status.message"), "; the pod was deleted"));
-	assert_null(nh_json_get(p, "status.artifact.recipientFingerprint"));
+	assert_true(json_object_get_boolean(kc_json_get(p, "status.podDeleted")));
+	assert_non_null(strstr(kc_json_str(p, "status.message"), "1 container of pod"));
+	assert_non_null(strstr(kc_json_str(p, "status.message"), "; the pod was deleted"));
+	assert_null(kc_json_get(p, "status.artifact.recipientFingerprint"));
 	json_object_put(p);
 	json_object_put(cr);
 	free(r);
@@ -160,9 +161,9 @@ static void test_conditions_new(void **state)
 	(void)state;
 	assert_int_equal(nh_conditions_build(NULL, set, 1, 7, "2024-05-05T05:05:05Z", &arr), 0);
 	assert_int_equal(json_object_array_length(arr), 1);
-	assert_string_equal(nh_json_str(json_object_array_get_idx(arr, 0), "lastTransitionTime"),
+	assert_string_equal(kc_json_str(json_object_array_get_idx(arr, 0), "lastTransitionTime"),
 			    "2024-05-05T05:05:05Z");
-	assert_int_equal(nh_json_int(json_object_array_get_idx(arr, 0), "observedGeneration", 0), 7);
+	assert_int_equal(kc_json_int64(json_object_array_get_idx(arr, 0), "observedGeneration", 0, NULL), 7);
 	json_object_put(arr);
 }
 
@@ -173,27 +174,27 @@ static void test_manifest(void **state)
 	json_object *m = NULL, *arr;
 	(void)state;
 	assert_int_equal(nh_manifest_build(r, pod, "2024-03-04T12:21:00Z", r->artifact.recipient_fingerprint, &m), 0);
-	assert_string_equal(nh_json_str(m, "apiVersion"), "checkpointing.dev/v1alpha1");
-	assert_string_equal(nh_json_str(m, "kind"), "PodCheckpointArtifact");
-	assert_string_equal(nh_json_str(m, "pod.namespace"), "default");
-	assert_string_equal(nh_json_str(m, "pod.name"), "web");
-	assert_string_equal(nh_json_str(m, "pod.uid"), "pod-uid");
-	assert_string_equal(nh_json_str(m, "node"), "node-a");
-	assert_string_equal(nh_json_str(m, "podCheckpoint.name"), "cp1");
-	assert_string_equal(nh_json_str(m, "podCheckpoint.uid"), "u1");
-	assert_string_equal(nh_json_str(m, "createdTime"), "2024-03-04T12:21:00Z");
-	assert_string_equal(nh_json_str(m, "podSpec.nodeName"), "node-a");
-	arr = nh_json_get(m, "containers");
+	assert_string_equal(kc_json_str(m, "apiVersion"), "checkpointing.dev/v1alpha1");
+	assert_string_equal(kc_json_str(m, "kind"), "PodCheckpointArtifact");
+	assert_string_equal(kc_json_str(m, "pod.namespace"), "default");
+	assert_string_equal(kc_json_str(m, "pod.name"), "web");
+	assert_string_equal(kc_json_str(m, "pod.uid"), "pod-uid");
+	assert_string_equal(kc_json_str(m, "node"), "node-a");
+	assert_string_equal(kc_json_str(m, "podCheckpoint.name"), "cp1");
+	assert_string_equal(kc_json_str(m, "podCheckpoint.uid"), "u1");
+	assert_string_equal(kc_json_str(m, "createdTime"), "2024-03-04T12:21:00Z");
+	assert_string_equal(kc_json_str(m, "podSpec.nodeName"), "node-a");
+	arr = kc_json_get(m, "containers");
 	assert_int_equal(json_object_array_length(arr), 2);
-	assert_string_equal(nh_json_str(json_object_array_get_idx(arr, 0), "archive"),
+	assert_string_equal(kc_json_str(json_object_array_get_idx(arr, 0), "archive"),
 			    "checkpoint-web_default-app-2024-03-04T12:20:30Z.tar");
-	assert_string_equal(nh_json_str(json_object_array_get_idx(arr, 0), "sha256"), "aa");
-	assert_int_equal(nh_json_int(json_object_array_get_idx(arr, 0), "sizeBytes", 0), 1000);
-	assert_string_equal(nh_json_str(json_object_array_get_idx(arr, 0), "checkpointTime"), "2024-03-04T12:20:30Z");
-	assert_true(json_object_get_boolean(nh_json_get(m, "encrypted")));
-	assert_string_equal(nh_json_str(m, "recipientFingerprint"), r->artifact.recipient_fingerprint);
+	assert_string_equal(kc_json_str(json_object_array_get_idx(arr, 0), "sha256"), "aa");
+	assert_int_equal(kc_json_int64(json_object_array_get_idx(arr, 0), "sizeBytes", 0, NULL), 1000);
+	assert_string_equal(kc_json_str(json_object_array_get_idx(arr, 0), "checkpointTime"), "2024-03-04T12:20:30Z");
+	assert_true(json_object_get_boolean(kc_json_get(m, "encrypted")));
+	assert_string_equal(kc_json_str(m, "recipientFingerprint"), r->artifact.recipient_fingerprint);
 	json_object_put(pod); /* the manifest holds its own reference to the spec */
-	assert_non_null(nh_json_get(m, "podSpec.containers"));
+	assert_non_null(kc_json_get(m, "podSpec.containers"));
 	json_object_put(m);
 	free(r);
 }

@@ -150,6 +150,11 @@ func stopDeployed(work string, out io.Writer) {
 		if err != nil || !pidAlive(pid) {
 			continue
 		}
+		// Only our daemons: a stale pid file may name somebody else's process now.
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if !strings.Contains(string(cmdline), "podcheckpoint-") {
+			continue
+		}
 		fmt.Fprintf(out, "cluster: stopping deployed process %d (%s)\n", pid, filepath.Base(filepath.Dir(f)))
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 		pids = append(pids, pid)
