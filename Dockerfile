@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Image with both daemons: podcheckpoint-controller and podcheckpoint-node-helper.
 #
 # No registry is reachable on our build machines, so the base is a Debian 12

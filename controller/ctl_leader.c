@@ -71,8 +71,19 @@ int ctl_leader_run(const struct ctl_leader_opts *lo, volatile sig_atomic_t *stop
 		}
 		nap(CTL_LEADER_RETRY_MS, stop);
 	}
-	if (leading)
+	if (leading) {
+		struct kc_status st;
+
 		lo->on_stop(lo->arg);
+		/* Hand over at once rather than after the lease expires. */
+		rc = kc_lease_release(c, lo->ns, CTL_LEADER_LEASE_NAME, lo->identity, &st);
+		if (rc == 0)
+			LOG_INFO("msg=\"released leadership\" lease=%s/%s identity=%s", lo->ns,
+				 CTL_LEADER_LEASE_NAME, lo->identity);
+		else
+			LOG_WARN("msg=\"could not release the leader lease\" lease=%s/%s rc=%d http=%ld error=\"%s\"",
+				 lo->ns, CTL_LEADER_LEASE_NAME, rc, st.http, st.message);
+	}
 	kc_client_free(c);
 	return 0;
 }

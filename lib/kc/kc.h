@@ -340,6 +340,14 @@ int kc_json_append(json_object *arr, json_object *val);
 /* kc_json_set with a new string copy of val; val NULL: nothing added, 0. */
 int kc_json_set_str(json_object *obj, const char *key, const char *val);
 
+/*
+ * Gives back Lease ns/name if `holder` holds it (holderIdentity "" and a 1 s
+ * duration, as client-go's ReleaseOnCancel), so another candidate takes over
+ * at once instead of waiting for it to expire. Not held by us: 0, no write.
+ */
+int kc_lease_release(struct kc_client *c, const char *ns, const char *name, const char *holder,
+		     struct kc_status *st);
+
 /* The resourceVersion of a cached/received object (borrowed) or NULL. */
 #define kc_json_rv(obj) kc_json_str((obj), "metadata.resourceVersion")
 

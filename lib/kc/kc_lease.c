@@ -258,3 +258,51 @@ out:
 	json_object_put(obj);
 	return rc;
 }
+
+int kc_lease_release(struct kc_client *c, const char *ns, const char *name, const char *holder,
+		     struct kc_status *st)
+{
+	json_object *obj = NULL, *spec;
+	struct kc_lease cur;
+	char path[1024], now[40];
+	int rc;
+
+	memset(&cur, 0, sizeof(cur));
+	kc_status_clear(st);
+	rc = validate(ns, name, holder, 1, path, sizeof(path));
+	if (rc)
+		return rc;
+	rc = kc_get(c, path, &obj, st);
+	if (rc == -ENOENT) {
+		rc = 0;
+		goto out;
+	}
+	if (!rc && !obj)
+		rc = -EBADMSG;
+	if (rc)
+		goto out;
+	lease_from_json(obj, &cur);
+	if (strcmp(cur.holder, holder) != 0)
+		goto out; /* not ours (any more): nothing to give back */
+	spec = kc_json_get(obj, "spec");
+	rc = -EBADMSG;
+	if (!spec || !json_object_is_type(spec, json_type_object))
+		goto out;
+	/* As client-go's ReleaseOnCancel: no holder, a 1 s lease renewed now;
+	 * an update (PUT) carrying the resourceVersion we read, like renewals. */
+	kc_time_rfc3339_micro(kc_now_us(), now);
+	rc = kc_json_set_str(spec, "holderIdentity", "");
+	if (!rc)
+		rc = kc_json_set(spec, "leaseDurationSeconds", json_object_new_int(1));
+	if (!rc)
+		rc = kc_json_set_str(spec, "renewTime", now);
+	if (rc)
+		goto out;
+	rc = kc_replace(c, path, obj, NULL, st);
+	if (rc == -EAGAIN) /* renewed or taken meanwhile: not ours to release */
+		rc = 0;
+out:
+	kc_lease_cleanup(&cur);
+	json_object_put(obj);
+	return rc;
+}

@@ -73,13 +73,13 @@ start() { # name logfile args...
 CTL="$BIN_DIR/controller/podcheckpoint-controller"
 NH="$BIN_DIR/node-helper/podcheckpoint-node-helper"
 
-start_controller() {
-	local sa
-	sa=$(sa_dir controller podcheckpoint-controller)
+start_controller() { # [name] [identity]: a second one makes a leader election
+	local name=${1:-controller} id=${2:-podcheckpoint-controller-0} sa
+	sa=$(sa_dir "$name" podcheckpoint-controller)
 	# shellcheck disable=SC2086
-	start controller env KC_SA_DIR="$sa" KUBERNETES_SERVICE_HOST="$(js .apiServer.host)" \
+	start "$name" env KC_SA_DIR="$sa" KUBERNETES_SERVICE_HOST="$(js .apiServer.host)" \
 		KUBERNETES_SERVICE_PORT="$(js .apiServer.port)" \
-		POD_NAMESPACE="$NS" POD_NAME=podcheckpoint-controller-0 \
+		POD_NAMESPACE="$NS" POD_NAME="$id" \
 		"$CTL" --helper-wait-seconds="${PCP_HELPER_WAIT:-15}" --job-margin-seconds=15 --poll-seconds=2 \
 		${PCP_CONTROLLER_ARGS:-}
 }
@@ -101,12 +101,21 @@ start_helper() { # node
 		${PCP_HELPER_ARGS:-}
 }
 
-# restart controller | helper-<node>: kill one daemon (SIGKILL, as a crash
-# would) and start it again, for the restart tests.
+# stop NAME [SIGNAL]: stop one daemon (default SIGTERM: a clean shutdown).
+stop_one() {
+	[ -n "${1:-}" ] || die "stop: which daemon?"
+	stop_pidfile "$DEPLOY/$1/pid" "${2:-TERM}"
+	echo "stopped $1"
+}
+
+# restart controller | controller-2 | helper-<node>: kill one daemon (SIGKILL,
+# as a crash would) and start it again; controller-2 is a second controller
+# (identity podcheckpoint-controller-1) for the leader election test.
 restart() {
 	stop_pidfile "$DEPLOY/${1:-none}/pid" KILL
 	case "${1:-}" in
 	controller) start_controller ;;
+	controller-2) start_controller controller-2 podcheckpoint-controller-1 ;;
 	helper-*) start_helper "${1#helper-}" ;;
 	*) die "restart: controller or helper-<node>" ;;
 	esac
@@ -155,7 +164,8 @@ status() {
 case "${1:-}" in
 deploy) deploy ;;
 restart) restart "${2:-}" ;;
+stop) stop_one "${2:-}" "${3:-}" ;;
 undeploy) undeploy ;;
 status) status ;;
-*) die "usage: deploy.sh deploy|undeploy|status|restart NAME" ;;
+*) die "usage: deploy.sh deploy|undeploy|status|restart NAME|stop NAME [SIGNAL]" ;;
 esac

@@ -177,3 +177,63 @@ func TestExplainSpec(t *testing.T) {
 		}
 	}
 }
+
+func deployCmd(t *testing.T, args ...string) {
+	t.Helper()
+	wd, _ := os.Getwd()
+	cmd := exec.Command(filepath.Join(wd, "..", "deploy.sh"), args...)
+	cmd.Env = append(os.Environ(), "PCP_BIN_DIR="+binDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("deploy.sh %v: %v: %s", args, err, out)
+	}
+}
+
+func leaderIs(t *testing.T, want string, within time.Duration) bool {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		l, err := kube.CoordinationV1().Leases(operatorNS).Get(ctxT(t, 10*time.Second), "podcheckpoint-controller", metav1.GetOptions{})
+		if err == nil && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity == want {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Two controllers: one leads; when it shuts down it hands the Lease over at
+// once and the other takes the work.
+func TestLeaderElection(t *testing.T) {
+	// Not parallel: it stops and starts the shared controller.
+	if !leaderIs(t, "podcheckpoint-controller-0", 20*time.Second) {
+		t.Fatalf("podcheckpoint-controller-0 does not hold the leader Lease")
+	}
+	deployCmd(t, "restart", "controller-2")
+	t.Cleanup(func() {
+		deployCmd(t, "restart", "controller")
+		deployCmd(t, "stop", "controller-2")
+		if !leaderIs(t, "podcheckpoint-controller-0", 20*time.Second) {
+			t.Errorf("controller-0 did not lead again after controller-2 stopped")
+		}
+	})
+	time.Sleep(3 * time.Second)
+	if !leaderIs(t, "podcheckpoint-controller-0", 0) {
+		t.Fatalf("the second controller took the Lease from a live leader")
+	}
+	start := time.Now()
+	deployCmd(t, "stop", "controller")
+	// Released on shutdown: the follower takes over within its retry period
+	// (2 s), far sooner than the 15 s the Lease would take to expire.
+	if !leaderIs(t, "podcheckpoint-controller-1", 8*time.Second) {
+		t.Fatalf("controller-1 did not take over within 8s of the leader's shutdown")
+	}
+	t.Logf("leadership handed over in %v", time.Since(start).Round(100*time.Millisecond))
+	ns := newNamespace(t)
+	newPod(t, ns, "app", "node-2", nil, "app")
+	newPCP(t, ns, "by-second", map[string]any{"podName": "app"})
+	if u := waitDone(t, ns, "by-second", done); phaseOf(u) != "Succeeded" {
+		t.Fatalf("phase %s under the second controller: %v", phaseOf(u), u.Object["status"])
+	}
+}

@@ -446,6 +446,7 @@ static void test_lease(void **state)
 	bool leader = true;
 	json_object *ann;
 	const char *t;
+	int puts_before;
 	(void)state;
 
 	pthread_mutex_init(&ls.lock, NULL);
@@ -497,6 +498,16 @@ static void test_lease(void **state)
 	assert_true(leader);
 	assert_string_equal(kc_json_str(ls.lease, "spec.holderIdentity"), "b");
 	assert_int_equal(json_object_get_int(kc_json_get(ls.lease, "spec.leaseTransitions")), 1);
+	/* release: only the holder gives it back, and then anyone takes it at once */
+	puts_before = ls.puts;
+	assert_int_equal(kc_lease_release(c, "ns1", "ctl", "a", &st), 0);
+	assert_int_equal(ls.puts, puts_before);
+	assert_int_equal(kc_lease_release(c, "ns1", "ctl", "b", &st), 0);
+	assert_int_equal(ls.puts, puts_before + 1);
+	assert_string_equal(kc_json_str(ls.lease, "spec.holderIdentity"), "");
+	assert_int_equal(json_object_get_int(kc_json_get(ls.lease, "spec.leaseDurationSeconds")), 1);
+	assert_int_equal(kc_lease_try_acquire(c, "ns1", "ctl", "b", 15, &leader, &st), 0);
+	assert_true(leader);
 	/* lost race: conflict means "not leader", not an error */
 	ls.force_conflict = true;
 	assert_int_equal(kc_lease_try_acquire(c, "ns1", "ctl", "b", 15, &leader, &st), 0);
