@@ -29,7 +29,17 @@ cleanup() {
 			tail -n 40 "$f" >&2
 		done
 	fi
-	if [[ $deployed == 1 ]]; then "$CLUSTER" undeploy || true; fi
+	if [[ $deployed == 1 ]]; then
+		# Peak memory of each daemon over the whole e2e run.
+		local f pid
+		for f in "${PCP_CLUSTER_DIR:-${PCP_CACHE:-$HOME/.cache/podcheckpoint}/cluster}"/deploy/*/pid; do
+			pid=$(cat "$f" 2>/dev/null) || continue
+			[[ -r /proc/$pid/status ]] || continue
+			printf 'run.sh: %-16s peak RSS %s\n' "$(basename "$(dirname "$f")")" \
+				"$(awk '/^VmHWM/ {print $2 " " $3}' "/proc/$pid/status")" >&2
+		done
+		"$CLUSTER" undeploy || true
+	fi
 	"$CLUSTER" down || rc=1
 	exit $rc
 }
