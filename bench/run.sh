@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench/run.sh - artifact throughput / memory benchmark against standard tools.
 #
-# Builds bench/ standalone (Release) into $BUILD, generates COUNT inputs of
+# Builds bench_artifact (Release) into $BUILD, generates COUNT inputs of
 # SIZE_MIB MiB (default 2 x 512 MiB = 1 GiB) in $WORK and measures, in one
 # run on the same disk, wall time / MB/s / peak RSS of:
 #   ours-plain    our tar bundle (libarchive) + SHA-256 + fsync + rename
@@ -23,9 +23,9 @@ COUNT=${COUNT:-2}
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/pcp-bench.XXXXXX")}
 OUT=$WORK/results.txt
 
-cmake -S "$ROOT/bench" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPCP_TESTS=OFF >/dev/null
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPCP_TESTS=OFF -DPCP_BENCH=ON >/dev/null
 cmake --build "$BUILD" -j "$(nproc)" --target bench_artifact >/dev/null
-B=$BUILD/bench_artifact
+B=$BUILD/bench/bench_artifact
 
 cleanup() { [ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"; }
 trap cleanup EXIT
