@@ -237,3 +237,55 @@ func TestLeaderElection(t *testing.T) {
 		t.Fatalf("phase %s under the second controller: %v", phaseOf(u), u.Object["status"])
 	}
 }
+
+// kubeletCalls counts every checkpoint request the stand-ins saw for ns/pod,
+// answered or not.
+func kubeletCalls(t *testing.T, ns, pod string) int {
+	t.Helper()
+	n := 0
+	for _, node := range state.Nodes {
+		raw, err := os.ReadFile(node.RequestLog)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			var rec struct {
+				Path string `json:"path"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && strings.HasPrefix(rec.Path, "/checkpoint/"+ns+"/"+pod+"/") {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// A node helper that dies while the kubelet is checkpointing does not start a
+// second checkpoint when it comes back: the job fails as Interrupted.
+func TestHelperRestartInterrupted(t *testing.T) {
+	// Not parallel: it kills the shared node helper of node-2.
+	ns := newNamespace(t)
+	newPod(t, ns, "slow", "node-2", map[string]string{"checkpoint.stand-in/delay-seconds": "3"}, "app")
+	newPCP(t, ns, "cut-off", map[string]any{"podName": "slow"})
+	// The helper writes Running just before it calls the kubelet, which then
+	// takes 3 s (the stand-in logs a request only once it is answered).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		u, err := pcpAPI.Namespace(ns).Get(ctxT(t, 10*time.Second), "cut-off", metav1.GetOptions{})
+		if err == nil && phaseOf(u) == "Running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the PodCheckpoint never became Running")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	deployCmd(t, "restart", "helper-node-2")
+	u := waitDone(t, ns, "cut-off", done)
+	expectFailed(t, u, "Interrupted")
+	time.Sleep(4 * time.Second) // past the stand-in's delay: any second call would show by now
+	if n := kubeletCalls(t, ns, "slow"); n != 1 {
+		t.Errorf("the kubelet got %d checkpoint requests for one PodCheckpoint, want 1", n)
+	}
+}
