@@ -14,25 +14,37 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
-// kubeletRequests counts the checkpoint requests the kubelet stand-ins
-// answered with 200 for ns/pod.
-func kubeletRequests(t *testing.T, ns, pod string) int {
+// kubeletRecord is one line of a kubelet stand-in's request log.
+type kubeletRecord struct {
+	Path   string `json:"path"`
+	Status int    `json:"status"` // 0: never answered (hang, client gone)
+}
+
+// kubeletLog returns the checkpoint requests the stand-ins saw for ns/pod.
+func kubeletLog(t *testing.T, ns, pod string) []kubeletRecord {
 	t.Helper()
-	n := 0
+	var out []kubeletRecord
 	for _, node := range state.Nodes {
 		raw, err := os.ReadFile(node.RequestLog)
 		if err != nil {
 			continue
 		}
 		for _, line := range strings.Split(string(raw), "\n") {
-			var rec struct {
-				Path   string `json:"path"`
-				Status int    `json:"status"`
+			var rec kubeletRecord
+			if json.Unmarshal([]byte(line), &rec) == nil && strings.HasPrefix(rec.Path, "/checkpoint/"+ns+"/"+pod+"/") {
+				out = append(out, rec)
 			}
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Status == 200 &&
-				strings.HasPrefix(rec.Path, "/checkpoint/"+ns+"/"+pod+"/") {
-				n++
-			}
+		}
+	}
+	return out
+}
+
+// kubeletRequests counts the checkpoint requests answered with 200 for ns/pod.
+func kubeletRequests(t *testing.T, ns, pod string) int {
+	n := 0
+	for _, r := range kubeletLog(t, ns, pod) {
+		if r.Status == 200 {
+			n++
 		}
 	}
 	return n
@@ -238,28 +250,6 @@ func TestLeaderElection(t *testing.T) {
 	}
 }
 
-// kubeletCalls counts every checkpoint request the stand-ins saw for ns/pod,
-// answered or not.
-func kubeletCalls(t *testing.T, ns, pod string) int {
-	t.Helper()
-	n := 0
-	for _, node := range state.Nodes {
-		raw, err := os.ReadFile(node.RequestLog)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(raw), "\n") {
-			var rec struct {
-				Path string `json:"path"`
-			}
-			if json.Unmarshal([]byte(line), &rec) == nil && strings.HasPrefix(rec.Path, "/checkpoint/"+ns+"/"+pod+"/") {
-				n++
-			}
-		}
-	}
-	return n
-}
-
 // A node helper that dies while the kubelet is checkpointing does not start a
 // second checkpoint when it comes back: the job fails as Interrupted.
 func TestHelperRestartInterrupted(t *testing.T) {
@@ -285,7 +275,7 @@ func TestHelperRestartInterrupted(t *testing.T) {
 	u := waitDone(t, ns, "cut-off", done)
 	expectFailed(t, u, "Interrupted")
 	time.Sleep(4 * time.Second) // past the stand-in's delay: any second call would show by now
-	if n := kubeletCalls(t, ns, "slow"); n != 1 {
+	if n := len(kubeletLog(t, ns, "slow")); n != 1 {
 		t.Errorf("the kubelet got %d checkpoint requests for one PodCheckpoint, want 1", n)
 	}
 }
