@@ -2,10 +2,12 @@ package pipeline
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -277,5 +279,41 @@ func TestHelperRestartInterrupted(t *testing.T) {
 	time.Sleep(4 * time.Second) // past the stand-in's delay: any second call would show by now
 	if n := len(kubeletLog(t, ns, "slow")); n != 1 {
 		t.Errorf("the kubelet got %d checkpoint requests for one PodCheckpoint, want 1", n)
+	}
+}
+
+// A node helper refuses to start when the artifact directory's filesystem
+// has clearly too little room, with a message that says so.
+func TestHelperRefusesLowDisk(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(dir, &fs); err != nil {
+		t.Fatal(err)
+	}
+	free := fs.Bavail * uint64(fs.Bsize)
+	cmd := exec.Command(filepath.Join(binDir(), "node-helper", "podcheckpoint-node-helper"),
+		"--node-name=node-x", "--bind-address=127.0.0.1", "--port=10999",
+		"--artifact-dir="+filepath.Join(dir, "artifacts"), "--state-dir="+filepath.Join(dir, "state"),
+		"--kubeconfig="+state.AdminKubeconfig,
+		fmt.Sprintf("--min-free-bytes=%d", free+(1<<40)))
+	done := make(chan error, 1)
+	var out []byte
+	go func() {
+		var err error
+		out, err = cmd.CombinedOutput()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("the node helper started although %d bytes are free and it wants 1 TiB more", free)
+		}
+		if !strings.Contains(string(out), "not enough free space") {
+			t.Errorf("refusal does not say why: %s", out)
+		}
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("the node helper neither refused nor exited within 15s")
 	}
 }
