@@ -358,6 +358,12 @@ func makeRecipient(t *testing.T, kind string) recipient {
 			t.Fatal(err)
 		}
 		pub, priv = &k.PublicKey, k
+	case "expired": // RSA, but its validity ended yesterday
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, priv = &k.PublicKey, k
 	case "ed25519":
 		p, k, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
@@ -373,6 +379,9 @@ func makeRecipient(t *testing.T, kind string) recipient {
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageKeyEncipherment | x509.KeyUsageKeyAgreement | x509.KeyUsageDigitalSignature,
+	}
+	if kind == "expired" {
+		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
 	if err != nil {

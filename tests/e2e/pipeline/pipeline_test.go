@@ -130,6 +130,7 @@ func TestValidationFailures(t *testing.T) {
 		"tls.crt": []byte("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"),
 		"tls.key": []byte("junk")})
 	tlsSecret(t, ns, "ed25519", edR)
+	tlsSecret(t, ns, "expired", makeRecipient(t, "expired"))
 
 	cases := []struct {
 		name, reason string
@@ -143,6 +144,7 @@ func TestValidationFailures(t *testing.T) {
 		{"wrong-type", "SecretWrongType", map[string]any{"podName": "running", "encrypt": true, "encryptionSecret": "opaque"}},
 		{"garbage-cert", "InvalidCertificate", map[string]any{"podName": "running", "encrypt": true, "encryptionSecret": "garbage"}},
 		{"ed25519-cert", "InvalidCertificate", map[string]any{"podName": "running", "encrypt": true, "encryptionSecret": "ed25519"}},
+		{"expired-cert", "InvalidCertificate", map[string]any{"podName": "running", "encrypt": true, "encryptionSecret": "expired"}},
 	}
 	for _, c := range cases {
 		newPCP(t, ns, c.name, c.spec)
@@ -165,6 +167,9 @@ func TestValidationFailures(t *testing.T) {
 	}
 	if ed, ok := condition(waitDone(t, ns, "ed25519-cert", time.Second), "Stalled"); ok && !strings.Contains(strings.ToLower(ed.Message), "ed25519") {
 		t.Errorf("Ed25519 refusal does not name the key type: %q", ed.Message)
+	}
+	if ex, ok := condition(waitDone(t, ns, "expired-cert", time.Second), "Stalled"); ok && !strings.Contains(strings.ToLower(ex.Message), "expired") {
+		t.Errorf("expired-certificate refusal does not say so: %q", ex.Message)
 	}
 	_ = running
 }
