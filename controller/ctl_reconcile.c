@@ -245,7 +245,8 @@ static void decide_in_flight(const struct ctl_policy *pol, const struct ctl_obs 
 static bool decide_validation(const struct ctl_policy *pol, const struct ctl_obs *o,
 			      struct ctl_decision *d)
 {
-	char msg[CTL_MSG_MAX];
+	char msg[CTL_MSG_MAX], why[CTL_MSG_MAX];
+	size_t n;
 
 	if (!o->pod_exists) {
 		ctl_fmt(msg, sizeof(msg),
@@ -298,6 +299,12 @@ static bool decide_validation(const struct ctl_policy *pol, const struct ctl_obs
 		fail(o, d, "SecretWrongType", msg, "secret-wrong-type");
 		return true;
 	}
+	/* The artifact library's sentence, without its final period: it becomes
+	 * a clause of ours. */
+	ctl_copy(why, sizeof(why), o->cert_msg);
+	n = strlen(why);
+	while (n && (why[n - 1] == '.' || why[n - 1] == ' '))
+		why[--n] = '\0';
 	switch (o->cert) {
 	case CTL_CERT_OK:
 		return false;
@@ -305,24 +312,18 @@ static bool decide_validation(const struct ctl_policy *pol, const struct ctl_obs
 	case CTL_CERT_NOT_YET_VALID:
 		if (pol->allow_expired)
 			return false;
-		{
-			char why[CTL_MSG_MAX];
-			size_t n;
-
-			ctl_copy(why, sizeof(why), o->cert_msg);
-			n = strlen(why);
-			while (n && (why[n - 1] == '.' || why[n - 1] == ' '))
-				why[--n] = '\0';
-			ctl_fmt(msg, sizeof(msg),
-			    "The certificate in Secret %s/%s is %s%s%s; renew it, or start the controller with --allow-expired-certificates.",
-			    o->ns, o->secret_name,
-			    o->cert == CTL_CERT_EXPIRED ? "expired" : "not yet valid", n ? ": " : "", why);
-		}
+		ctl_fmt(msg, sizeof(msg),
+		    "Secret %s/%s cannot be used for encryption: %s; renew the certificate, or start the controller with --allow-expired-certificates.",
+		    o->ns, o->secret_name,
+		    why[0] ? why
+		    : o->cert == CTL_CERT_EXPIRED ? "the certificate in tls.crt has expired"
+						  : "the certificate in tls.crt is not yet valid");
 		break;
 	case CTL_CERT_UNSUPPORTED_KEY:
-		ctl_fmt(msg, sizeof(msg), "The certificate in Secret %s/%s cannot be a recipient: %s",
+		ctl_fmt(msg, sizeof(msg), "Secret %s/%s cannot be used for encryption: %s.",
 		    o->ns, o->secret_name,
-		    o->cert_msg[0] ? o->cert_msg : "its key type is not supported (use RSA >= 2048 or EC P-256/P-384).");
+		    why[0] ? why
+				   : "its key type is not supported (use RSA >= 2048 or EC P-256/P-384)");
 		break;
 	case CTL_CERT_MISSING:
 		ctl_fmt(msg, sizeof(msg),
@@ -333,9 +334,9 @@ static bool decide_validation(const struct ctl_policy *pol, const struct ctl_obs
 	case CTL_CERT_GARBAGE:
 	default:
 		ctl_fmt(msg, sizeof(msg),
-		    "tls.crt of Secret %s/%s is not a PEM certificate%s%s",
-		    o->ns, o->secret_name, o->cert_msg[0] ? ": " : "; put the recipient certificate (PEM) under tls.crt.",
-		    o->cert_msg);
+		    "Secret %s/%s cannot be used for encryption: %s; put the recipient certificate (PEM) under tls.crt.",
+		    o->ns, o->secret_name,
+		    why[0] ? why : "tls.crt is not a PEM certificate");
 		break;
 	}
 	fail(o, d, "InvalidCertificate", msg, "invalid-certificate");

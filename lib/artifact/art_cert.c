@@ -210,8 +210,7 @@ int art_cert_parse(const char *pem, size_t len, bool allow_expired, time_t now,
 		if (nb > 0) {
 			asn1_time_str(X509_get0_notBefore(x), when, sizeof(when));
 			art_msg(msg, msglen,
-				"the certificate in tls.crt is not valid before %s; wait or issue a "
-				"certificate that is valid now",
+				"the certificate in tls.crt is not valid before %s",
 				when);
 			e = ART_CERT_NOT_YET_VALID;
 			goto out;
@@ -219,8 +218,7 @@ int art_cert_parse(const char *pem, size_t len, bool allow_expired, time_t now,
 		if (na < 0) {
 			asn1_time_str(X509_get0_notAfter(x), when, sizeof(when));
 			art_msg(msg, msglen,
-				"the certificate in tls.crt expired on %s; renew it or allow expired "
-				"certificates",
+				"the certificate in tls.crt expired on %s",
 				when);
 			e = ART_CERT_EXPIRED;
 			goto out;
