@@ -883,8 +883,17 @@ int nh_runner_recover(struct nh_runner *rn)
 		if (nh_journal_get(rn->journal, uids[i], r) != 0)
 			continue;
 		switch (nh_resume_decide(r)) {
-		case NH_RESUME_INTERRUPTED:
+		case NH_RESUME_INTERRUPTED: {
+			char final_path[4096];
+			unsigned stale = 0;
+
 			nh_remove_archives(r);
+			/* A bundle cut off mid-write left its temporary file. */
+			if (nh_artifact_path(rn->opt.artifact_dir, &r->job, final_path,
+					     sizeof(final_path)) == 0 &&
+			    art_writer_discard_stale(final_path, &stale) == 0 && stale)
+				LOG_INFO("msg=\"removed a partial artifact\" pcp=%s/%s uid=%s files=%u",
+					 r->job.ns, r->job.name, r->job.uid, stale);
 			nh_strlcpy(r->reason, "Interrupted", sizeof(r->reason));
 			snprintf(r->message, sizeof(r->message),
 				 "the node helper on %s restarted during the checkpoint (at step %s); no second checkpoint is taken for the same request: delete and re-create the PodCheckpoint",
@@ -899,6 +908,7 @@ int nh_runner_recover(struct nh_runner *rn)
 				LOG_WARN("msg=\"queue full; status of interrupted job not written\" pcp=%s/%s uid=%s",
 					 r->job.ns, r->job.name, r->job.uid);
 			break;
+		}
 		case NH_RESUME_CONTINUE:
 			LOG_INFO("msg=\"job resumes\" pcp=%s/%s uid=%s step=%s", r->job.ns, r->job.name,
 				 r->job.uid, nh_jstate_name(r->state));

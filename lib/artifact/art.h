@@ -89,6 +89,12 @@ uint64_t art_writer_bytes_out(const struct art_writer *w);
 int art_writer_commit(struct art_writer *w, struct art_result *res, char *msg, size_t msglen);
 /* Discards everything written (removes the temporary file) and frees w. NULL ok. */
 void art_writer_abort(struct art_writer *w);
+/*
+ * Removes the temporary files that writers for final_path left behind when
+ * their process died before commit or abort (after a restart). Never touches
+ * final_path itself. *removed (may be NULL) counts the files removed.
+ */
+int art_writer_discard_stale(const char *final_path, unsigned *removed);
 
 /* ---------------------------------------------------------------- reading */
 

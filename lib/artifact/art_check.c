@@ -1,5 +1,6 @@
 /*
- * art_check.c - is a file a complete tar archive?
+ * art_check.c - is a file a complete tar archive? And cleaning up after a
+ * writer that died before its commit.
  *
  * The kubelet's checkpoint archive is bundled unchanged, so a truncated or
  * garbled one must be caught before it becomes part of an artifact that
@@ -12,7 +13,11 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <glob.h>
+#include <limits.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 int art_tar_check(const char *path, uint64_t *entries, char *msg, size_t msglen)
 {
@@ -59,5 +64,40 @@ int art_tar_check(const char *path, uint64_t *entries, char *msg, size_t msglen)
 		*entries = n;
 out:
 	archive_read_free(a);
+	return rc;
+}
+
+int art_writer_discard_stale(const char *final_path, unsigned *removed)
+{
+	const char *slash = strrchr(final_path, '/');
+	const char *base = slash ? slash + 1 : final_path;
+	int dirlen = slash ? (int)(slash - final_path + 1) : 0;
+	char pattern[PATH_MAX];
+	glob_t g;
+	unsigned n = 0;
+	int rc = 0, r;
+
+	if (removed)
+		*removed = 0;
+	if (*base == '\0' || strpbrk(base, "*?[\\"))
+		return -EINVAL;
+	/* The name art_writer_open gives its temporary file. */
+	r = snprintf(pattern, sizeof(pattern), "%.*s.%s.tmp-*", dirlen, final_path, base);
+	if (r < 0 || (size_t)r >= sizeof(pattern))
+		return -ENAMETOOLONG;
+	r = glob(pattern, GLOB_NOSORT, NULL, &g);
+	if (r == GLOB_NOMATCH)
+		return 0;
+	if (r != 0)
+		return -EIO;
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		if (unlink(g.gl_pathv[i]) == 0)
+			n++;
+		else if (errno != ENOENT && rc == 0)
+			rc = -errno;
+	}
+	globfree(&g);
+	if (removed)
+		*removed = n;
 	return rc;
 }

@@ -1,4 +1,5 @@
-/* Unit tests of art_tar_check: complete, truncated and garbage archives. */
+/* Unit tests of art_tar_check (complete, truncated and garbage archives) and
+ * art_writer_discard_stale. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,11 +80,34 @@ static void test_bad(void **state)
 	assert_int_equal(check("absent.tar", NULL, msg, sizeof(msg)), -EIO);
 }
 
+static void test_discard_stale(void **state)
+{
+	char cmd[512], path[256];
+	unsigned n = 99;
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd),
+		 "cd %s && : > .x.tar.tmp-aa && : > .x.tar.tmp-bb && : > .y.tar.tmp-cc && : > x.tar",
+		 dir);
+	run(cmd);
+	snprintf(path, sizeof(path), "%s/x.tar", dir);
+	assert_int_equal(art_writer_discard_stale(path, &n), 0);
+	assert_int_equal(n, 2);
+	/* the committed artifact and another artifact's temporary file stay */
+	snprintf(cmd, sizeof(cmd), "cd %s && test -f x.tar && test -f .y.tar.tmp-cc && ! test -e .x.tar.tmp-aa", dir);
+	run(cmd);
+	assert_int_equal(art_writer_discard_stale(path, &n), 0);
+	assert_int_equal(n, 0);
+	snprintf(path, sizeof(path), "%s/*.tar", dir);
+	assert_int_equal(art_writer_discard_stale(path, &n), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good),
 		cmocka_unit_test(test_bad),
+		cmocka_unit_test(test_discard_stale),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
