@@ -154,6 +154,16 @@ static int read_header(const char *in_path, struct art_rd *r, struct art_cms_hdr
 		parse_msg(rc, in_path, msg, msglen);
 		goto out;
 	}
+	if (h->auth_attrs) {
+		/* RFC 5083: the GCM AAD would be their DER. Our writer (OpenSSL 3.0)
+		 * never adds them; refuse rather than guess. */
+		rc = -ENOTSUP;
+		art_msg(msg, msglen,
+			"%s has authenticated attributes (authAttrs), which this decryptor does not "
+			"support",
+			in_path);
+		goto out;
+	}
 	{
 		const unsigned char *q = (const unsigned char *)sk.data;
 

@@ -187,14 +187,6 @@ int art_gcm_open(CMS_ContentInfo *cms, EVP_PKEY *pkey, X509 *cert, const struct 
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (h->auth_attrs) {
-		rc = -ENOTSUP;
-		art_msg(msg, msglen,
-			"%s has authenticated attributes (authAttrs), which this decryptor does not "
-			"support",
-			name);
-		goto out;
-	}
 	if ((rc = read_params(h, &gp, g, name, msg, msglen)) != 0)
 		goto out;
 	rc = unwrap_key(cms, pkey, cert);

@@ -147,7 +147,7 @@ struct art_gcm;
  * AES-256-GCM context with the nonce, checks the GCM parameters and the tag
  * length against h. The key stays inside OpenSSL's context (wiped on free).
  * -ENOENT: no RecipientInfo for this certificate/key type; -ENOKEY: the key
- * does not unwrap it (wrong key); -ENOTSUP: not AES-256-GCM, or authAttrs;
+ * does not unwrap it (wrong key); -ENOTSUP: not AES-256-GCM;
  * -EPROTO: bad GCM parameters or mac. msg gets one sentence naming `name`.
  */
 int art_gcm_open(CMS_ContentInfo *cms, EVP_PKEY *pkey, X509 *cert, const struct art_cms_hdr *h,
