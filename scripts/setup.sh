@@ -10,21 +10,53 @@ PKGS=(
   openssl ca-certificates curl jq tar git iproute2 procps
 )
 
+# The crypto stack every machine must test on: the version a fresh machine
+# installs today (Debian security updates), not whatever an older image has.
+# OpenSSL's behaviour changes within 3.0.x (e.g. CMS_decrypt since 3.0.20).
+SECURITY_PKGS=(openssl libssl3 libssl-dev)
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+updated=0
+apt_update() {
+  if [ "$updated" = 0 ]; then
+    $SUDO apt-get update -qq
+    updated=1
+  fi
+}
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 
 if ((${#missing[@]})); then
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
+  apt_update
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Package lists older than a day may not know the latest security update.
+lists_stamp=/var/lib/apt/lists
+if [ -z "$(find "$lists_stamp" -maxdepth 0 -mmin -1440 2>/dev/null)" ]; then
+  apt_update
+fi
+outdated=()
+# one apt-cache call for all: "pkg:" lines, then "  Candidate: version"
+while read -r p cand; do
+  inst=$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || true)
+  if [ -n "$inst" ] && [ "$cand" != "(none)" ] && dpkg --compare-versions "$inst" lt "$cand"; then
+    outdated+=("$p")
+    echo "setup: $p $inst is older than the candidate $cand; upgrading"
+  fi
+done < <(apt-cache policy "${SECURITY_PKGS[@]}" 2>/dev/null |
+  awk '/^[^ ]/ { sub(":$", "", $1); p = $1 } $1 == "Candidate:" { print p, $2 }')
+if ((${#outdated[@]})); then
+  $SUDO apt-get install -y -qq --only-upgrade --no-install-recommends "${outdated[@]}"
 fi
 
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || {
   echo "setup: Go is needed for the test cluster (tests/e2e); install Go >= 1.26 to /usr/local/go" >&2
   exit 1
 }
-echo "setup: all packages present"
+echo "setup: all packages present; $(openssl version)"

@@ -111,8 +111,15 @@ int art_sha256_file(const char *path, char sha256_hex[ART_SHA256_HEX], uint64_t 
 /*
  * Decrypts a CMS artifact (DER) with the PEM private key at key_path and the
  * certificate at cert_path, streaming to out_path (0600, atomically). The
- * same result as `openssl cms -decrypt -binary -inform DER`. Authentication
- * failure (wrong key, tampered file) leaves no output file.
+ * same result as `openssl cms -decrypt -binary -inform DER`, in constant
+ * memory. cert_path may be NULL (then every RecipientInfo of the key's type
+ * is tried). The plaintext is written to a hidden temp file next to out_path
+ * and renamed only after the GCM tag verified; every failure leaves no file.
+ * Errors (each with its own sentence in msg): -ENODATA truncated, -EPROTO
+ * malformed, -ENOTSUP EnvelopedData / authAttrs / not AES-256-GCM, -ENOENT
+ * not encrypted to this certificate/key, -EINVAL key and certificate do not
+ * match, -ENOKEY wrong key, -EBADMSG tag mismatch (ciphertext, nonce or tag
+ * modified), other negative errno for I/O.
  */
 int art_decrypt(const char *in_path, const char *key_path, const char *cert_path,
 		const char *out_path, char *msg, size_t msglen);

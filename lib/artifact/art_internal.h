@@ -9,14 +9,17 @@
 #define PCP_ART_INTERNAL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <openssl/bio.h>
+#include <openssl/cms.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "art.h"
+#include "dbuf.h"
 
 #define ART_CHUNK (256u * 1024u) /* copy / read granularity */
 
@@ -42,6 +45,8 @@ struct art_sink {
 };
 
 int art_sink_init(struct art_sink *s, int fd);
+/* The same without the SHA-256 (art_sink_final then fails): decryption output. */
+int art_sink_init_nohash(struct art_sink *s, int fd);
 void art_sink_cleanup(struct art_sink *s);
 /* Writes all n bytes or fails (negative errno, also kept in s->err). */
 int art_sink_write(struct art_sink *s, const void *p, size_t n);
@@ -66,5 +71,95 @@ void art_cms_enc_free(struct art_cms_enc *e);
 /* Makes a unique hidden temp file ".<base>.tmp-<random>" next to final_path
  * with O_EXCL, mode 0600. tmp receives its path. Returns fd or -errno. */
 int art_tmpfile(const char *final_path, char *tmp, size_t tmplen);
+
+/* ---- BER reader over a file (art_ber.c): the decryption side ---- */
+
+/* Buffered positional reader over fd (borrowed). Reading past the end of the
+ * file gives -ENODATA (truncated); malformed BER gives -EPROTO. */
+struct art_rd {
+	int fd;
+	uint64_t size; /* file size */
+	uint64_t pos;  /* absolute read position */
+	unsigned char *buf; /* ART_CHUNK, owned */
+	uint64_t boff; /* file offset of buf[0] */
+	size_t blen;
+};
+
+int art_rd_init(struct art_rd *r, int fd, uint64_t size);
+void art_rd_cleanup(struct art_rd *r);
+/* Borrows up to max (> 0) bytes at r->pos from the buffer (valid until the
+ * next call) and advances past them; *n is at least 1 on success. */
+int art_rd_span(struct art_rd *r, size_t max, const unsigned char **p, size_t *n);
+
+struct art_tl {
+	unsigned char tag;
+	bool indef;
+	uint64_t len; /* content length when !indef */
+};
+
+/* Walks the segments of encryptedContent ([0] IMPLICIT OCTET STRING,
+ * primitive or constructed of primitive OCTET STRINGs). */
+struct art_walker {
+	struct art_rd *r; /* borrowed */
+	bool prim;
+	bool indef;
+	uint64_t end;  /* for definite constructed */
+	uint64_t left; /* bytes left in the current segment */
+	bool done;
+};
+
+/* r->pos must be just after the header hdr. */
+void art_walker_init(struct art_walker *w, struct art_rd *r, const struct art_tl *hdr);
+/* Moves to the next segment (w->left > 0) or sets w->done. */
+int art_walker_next(struct art_walker *w);
+
+/* What pass 1 learns about an AuthEnvelopedData file. Embedded:
+ * art_cms_hdr_init / art_cms_hdr_cleanup. */
+struct art_cms_hdr {
+	struct dbuf body;     /* AuthEnvelopedData fields minus encryptedContent (owned) */
+	struct art_tl content; /* header of encryptedContent */
+	uint64_t content_pos; /* file offset just after that header */
+	size_t alg_off, alg_len; /* contentEncryptionAlgorithm TLV inside body */
+	size_t mac_off, mac_len; /* mac TLV inside body */
+	bool auth_attrs;      /* authAttrs [1] present */
+};
+
+void art_cms_hdr_init(struct art_cms_hdr *h);
+void art_cms_hdr_cleanup(struct art_cms_hdr *h);
+/*
+ * Pass 1 from offset 0: checks the whole BER structure (every content segment
+ * header, the trailer, no trailing bytes) and copies the small parts (capped
+ * at 1 MiB). -ENOTSUP: CMS EnvelopedData; -ENODATA: the file ends early (or a
+ * length points past its end); -EPROTO: anything else malformed or not
+ * AuthEnvelopedData; -EMSGSIZE: header parts over the cap; -ENOMEM.
+ */
+int art_ber_parse(struct art_rd *r, struct art_cms_hdr *h);
+/* DER of ContentInfo { authEnvelopedData, [0] { body } }: the structure
+ * without encryptedContent, small enough for d2i_CMS_ContentInfo. */
+int art_ber_skeleton(const struct art_cms_hdr *h, struct dbuf *sk);
+
+/* ---- content decryption (art_gcm.c) ---- */
+struct art_gcm;
+
+/*
+ * Finds the RecipientInfo for pkey (matching cert when not NULL) in cms (the
+ * skeleton of h), lets OpenSSL unwrap the content-encryption key into an
+ * AES-256-GCM context with the nonce, checks the GCM parameters and the tag
+ * length against h. The key stays inside OpenSSL's context (wiped on free).
+ * -ENOENT: no RecipientInfo for this certificate/key type; -ENOKEY: the key
+ * does not unwrap it (wrong key); -ENOTSUP: not AES-256-GCM;
+ * -EPROTO: bad GCM parameters or mac. msg gets one sentence naming `name`.
+ */
+int art_gcm_open(CMS_ContentInfo *cms, EVP_PKEY *pkey, X509 *cert, const struct art_cms_hdr *h,
+		 const char *name, struct art_gcm **out, char *msg, size_t msglen);
+/*
+ * Pass 2: decrypts the encryptedContent of h (read through r) into s, then
+ * checks the tag. -EBADMSG: tag mismatch (content, nonce or tag modified);
+ * reader / sink errors as they come. The caller must discard the output on
+ * any error.
+ */
+int art_gcm_stream(struct art_gcm *g, struct art_rd *r, const struct art_cms_hdr *h,
+		   struct art_sink *s);
+void art_gcm_free(struct art_gcm *g);
 
 #endif

@@ -54,12 +54,22 @@ int art_sink_init(struct art_sink *s, int fd)
 	return 0;
 }
 
+int art_sink_init_nohash(struct art_sink *s, int fd)
+{
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	s->buf = malloc(ART_CHUNK);
+	return s->buf ? 0 : -ENOMEM;
+}
+
 void art_sink_cleanup(struct art_sink *s)
 {
 	if (!s)
 		return;
 	EVP_MD_CTX_free(s->md);
 	s->md = NULL;
+	if (s->buf)
+		OPENSSL_cleanse(s->buf, ART_CHUNK); /* may hold decrypted plaintext */
 	free(s->buf);
 	s->buf = NULL;
 }
@@ -131,7 +141,7 @@ int art_sink_write(struct art_sink *s, const void *p, size_t n)
 
 	if (s->err)
 		return s->err;
-	if (n > 0 && EVP_DigestUpdate(s->md, p, n) != 1) {
+	if (n > 0 && s->md && EVP_DigestUpdate(s->md, p, n) != 1) {
 		s->err = -EIO;
 		return s->err;
 	}
@@ -161,7 +171,7 @@ int art_sink_final(struct art_sink *s, char hex[ART_SHA256_HEX])
 
 	if (s->err)
 		return s->err;
-	if (EVP_DigestFinal_ex(s->md, d, &dl) != 1 || dl != 32)
+	if (!s->md || EVP_DigestFinal_ex(s->md, d, &dl) != 1 || dl != 32)
 		return -EIO;
 	art_hex(d, dl, hex);
 	return 0;
