@@ -23,6 +23,9 @@ cmake -S . -B build -DPCP_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure -j2
 
+step "GitOps health: Argo CD health.lua (gopher-lua) and kstatus on the same PodCheckpoints"
+(cd tests/gitops && GOFLAGS="${GOFLAGS:--mod=mod}" go test -count=1 -v ./...)
+
 step "build with ASan + UBSan + unit tests"
 cmake -S . -B build-asan -DPCP_WERROR=ON -DPCP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-asan -j"$(nproc)"
