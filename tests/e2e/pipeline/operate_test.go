@@ -395,3 +395,20 @@ func TestHealthThroughAPIServerRestart(t *testing.T) {
 		t.Errorf("phase %s after the API server restart: %v", phaseOf(u), u.Object["status"])
 	}
 }
+
+// `create --wait` on a checkpoint that takes a few seconds shows its
+// progress (phase, node, the container being checkpointed) instead of silence.
+func TestPluginWaitShowsProgress(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	newPod(t, ns, "slow", "node-2", map[string]string{"checkpoint.stand-in/delay-seconds": "4"}, "app", "sidecar")
+	out, code := runPlugin(t, "create", "slow", "-n", ns, "--wait=90s", "--kubeconfig", state.AdminKubeconfig)
+	if code != 0 {
+		t.Fatalf("create --wait: exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{"Running on node-2: container app (1 of 2)", "Running on node-2: container sidecar (2 of 2)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("create --wait output lacks the progress line %q:\n%s", want, out)
+		}
+	}
+}
