@@ -409,7 +409,7 @@ func TestPluginWaitShowsProgress(t *testing.T) {
 	// What the helper writes to status today: phase Running and its message
 	// (per-container lines come from status.message / status.progress when
 	// the helper publishes them; the unit tests cover those shapes).
-	for _, want := range []string{"/slow Running on node-2 - Checkpointing 2 containers of pod " + ns + "/slow"} {
+	for _, want := range []string{" Running on node-2 - Checkpointing 2 containers of pod " + ns + "/slow on node node-2\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("create --wait output lacks the progress line %q:\n%s", want, out)
 		}
