@@ -54,7 +54,11 @@ static int ctl_ready(void *arg, char *why, size_t cap)
 	return kc_api_check(m->opts->leader_elect ? CTL_READY_API_AGE_MS : 0, why, cap) ? 1 : 0;
 }
 
-/* Counts Leases of node helpers renewed within their duration. */
+/*
+ * Counts Leases of node helpers (pcp-helper-<node>) renewed within their
+ * duration. By name, not by label: the helper's label patch is not granted
+ * by its Role today.
+ */
 static int ctl_count_helpers(struct kc_client *c, const char *ns, int *n)
 {
 	json_object *list = NULL, *items;
@@ -64,19 +68,19 @@ static int ctl_count_helpers(struct kc_client *c, const char *ns, int *n)
 	int rc;
 
 	*n = 0;
-	snprintf(path, sizeof(path),
-		 "/apis/coordination.k8s.io/v1/namespaces/%s/leases?labelSelector=app.kubernetes.io%%2Fcomponent%%3Dnode-helper",
-		 ns);
+	snprintf(path, sizeof(path), "/apis/coordination.k8s.io/v1/namespaces/%s/leases", ns);
 	rc = kc_get(c, path, &list, &st);
 	if (rc)
 		goto out;
 	items = json_object_object_get(list, "items");
 	for (size_t i = 0; items && i < json_object_array_length(items); i++) {
 		json_object *it = json_object_array_get_idx(items, i);
+		const char *name = kc_json_str(it, "metadata.name");
 		const char *rt = kc_json_str(it, "spec.renewTime");
 		int64_t dur = kc_json_int64(it, "spec.leaseDurationSeconds", 0, NULL), t = 0;
 
-		if (rt && kc_time_parse(rt, &t) == 0 && t + dur * 1000 > now)
+		if (name && strncmp(name, "pcp-helper-", 11) == 0 && rt &&
+		    kc_time_parse(rt, &t) == 0 && t + dur * 1000 > now)
 			(*n)++;
 	}
 out:

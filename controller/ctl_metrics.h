@@ -4,8 +4,8 @@
  *
  * ctl_metrics_start registers the families, starts the /metrics /healthz
  * /readyz server on opts->metrics_addr ("" or "0": none) and a small thread
- * that counts available node helpers (Leases with component node-helper
- * renewed within their duration) every CTL_METRICS_HELPERS_S seconds.
+ * that counts available node helpers (Leases pcp-helper-* renewed within
+ * their duration) every CTL_METRICS_HELPERS_S seconds.
  *
  * Ready: caches synced, and the API server answers (the last request got an
  * answer; when leader election is on, one at most CTL_READY_API_AGE_MS old,
