@@ -5,12 +5,10 @@
 #include "ctl_metrics.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
 #include "mx.h"
@@ -24,12 +22,9 @@ struct ctl_metrics {
 	struct kc_config *cfg;
 	struct ctl_queue *q;
 	struct mx_http *http;
+	struct mx_ticker *ticker;
+	struct kc_client *c; /* the ticker's */
 	atomic_bool synced;
-	atomic_bool stop;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	pthread_t th;
-	bool th_started;
 	int beat;
 };
 
@@ -88,31 +83,13 @@ out:
 	return rc;
 }
 
-static void *ctl_metrics_main(void *arg)
+static void ctl_metrics_tick(void *arg)
 {
 	struct ctl_metrics *m = arg;
-	struct kc_client *c = NULL;
+	int n = 0;
 
-	if (kc_client_new(m->cfg, &c) != 0)
-		return NULL;
-	kc_client_set_timeout(c, 5000);
-	kc_client_set_user_agent(c, "podcheckpoint-controller/metrics");
-	while (!atomic_load(&m->stop)) {
-		struct timespec until;
-		int n = 0;
-
-		if (ctl_count_helpers(c, m->opts->ns, &n) == 0)
-			mx_gauge_set(ctl_mx_helpers, n, NULL, 0);
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += CTL_METRICS_HELPERS_S;
-		pthread_mutex_lock(&m->lock);
-		while (!atomic_load(&m->stop) &&
-		       pthread_cond_timedwait(&m->cond, &m->lock, &until) != ETIMEDOUT)
-			;
-		pthread_mutex_unlock(&m->lock);
-	}
-	kc_client_free(c);
-	return NULL;
+	if (ctl_count_helpers(m->c, m->opts->ns, &n) == 0)
+		mx_gauge_set(ctl_mx_helpers, n, NULL, 0);
 }
 
 int ctl_metrics_start(const struct ctl_options *opts, struct kc_config *cfg, struct ctl_queue *q,
@@ -130,8 +107,6 @@ int ctl_metrics_start(const struct ctl_options *opts, struct kc_config *cfg, str
 	m->cfg = cfg;
 	m->q = q;
 	m->beat = -1;
-	pthread_mutex_init(&m->lock, NULL);
-	pthread_cond_init(&m->cond, NULL);
 	mx_register_process("controller", PCP_VERSION);
 	kc_metrics_register();
 	ctl_mx_reconcile_seconds = mx_histogram(
@@ -156,23 +131,26 @@ int ctl_metrics_start(const struct ctl_options *opts, struct kc_config *cfg, str
 				       "PodCheckpoint keys scheduled for a later retry or poll.",
 				       ctl_queue_delayed, q);
 	m->beat = mx_beat_register("leader-election", 30000L);
-	if (opts->metrics_addr[0] && strcmp(opts->metrics_addr, "0") != 0) {
-		memset(&ho, 0, sizeof(ho));
-		ho.addr = opts->metrics_addr;
-		ho.ready = ctl_ready;
-		ho.arg = m;
-		rc = mx_http_start(&ho, &m->http, err, errlen);
-		if (rc)
-			goto fail;
+	memset(&ho, 0, sizeof(ho));
+	ho.addr = opts->metrics_addr;
+	ho.ready = ctl_ready;
+	ho.arg = m;
+	rc = mx_http_start(&ho, &m->http, err, errlen);
+	if (rc)
+		goto fail;
+	if (m->http)
 		LOG_INFO("msg=\"serving metrics\" addr=%s port=%d", opts->metrics_addr,
 			 mx_http_port(m->http));
+	rc = kc_client_new(cfg, &m->c);
+	if (!rc) {
+		kc_client_set_timeout(m->c, 5000);
+		kc_client_set_user_agent(m->c, "podcheckpoint-controller/metrics");
+		rc = mx_ticker_start(ctl_metrics_tick, m, CTL_METRICS_HELPERS_S, &m->ticker);
 	}
-	rc = -pthread_create(&m->th, NULL, ctl_metrics_main, m);
 	if (rc) {
 		snprintf(err, errlen, "cannot start the metrics thread: %s", strerror(-rc));
 		goto fail;
 	}
-	m->th_started = true;
 	*out = m;
 	return 0;
 fail:
@@ -214,15 +192,8 @@ void ctl_metrics_stop(struct ctl_metrics *m)
 	if (!m)
 		return;
 	mx_http_stop(m->http);
-	if (m->th_started) {
-		pthread_mutex_lock(&m->lock);
-		atomic_store(&m->stop, true);
-		pthread_cond_broadcast(&m->cond);
-		pthread_mutex_unlock(&m->lock);
-		pthread_join(m->th, NULL);
-	}
+	mx_ticker_stop(m->ticker);
+	kc_client_free(m->c);
 	mx_beat_retire(m->beat);
-	pthread_cond_destroy(&m->cond);
-	pthread_mutex_destroy(&m->lock);
 	free(m);
 }

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "kc.h"
@@ -35,11 +34,8 @@ struct nh_metrics {
 	int kubelet_port;
 	atomic_int kubelet_ok; /* -1 unknown, 0 no, 1 yes */
 	char kubelet_err[160];
-	pthread_mutex_t lock; /* kubelet_err, stop's condition */
-	pthread_cond_t cond;
-	atomic_bool stop;
-	pthread_t th;
-	bool th_started;
+	pthread_mutex_t lock; /* kubelet_err */
+	struct mx_ticker *ticker;
 };
 
 int nh_metrics_url_hostport(const char *url, char *host, size_t cap, int *port)
@@ -134,33 +130,21 @@ out:
 	return rc;
 }
 
-static void *nh_metrics_main(void *arg)
+static void nh_metrics_tick(void *arg)
 {
 	struct nh_metrics *m = arg;
+	char why[160] = "";
+	int rc = nh_probe_tcp(m->kubelet_host, m->kubelet_port, NH_KUBELET_PROBE_MS, why,
+			      sizeof(why));
 
-	while (!atomic_load(&m->stop)) {
-		char why[160] = "";
-		struct timespec until;
-		int rc = nh_probe_tcp(m->kubelet_host, m->kubelet_port, NH_KUBELET_PROBE_MS, why,
-				      sizeof(why));
-
-		pthread_mutex_lock(&m->lock);
-		snprintf(m->kubelet_err, sizeof(m->kubelet_err), "%s", why);
-		pthread_mutex_unlock(&m->lock);
-		if ((rc == 0) != (atomic_load(&m->kubelet_ok) == 1))
-			LOG_INFO("msg=\"kubelet reachability changed\" reachable=%s detail=\"%s\"",
-				 rc == 0 ? "true" : "false", why);
-		atomic_store(&m->kubelet_ok, rc == 0 ? 1 : 0);
-		mx_gauge_set(nh_mx_kubelet_up, rc == 0 ? 1 : 0, NULL, 0);
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += NH_KUBELET_PROBE_S;
-		pthread_mutex_lock(&m->lock);
-		while (!atomic_load(&m->stop) &&
-		       pthread_cond_timedwait(&m->cond, &m->lock, &until) != ETIMEDOUT)
-			;
-		pthread_mutex_unlock(&m->lock);
-	}
-	return NULL;
+	pthread_mutex_lock(&m->lock);
+	snprintf(m->kubelet_err, sizeof(m->kubelet_err), "%s", why);
+	pthread_mutex_unlock(&m->lock);
+	if ((rc == 0) != (atomic_load(&m->kubelet_ok) == 1))
+		LOG_INFO("msg=\"kubelet reachability changed\" reachable=%s detail=\"%s\"",
+			 rc == 0 ? "true" : "false", why);
+	atomic_store(&m->kubelet_ok, rc == 0 ? 1 : 0);
+	mx_gauge_set(nh_mx_kubelet_up, rc == 0 ? 1 : 0, NULL, 0);
 }
 
 static int nh_ready(void *arg, char *why, size_t cap)
@@ -201,7 +185,6 @@ int nh_metrics_start(const struct nh_options *opt, struct nh_metrics **out, char
 	m->opt = opt;
 	atomic_store(&m->kubelet_ok, -1);
 	pthread_mutex_init(&m->lock, NULL);
-	pthread_cond_init(&m->cond, NULL);
 	rc = nh_metrics_url_hostport(opt->kubelet_url, m->kubelet_host, sizeof(m->kubelet_host),
 				     &m->kubelet_port);
 	if (rc) {
@@ -230,23 +213,21 @@ int nh_metrics_start(const struct nh_options *opt, struct nh_metrics **out, char
 				    "1 when the kubelet accepted a TCP connection at the last check, else 0.",
 				    NULL);
 	nh_lease_beat = mx_beat_register("lease-heartbeat", 60000L);
-	if (opt->metrics_addr[0] && strcmp(opt->metrics_addr, "0") != 0) {
-		memset(&ho, 0, sizeof(ho));
-		ho.addr = opt->metrics_addr;
-		ho.ready = nh_ready;
-		ho.arg = m;
-		rc = mx_http_start(&ho, &m->http, err, errlen);
-		if (rc)
-			goto fail;
+	memset(&ho, 0, sizeof(ho));
+	ho.addr = opt->metrics_addr;
+	ho.ready = nh_ready;
+	ho.arg = m;
+	rc = mx_http_start(&ho, &m->http, err, errlen);
+	if (rc)
+		goto fail;
+	if (m->http)
 		LOG_INFO("msg=\"serving metrics\" addr=%s port=%d", opt->metrics_addr,
 			 mx_http_port(m->http));
-	}
-	rc = -pthread_create(&m->th, NULL, nh_metrics_main, m);
+	rc = mx_ticker_start(nh_metrics_tick, m, NH_KUBELET_PROBE_S, &m->ticker);
 	if (rc) {
 		snprintf(err, errlen, "cannot start the kubelet probe: %s", strerror(-rc));
 		goto fail;
 	}
-	m->th_started = true;
 	*out = m;
 	return 0;
 fail:
@@ -259,15 +240,8 @@ void nh_metrics_stop(struct nh_metrics *m)
 	if (!m)
 		return;
 	mx_http_stop(m->http);
-	if (m->th_started) {
-		pthread_mutex_lock(&m->lock);
-		atomic_store(&m->stop, true);
-		pthread_cond_broadcast(&m->cond);
-		pthread_mutex_unlock(&m->lock);
-		pthread_join(m->th, NULL);
-	}
+	mx_ticker_stop(m->ticker);
 	mx_beat_retire(nh_lease_beat);
-	pthread_cond_destroy(&m->cond);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }

@@ -316,6 +316,8 @@ int mx_http_start(const struct mx_http_opts *opts, struct mx_http **out, char *e
 	int p = 0, one = 1, rc;
 
 	*out = NULL;
+	if (!opts->addr || !opts->addr[0] || strcmp(opts->addr, "0") == 0)
+		return 0;
 	rc = mx_http_parse_addr(opts->addr, host, sizeof(host), &p, err, errlen);
 	if (rc)
 		return rc;

@@ -44,11 +44,23 @@ struct mx_http;
 int mx_http_parse_addr(const char *addr, char *host, size_t hcap, int *port, char *err,
 		       size_t errlen);
 
-/* Binds, listens and starts the thread. 0, or negative errno and a sentence in err. */
+/*
+ * Binds, listens and starts the thread. 0, or negative errno and a sentence
+ * in err. An addr of "" or "0" means no server: 0 with *out NULL.
+ */
 int mx_http_start(const struct mx_http_opts *opts, struct mx_http **out, char *err, size_t errlen);
 /* The bound port (useful with port 0). */
 int mx_http_port(const struct mx_http *h);
 /* Stops the thread, closes every socket, frees. NULL is fine. */
 void mx_http_stop(struct mx_http *h);
+
+/*
+ * A thread calling fn(arg) at once and then every period_s seconds until
+ * mx_ticker_stop (which waits for a call in progress and frees). For probes
+ * whose result a check callback reads.
+ */
+struct mx_ticker;
+int mx_ticker_start(void (*fn)(void *arg), void *arg, int period_s, struct mx_ticker **out);
+void mx_ticker_stop(struct mx_ticker *t);
 
 #endif

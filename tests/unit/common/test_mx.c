@@ -332,6 +332,35 @@ static void test_http(void **state)
 	mx_http_stop(NULL);
 }
 
+static int ticks;
+
+static void tick(void *arg)
+{
+	(void)arg;
+	ticks++;
+}
+
+static void test_ticker_and_off(void **state)
+{
+	struct mx_http_opts o = { "0", NULL, NULL, NULL };
+	struct mx_http *h = (struct mx_http *)&o;
+	struct mx_ticker *t = NULL;
+	char err[128] = "";
+
+	(void)state;
+	assert_int_equal(mx_http_start(&o, &h, err, sizeof(err)), 0);
+	assert_null(h); /* "0": no server */
+	o.addr = "";
+	assert_int_equal(mx_http_start(&o, &h, err, sizeof(err)), 0);
+	assert_null(h);
+	assert_int_equal(mx_ticker_start(tick, NULL, 0, &t), -EINVAL);
+	assert_int_equal(mx_ticker_start(tick, NULL, 1, &t), 0);
+	usleep(1300 * 1000);
+	mx_ticker_stop(t); /* at once, although the next tick is a second away */
+	assert_int_equal(ticks, 2);
+	mx_ticker_stop(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -342,6 +371,7 @@ int main(void)
 		cmocka_unit_test(test_beats),
 		cmocka_unit_test(test_parse_addr),
 		cmocka_unit_test(test_http),
+		cmocka_unit_test(test_ticker_and_off),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
