@@ -102,6 +102,20 @@ func load(t *testing.T, path string) map[string]any {
 	return u.Object
 }
 
+// loadCases reads health_test.yaml (Argo CD's format).
+func loadCases(t *testing.T) healthTest {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "health_test.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ht healthTest
+	if err := yaml.Unmarshal(b, &ht); err != nil {
+		t.Fatal(err)
+	}
+	return ht
+}
+
 // Argo CD health → kstatus status for the same object.
 var kstatusFor = map[string]status.Status{
 	"Progressing": status.InProgressStatus,
@@ -122,14 +136,7 @@ func TestHealthLua(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "health_test.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ht healthTest
-	if err := yaml.Unmarshal(b, &ht); err != nil {
-		t.Fatal(err)
-	}
+	ht := loadCases(t)
 	if len(ht.Tests) < 5 {
 		t.Fatalf("health_test.yaml has %d cases, want every phase", len(ht.Tests))
 	}
@@ -153,14 +160,7 @@ func TestHealthLua(t *testing.T) {
 }
 
 func TestKstatusAgrees(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(dir, "health_test.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ht healthTest
-	if err := yaml.Unmarshal(b, &ht); err != nil {
-		t.Fatal(err)
-	}
+	ht := loadCases(t)
 	for _, tc := range ht.Tests {
 		tc := tc
 		t.Run(tc.InputPath, func(t *testing.T) {
