@@ -34,8 +34,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 
 step "fuzz smoke: every libFuzzer driver, 10 s each (clang, ASan + UBSan)"
 CC=clang cmake -S . -B build-fuzz -DPCP_FUZZ=ON -DPCP_TESTS=OFF -DPCP_BENCH=OFF -DPCP_WERROR=ON >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target fuzz_kubeconfig fuzz_watch fuzz_status fuzz_ch_message fuzz_cert
-for f in fuzz_kubeconfig fuzz_watch fuzz_status fuzz_ch_message fuzz_cert; do
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_kubeconfig fuzz_watch fuzz_status fuzz_ch_message fuzz_cert fuzz_mx_http
+for f in fuzz_kubeconfig fuzz_watch fuzz_status fuzz_ch_message fuzz_cert fuzz_mx_http; do
   corpus="build-fuzz/corpus/$f"
   mkdir -p "$corpus" && cp -n tests/fuzz/corpus/"$f"/* "$corpus"/
   if ! build-fuzz/tests/fuzz/"$f" -max_total_time=10 "$corpus" >"build-fuzz/$f.log" 2>&1; then

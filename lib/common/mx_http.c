@@ -149,27 +149,42 @@ static void mx_check(struct mx_http *h, struct mx_conn *c, bool ready, bool head
 	mx_respond(c, bad ? 503 : 200, "text/plain; charset=utf-8", body, strlen(body), head);
 }
 
-/* A complete request head is in c->req: answer it. */
-static void mx_handle(struct mx_http *h, struct mx_conn *c)
+int mx_http_parse_request(const char *req, size_t len, char *method, size_t mcap, char *path,
+			  size_t pcap)
 {
-	char method[8], path[256];
-	const char *sp1, *sp2;
+	const char *sp1, *sp2, *eol;
 	size_t n;
-	bool head;
 
-	sp1 = memchr(c->req, ' ', c->len);
-	sp2 = sp1 ? memchr(sp1 + 1, ' ', c->len - (size_t)(sp1 + 1 - c->req)) : NULL;
-	if (!sp1 || !sp2 || (size_t)(sp1 - c->req) >= sizeof(method) ||
-	    (size_t)(sp2 - sp1 - 1) >= sizeof(path)) {
-		mx_respond(c, 400, "text/plain", "bad request\n", 12, false);
-		return;
-	}
-	memcpy(method, c->req, (size_t)(sp1 - c->req));
-	method[sp1 - c->req] = '\0';
+	if (!req || !mcap || !pcap)
+		return -EINVAL;
+	eol = memchr(req, '\n', len);
+	if (!eol)
+		return -EINVAL;
+	len = (size_t)(eol - req); /* the request line only */
+	sp1 = memchr(req, ' ', len);
+	sp2 = sp1 ? memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - req)) : NULL;
+	if (!sp1 || !sp2 || sp1 == req || (size_t)(sp1 - req) >= mcap || sp2 == sp1 + 1 ||
+	    (size_t)(sp2 - sp1 - 1) >= pcap || sp1[1] != '/')
+		return -EINVAL;
+	memcpy(method, req, (size_t)(sp1 - req));
+	method[sp1 - req] = '\0';
 	n = (size_t)(sp2 - sp1 - 1);
 	memcpy(path, sp1 + 1, n);
 	path[n] = '\0';
 	path[strcspn(path, "?")] = '\0';
+	return 0;
+}
+
+/* A complete request head is in c->req: answer it. */
+static void mx_handle(struct mx_http *h, struct mx_conn *c)
+{
+	char method[8], path[256];
+	bool head;
+
+	if (mx_http_parse_request(c->req, c->len, method, sizeof(method), path, sizeof(path))) {
+		mx_respond(c, 400, "text/plain", "bad request\n", 12, false);
+		return;
+	}
 	head = strcmp(method, "HEAD") == 0;
 	if (!head && strcmp(method, "GET") != 0) {
 		mx_respond(c, 405, "text/plain", "only GET and HEAD\n", 18, false);

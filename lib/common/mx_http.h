@@ -45,6 +45,14 @@ int mx_http_parse_addr(const char *addr, char *host, size_t hcap, int *port, cha
 		       size_t errlen);
 
 /*
+ * The request line of a request head: method and path (query cut off), each
+ * NUL-terminated within its buffer. 0, or -EINVAL (no line end, no two
+ * spaces, a path not starting with '/', or a field too long).
+ */
+int mx_http_parse_request(const char *req, size_t len, char *method, size_t mcap, char *path,
+			  size_t pcap);
+
+/*
  * Binds, listens and starts the thread. 0, or negative errno and a sentence
  * in err. An addr of "" or "0" means no server: 0 with *out NULL.
  */

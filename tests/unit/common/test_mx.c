@@ -172,6 +172,22 @@ static void test_parse_addr(void **state)
 	assert_int_equal(mx_http_parse_addr(":80x", host, sizeof(host), &port, err, sizeof(err)), -EINVAL);
 }
 
+static void test_parse_request(void **state)
+{
+	char m[8], p[32];
+
+	(void)state;
+	assert_int_equal(mx_http_parse_request("GET /metrics?x=1 HTTP/1.1\r\n\r\n", 30, m, sizeof(m), p, sizeof(p)), 0);
+	assert_string_equal(m, "GET");
+	assert_string_equal(p, "/metrics");
+	assert_int_equal(mx_http_parse_request("GET /a HTTP/1.1", 15, m, sizeof(m), p, sizeof(p)), -EINVAL); /* no line end */
+	assert_int_equal(mx_http_parse_request("GET metrics HTTP/1.1\n", 21, m, sizeof(m), p, sizeof(p)), -EINVAL);
+	assert_int_equal(mx_http_parse_request("LONGMETHOD / HTTP/1.1\n", 22, m, sizeof(m), p, sizeof(p)), -EINVAL);
+	assert_int_equal(mx_http_parse_request("GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\n", 53, m, sizeof(m), p, sizeof(p)), -EINVAL);
+	/* the second space must be on the request line */
+	assert_int_equal(mx_http_parse_request("GET /x\nHost: a b\n\n", 18, m, sizeof(m), p, sizeof(p)), -EINVAL);
+}
+
 static int dial(int port)
 {
 	struct sockaddr_in sa;
@@ -370,6 +386,7 @@ int main(void)
 		cmocka_unit_test(test_process),
 		cmocka_unit_test(test_beats),
 		cmocka_unit_test(test_parse_addr),
+		cmocka_unit_test(test_parse_request),
 		cmocka_unit_test(test_http),
 		cmocka_unit_test(test_ticker_and_off),
 	};
