@@ -17,6 +17,7 @@
 
 #include "art.h"
 #include "ch.h"
+#include "ctl_metrics.h"
 #include "log.h"
 
 #define TOKEN_MAX 16384
@@ -589,6 +590,7 @@ static int call_helper(struct ctl_ctx *ctx, const struct ctl_obs *o, const struc
 	}
 	co.token = token;
 	rc = ch_call(&co, job, st, err, errlen);
+	ctl_metrics_helper_call(job->op == CH_OP_CHECKPOINT, rc);
 out:
 	explicit_bzero(token, TOKEN_MAX);
 	free(token);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "ctl_metrics.h"
 #include "log.h"
 
 static int64_t mono_ms(void)
@@ -69,6 +70,8 @@ int ctl_leader_run(const struct ctl_leader_opts *lo, volatile sig_atomic_t *stop
 			LOG_WARN("msg=\"leader lease not renewed\" lease=%s/%s http=%ld error=\"%s\"",
 				 lo->ns, CTL_LEADER_LEASE_NAME, st.http, st.message);
 		}
+		ctl_metrics_set_leading(lo->metrics, leading);
+		ctl_metrics_beat(lo->metrics);
 		nap(CTL_LEADER_RETRY_MS, stop);
 	}
 	if (leading) {

@@ -28,9 +28,12 @@ struct ctl_leader_opts {
 	void (*on_start)(void *arg);
 	void (*on_stop)(void *arg);
 	void *arg;
+	struct ctl_metrics *metrics; /* borrowed, may be NULL: heartbeat and leader gauge */
 };
 
 /* 0 when stopped by *stop; negative if no client could be made. */
+struct ctl_metrics;
+
 int ctl_leader_run(const struct ctl_leader_opts *lo, volatile sig_atomic_t *stop);
 
 #endif

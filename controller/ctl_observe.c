@@ -290,7 +290,8 @@ int ctl_status_patch(const struct ctl_decision *d, json_object *existing_conditi
 			json_object *x = json_object_array_get_idx(existing_conditions, i);
 			const char *t = kc_json_str(x, "type");
 
-			if (!t || strcmp(t, "Ready") == 0 || strcmp(t, "Stalled") == 0)
+			if (!t || strcmp(t, "Ready") == 0 || strcmp(t, "Stalled") == 0 ||
+			    strcmp(t, "Reconciling") == 0)
 				continue;
 			rc = kc_json_append(conds, json_object_get(x));
 			if (rc)
@@ -306,6 +307,17 @@ int ctl_status_patch(const struct ctl_decision *d, json_object *existing_conditi
 	if (s->stalled) {
 		rc = make_condition(existing_conditions, "Stalled", "True", s->stalled_reason,
 				    s->message, s->observed_generation, now_ms, &c);
+		if (!rc)
+			rc = kc_json_append(conds, c);
+		if (rc)
+			goto out;
+	}
+	/* kstatus (Flux, kubectl wait --for=condition): InProgress until terminal. */
+	{
+		bool terminal = s->phase == CTL_PHASE_SUCCEEDED || s->phase == CTL_PHASE_FAILED;
+
+		rc = make_condition(existing_conditions, "Reconciling", terminal ? "False" : "True",
+				    s->ready_reason, s->message, s->observed_generation, now_ms, &c);
 		if (!rc)
 			rc = kc_json_append(conds, c);
 		if (rc)

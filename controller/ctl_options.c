@@ -47,6 +47,8 @@ static const struct opt opts[] = {
 	  "leader election identity (default: $POD_NAME, else the host name)" },
 	{ "log-level", OPT_STR, OFF(log_level), SZ(log_level), 0, 0, "info",
 	  "error, warn, info or debug" },
+	{ "metrics-addr", OPT_STR, OFF(metrics_addr), SZ(metrics_addr), 0, 0, ":8080",
+	  "address of /metrics, /healthz and /readyz (HOST:PORT, :PORT, [V6]:PORT; 0: off)" },
 	{ "help", OPT_FLAG, OFF(help), 0, 0, 0, NULL, "show this help" },
 	{ "version", OPT_FLAG, OFF(version), 0, 0, 0, NULL, "print the version" },
 };

@@ -29,6 +29,7 @@ struct ctl_options {
 	bool allow_expired;
 	char identity[256];
 	char log_level[16];
+	char metrics_addr[128]; /* /metrics, /healthz, /readyz; "" or "0": off */
 	bool help;
 	bool version;
 };

@@ -12,11 +12,14 @@
 
 #include "ctl_io.h"
 #include "ctl_leader.h"
+#include "ctl_metrics.h"
 #include "ctl_queue.h"
 #include "kc.h"
 #include "log.h"
+#include "mx.h"
 
 #define SYNC_WAIT_MS 60000L
+#define SYNC_SLICE_MS 5000L
 #define WORKER_GET_MS 500L
 
 struct pool {
@@ -67,13 +70,20 @@ static void *worker_main(void *arg)
 	kc_client_set_timeout(c, 15000);
 	while (!atomic_load(&p->stop)) {
 		long requeue = -1;
+		double t0;
 
 		rc = ctl_queue_get(ctx->q, key, sizeof(key), WORKER_GET_MS);
 		if (rc == -ETIMEDOUT)
 			continue;
 		if (rc)
 			break;
+		t0 = mx_now();
 		rc = ctl_reconcile_key(ctx, c, key, &requeue);
+		mx_observe(ctl_mx_reconcile_seconds, mx_now() - t0,
+			   MX_LV(rc == 0 ? "success" : rc == -EAGAIN ? "conflict" : "error"));
+		if (rc)
+			mx_counter_add(ctl_mx_reconcile_errors, 1,
+				       MX_LV(rc == -EAGAIN ? "conflict" : "error"));
 		if (rc == -EAGAIN) {
 			/* Conflict: decide again as soon as the cache has the new object. */
 			ctl_queue_add_rate_limited(ctx->q, key);
@@ -131,6 +141,7 @@ int ctl_run(const struct ctl_options *opts, volatile sig_atomic_t *stop)
 {
 	struct kc_config *cfg = NULL;
 	struct ctl_queue *q = NULL;
+	struct ctl_metrics *metrics = NULL;
 	struct ctl_ctx ctx;
 	struct pool pool;
 	char err[512] = "";
@@ -156,6 +167,11 @@ int ctl_run(const struct ctl_options *opts, volatile sig_atomic_t *stop)
 		goto out;
 	ctx_ok = true;
 	pool.ctx = &ctx;
+	rc = ctl_metrics_start(opts, cfg, q, &metrics, err, sizeof(err));
+	if (rc) {
+		LOG_ERROR("msg=\"cannot serve metrics\" error=\"%s\" rc=%d", err, rc);
+		goto out;
+	}
 	LOG_INFO("msg=\"starting\" server=%s namespace=%s watch=%s workers=%d helper_wait_s=%d job_margin_s=%d poll_s=%d leader_elect=%d identity=%s",
 		 kc_config_server(cfg), opts->ns, opts->nwatch ? "some" : "all", opts->workers,
 		 opts->helper_wait_seconds, opts->job_margin_seconds, opts->poll_seconds,
@@ -163,17 +179,21 @@ int ctl_run(const struct ctl_options *opts, volatile sig_atomic_t *stop)
 	rc = ctl_ctx_start_informers(&ctx);
 	if (rc)
 		goto out;
-	for (;;) {
-		rc = ctl_ctx_wait_synced(&ctx, SYNC_WAIT_MS, stop);
+	for (long waited = 0;; waited += SYNC_SLICE_MS) {
+		/* In slices, so /healthz sees this loop alive while the API server is away. */
+		ctl_metrics_beat(metrics);
+		rc = ctl_ctx_wait_synced(&ctx, SYNC_SLICE_MS, stop);
 		if (rc != -ETIMEDOUT)
 			break;
-		LOG_WARN("msg=\"informers not synced yet, still waiting\" waited_ms=%ld", SYNC_WAIT_MS);
+		if (waited && waited % SYNC_WAIT_MS == 0)
+			LOG_WARN("msg=\"informers not synced yet, still waiting\" waited_ms=%ld", waited);
 	}
 	if (rc == -EINTR) {
 		rc = 0;
 		goto out;
 	}
 	LOG_INFO("msg=\"caches synced\"");
+	ctl_metrics_set_synced(metrics);
 
 	if (opts->leader_elect) {
 		struct ctl_leader_opts lo = {
@@ -183,14 +203,17 @@ int ctl_run(const struct ctl_options *opts, volatile sig_atomic_t *stop)
 			.on_start = pool_start,
 			.on_stop = pool_stop,
 			.arg = &pool,
+			.metrics = metrics,
 		};
 
 		rc = ctl_leader_run(&lo, stop);
 	} else {
 		pool_start(&pool);
+		ctl_metrics_set_leading(metrics, true);
 		while (!*stop) {
 			struct timespec ts = { 0, 100 * 1000000L };
 
+			ctl_metrics_beat(metrics);
 			nanosleep(&ts, NULL);
 		}
 		pool_stop(&pool);
@@ -201,6 +224,7 @@ out:
 		ctl_queue_shutdown(q);
 	if (ctx_ok)
 		ctl_ctx_cleanup(&ctx);
+	ctl_metrics_stop(metrics);
 	ctl_queue_free(q);
 	kc_config_free(cfg);
 	LOG_INFO("msg=\"stopped\" rc=%d", rc);

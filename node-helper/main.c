@@ -19,6 +19,7 @@
 #include "nh_job.h"
 #include "nh_journal.h"
 #include "nh_lease.h"
+#include "nh_metrics.h"
 #include "nh_options.h"
 #include "nh_server.h"
 
@@ -51,6 +52,7 @@ int main(int argc, char **argv)
 	struct nh_runner *runner = NULL;
 	struct nh_auth *auth = NULL;
 	struct nh_lease *lease = NULL;
+	struct nh_metrics *metrics = NULL;
 	struct ch_server *srv = NULL;
 	struct nh_server_ctx ctx;
 	struct nh_runner_opts ropts;
@@ -100,6 +102,11 @@ int main(int argc, char **argv)
 		LOG_ERROR("msg=\"not enough free space for artifacts; refusing to start\" dir=%s free_bytes=%llu min_free_bytes=%llu",
 			  opt.artifact_dir, (unsigned long long)free_b,
 			  (unsigned long long)opt.min_free_bytes);
+		goto out;
+	}
+	rc = nh_metrics_start(&opt, &metrics, err, sizeof(err));
+	if (rc) {
+		LOG_ERROR("msg=\"cannot serve metrics\" addr=%s err=\"%s\"", opt.metrics_addr, err);
 		goto out;
 	}
 	rc = kc_config_load_auto(opt.kubeconfig[0] ? opt.kubeconfig : NULL, &cfg, err, sizeof(err));
@@ -201,6 +208,7 @@ out:
 	kc_config_free(cfg);
 	nh_wipe_free(key_pem);
 	free(cert_pem);
+	nh_metrics_stop(metrics);
 	curl_global_cleanup();
 	return status;
 }

@@ -18,6 +18,7 @@
 #include "fsutil.h"
 #include "kc.h"
 #include "log.h"
+#include "nh_metrics.h"
 #include "nh_status.h"
 #include "nh_util.h"
 
@@ -703,11 +704,15 @@ static void nh_run_checkpoint(struct nh_run *run)
 	}
 	if (rc == 0)
 		nh_event(run, "Normal", "CheckpointStarted", "Checkpoint", msg);
+	nh_metrics_phase(NULL);
 	if (!nh_step_kubelet(run) || run->rn->stop)
 		return;
+	nh_metrics_phase("kubelet");
 	if (!nh_step_bundle(run) || run->rn->stop)
 		return;
+	nh_metrics_phase(r->job.encrypt ? "encrypt" : "bundle");
 	nh_finish(run);
+	nh_metrics_phase("write");
 }
 
 /* ---------------------------------------------------------------- worker */
@@ -718,6 +723,7 @@ static void nh_run_item(struct nh_runner *rn, struct kc_client *kc, struct nh_it
 	struct ch_state st;
 	int rc;
 
+	nh_metrics_job_begin();
 	memset(&run, 0, sizeof(run));
 	run.rn = rn;
 	run.kc = kc;
@@ -744,10 +750,12 @@ static void nh_run_item(struct nh_runner *rn, struct kc_client *kc, struct nh_it
 	}
 	if (run.r->state == NH_J_DONE || run.r->state == NH_J_FAILED) {
 		nh_record_to_ch_state(run.r, &st);
+		nh_metrics_job_result(run.r->state == NH_J_DONE, run.r->reason, run.r->artifact.size_bytes);
 		LOG_INFO("msg=\"job finished\" pcp=%s/%s uid=%s state=%s reason=%s", run.r->job.ns,
 			 run.r->job.name, run.r->job.uid, ch_state_name(st.state), run.r->reason);
 	}
 out:
+	nh_metrics_job_end();
 	art_writer_abort(run.w);
 	art_cert_free(run.cert);
 	json_object_put(run.cr);
@@ -785,6 +793,7 @@ static void *nh_worker(void *arg)
 		it = rn->queue[rn->head];
 		rn->head = (rn->head + 1) % NH_QUEUE_MAX;
 		rn->len--;
+		nh_metrics_queue(rn->len);
 		pthread_mutex_unlock(&rn->lock);
 
 		nh_run_item(rn, kc, &it);
@@ -806,6 +815,7 @@ static int nh_push(struct nh_runner *rn, const char *uid, struct ch_job *job)
 	nh_strlcpy(it->uid, uid, sizeof(it->uid));
 	it->job = job;
 	rn->len++;
+	nh_metrics_queue(rn->len);
 	pthread_cond_signal(&rn->cond);
 	return 0;
 }

@@ -13,6 +13,7 @@
 
 #include "kc.h"
 #include "log.h"
+#include "nh_metrics.h"
 #include "nh_util.h"
 
 struct nh_lease {
@@ -126,6 +127,7 @@ static void *nh_lease_main(void *arg)
 			if (!labeled)
 				labeled = nh_lease_label(l, c) == 0;
 		}
+		nh_metrics_lease(rc == 0);
 		wait_ms = rc ? 1000 : every_ms;
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += wait_ms / 1000;

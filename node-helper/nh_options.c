@@ -59,6 +59,8 @@ static const struct nh_opt nh_opts[] = {
 	{ "lease-duration-seconds", NULL, NUM(lease_duration_seconds, NH_OPT_LONG), "15", 3, 3600,
 	  "Lease duration; renewed every third of it" },
 	{ "log-level", NULL, STR(log_level), "info", 0, 0, "error, warn, info or debug" },
+	{ "metrics-addr", NULL, STR(metrics_addr), ":10444", 0, 0,
+	  "address of /metrics, /healthz and /readyz (HOST:PORT, :PORT, [V6]:PORT; 0: off)" },
 	{ "help", NULL, NUM(help, NH_OPT_BOOL), "false", 0, 1, "show this help" },
 };
 

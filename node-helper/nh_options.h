@@ -31,6 +31,7 @@ struct nh_options {
 	char controller_identity[256];
 	long lease_duration_seconds;
 	char log_level[16];
+	char metrics_addr[128]; /* /metrics, /healthz, /readyz; "" or "0": off */
 	bool help;
 };
 

@@ -125,11 +125,12 @@ int nh_status_running(json_object *cr, const char *message, const char *now, jso
 {
 	const struct nh_cond set[] = {
 		{ "Ready", "False", "CheckpointInProgress", message },
+		{ "Reconciling", "True", "CheckpointInProgress", message }, /* kstatus: InProgress */
 	};
 	json_object *st = NULL;
 	int rc;
 
-	rc = nh_patch_base(cr, set, 1, now, patch, &st);
+	rc = nh_patch_base(cr, set, 2, now, patch, &st);
 	if (rc)
 		goto out;
 	NH_ADD(st, "phase", json_object_new_string("Running"));
@@ -148,11 +149,12 @@ int nh_status_failed(json_object *cr, const char *reason, const char *message, c
 	const struct nh_cond set[] = {
 		{ "Ready", "False", "CheckpointFailed", message },
 		{ "Stalled", "True", reason, message },
+		{ "Reconciling", "False", reason, message },
 	};
 	json_object *st = NULL;
 	int rc;
 
-	rc = nh_patch_base(cr, set, 2, now, patch, &st);
+	rc = nh_patch_base(cr, set, 3, now, patch, &st);
 	if (rc)
 		goto out;
 	NH_ADD(st, "phase", json_object_new_string("Failed"));
@@ -182,14 +184,15 @@ int nh_status_succeeded(json_object *cr, const struct nh_record *r, const char *
 			json_object **patch)
 {
 	char msg[1024];
-	struct nh_cond set[2];
+	struct nh_cond set[3];
 	json_object *st = NULL, *loc = NULL, *nl = NULL, *art = NULL, *arr = NULL;
 	int rc;
 
 	nh_success_message(r, msg, sizeof(msg));
 	set[0] = (struct nh_cond){ "Ready", "True", "CheckpointCompleted", msg };
 	set[1] = (struct nh_cond){ "Stalled", "False", "CheckpointCompleted", "" };
-	rc = nh_patch_base(cr, set, 2, now, patch, &st);
+	set[2] = (struct nh_cond){ "Reconciling", "False", "CheckpointCompleted", "" };
+	rc = nh_patch_base(cr, set, 3, now, patch, &st);
 	if (rc)
 		goto out;
 	NH_ADD(st, "phase", json_object_new_string("Succeeded"));

@@ -8,6 +8,7 @@ PKGS=(
   libcurl4-openssl-dev libjson-c-dev libwebsockets-dev libssl-dev libyaml-dev
   libarchive-dev libcmocka-dev
   openssl ca-certificates curl jq tar git iproute2 procps
+  prometheus   # the e2e tests scrape both daemons with it; promtool checks their pages
 )
 
 # The crypto stack every machine must test on: the version a fresh machine

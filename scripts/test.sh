@@ -23,6 +23,9 @@ cmake -S . -B build -DPCP_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure -j2
 
+step "GitOps health: Argo CD health.lua (gopher-lua) and kstatus on the same PodCheckpoints"
+(cd tests/gitops && GOFLAGS="${GOFLAGS:--mod=mod}" go test -count=1 -v ./...)
+
 step "build with ASan + UBSan + unit tests"
 cmake -S . -B build-asan -DPCP_WERROR=ON -DPCP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-asan -j"$(nproc)"
@@ -31,8 +34,10 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 
 step "fuzz smoke: every libFuzzer driver, 10 s each (clang, ASan + UBSan)"
 CC=clang cmake -S . -B build-fuzz -DPCP_FUZZ=ON -DPCP_TESTS=OFF -DPCP_BENCH=OFF -DPCP_WERROR=ON >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target fuzz_kubeconfig fuzz_watch fuzz_status fuzz_ch_message fuzz_cert fuzz_cms
-for f in fuzz_kubeconfig fuzz_watch fuzz_status fuzz_ch_message fuzz_cert fuzz_cms; do
+# Every libFuzzer driver under tests/fuzz (one list, used for the build and the runs).
+FUZZERS=(fuzz_kubeconfig fuzz_watch fuzz_status fuzz_ch_message fuzz_cert fuzz_cms fuzz_mx_http)
+cmake --build build-fuzz -j"$(nproc)" --target "${FUZZERS[@]}"
+for f in "${FUZZERS[@]}"; do
   corpus="build-fuzz/corpus/$f"
   mkdir -p "$corpus" && cp -n tests/fuzz/corpus/"$f"/* "$corpus"/
   if ! build-fuzz/tests/fuzz/"$f" -max_total_time=10 "$corpus" >"build-fuzz/$f.log" 2>&1; then

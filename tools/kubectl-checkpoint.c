@@ -21,9 +21,11 @@
 #include "art.h"
 #include "kc.h"
 #include "kcp_cli.h"
+#include "kcp_progress.h"
 
 #define RES "podcheckpoint.checkpointing.dev"
 #define POLL_MS 500L
+#define PROGRESS_EVERY_MS 15000L
 #define REQUEST_TIMEOUT_MS 15000L
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_TIMEOUT = 2 };
@@ -88,8 +90,8 @@ static bool transient(const struct kc_status *st)
  */
 static int wait_done(struct kc_client *c, const char *ns, const char *name, long seconds)
 {
-	int64_t deadline = mono_ms() + (int64_t)seconds * 1000;
-	char path[1024], phase[32] = "";
+	int64_t start = mono_ms(), deadline = start + (int64_t)seconds * 1000, shown = 0;
+	char path[1024], phase[32] = "", line[1024], last[1024] = "";
 	struct kc_status st;
 	json_object *obj = NULL;
 	int rc, ret = EXIT_FAIL;
@@ -115,6 +117,15 @@ static int wait_done(struct kc_client *c, const char *ns, const char *name, long
 				kcp_print_succeeded(stdout, obj);
 				ret = EXIT_OK;
 				goto out;
+			}
+			/* Progress on stderr (stdout keeps the summary): each change, and a
+			 * reminder every PROGRESS_EVERY_MS so a long checkpoint is not silence. */
+			kcp_progress_line(obj, line, sizeof(line));
+			if (!done && (strcmp(line, last) != 0 || mono_ms() - shown >= PROGRESS_EVERY_MS)) {
+				fprintf(stderr, "[%4llds] %s/%s %s\n",
+					(long long)((mono_ms() - start) / 1000), ns, name, line);
+				snprintf(last, sizeof(last), "%s", line);
+				shown = mono_ms();
 			}
 			if (done < 0) {
 				const char *reason, *message;

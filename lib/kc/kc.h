@@ -351,4 +351,20 @@ int kc_lease_release(struct kc_client *c, const char *ns, const char *name, cons
 /* The resourceVersion of a cached/received object (borrowed) or NULL. */
 #define kc_json_rv(obj) kc_json_str((obj), "metadata.resourceVersion")
 
+/* ------------------------------------------------------------ metrics
+ * Every request the client makes is counted in the process's metrics
+ * registry (podcheckpoint_api_requests_total{verb,code},
+ * podcheckpoint_api_request_duration_seconds{verb}); informers count
+ * podcheckpoint_watch_restarts_total and podcheckpoint_relists_total by
+ * resource. kc_metrics_register makes those families show (at zero) before
+ * the first request.
+ */
+void kc_metrics_register(void);
+/*
+ * Readiness of the API connection, process-wide: 0 when the last request to
+ * the API server got an answer (not 503) and, if max_age_ms > 0, that answer
+ * is at most max_age_ms old. Else negative and one sentence in why.
+ */
+int kc_api_check(long max_age_ms, char *why, size_t cap);
+
 #endif

@@ -12,6 +12,7 @@
 
 #include "dbuf.h"
 #include "kc_internal.h"
+#include "mx.h"
 #include "log.h"
 
 /* Non-2xx bodies of a watch (a Status) are small. */
@@ -197,6 +198,7 @@ static int perform(struct kc_client *c, const char *method, const char *path,
 	struct curl_slist *hdrs = NULL;
 	struct dbuf url;
 	CURLcode cc;
+	double t0;
 	int rc;
 
 	*http = 0;
@@ -251,8 +253,13 @@ static int perform(struct kc_client *c, const char *method, const char *path,
 	if (kc_config_apply_tls(c->cfg, c->h))
 		goto setopt_failed;
 
+	t0 = mx_now();
 	cc = curl_easy_perform(c->h);
 	curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, http);
+	/* An abort of ours (write error, cancel) is not the API server's doing. */
+	if (cc != CURLE_ABORTED_BY_CALLBACK && cc != CURLE_WRITE_ERROR)
+		kc_metrics_request(c->on_data ? "WATCH" : method, *http, *http != 0,
+				   mx_now() - t0, c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc));
 	if (cc == CURLE_WRITE_ERROR && c->data_rc) {
 		rc = c->data_rc;
 		goto out;

@@ -290,6 +290,7 @@ static int relist(struct kc_informer *inf)
 	size_t n;
 	int rc;
 
+	kc_metrics_relist(inf->res->plural);
 	rc = list_all(inf, &items, rv, sizeof(rv));
 	if (rc)
 		goto out;
@@ -445,6 +446,7 @@ static void *informer_main(void *arg)
 		rc = watch_once(inf);
 		if (atomic_load(&inf->stop))
 			break;
+		kc_metrics_watch_restart(inf->res->plural);
 		if (rc == 0 || (rc == -ESTALE && inf->need_list)) {
 			/* Clean end (server timeout) or relist: go on at once. */
 			if (inf->events)

@@ -39,4 +39,10 @@ void kc_status_set_transport(struct kc_status *st, const char *msg);
 /* kc_cache.c: key "ns/name" or "name" of an object; -EINVAL without a name. */
 int kc_cache_key(json_object *obj, char *buf, size_t cap);
 
+/* kc_metrics.c: one finished request (answered: an HTTP status came back). */
+void kc_metrics_request(const char *verb, long http, bool answered, double seconds,
+			const char *transport_error);
+void kc_metrics_watch_restart(const char *resource);
+void kc_metrics_relist(const char *resource);
+
 #endif

@@ -73,14 +73,16 @@ start() { # name logfile args...
 CTL="$BIN_DIR/controller/podcheckpoint-controller"
 NH="$BIN_DIR/node-helper/podcheckpoint-node-helper"
 
-start_controller() { # [name] [identity]: a second one makes a leader election
-	local name=${1:-controller} id=${2:-podcheckpoint-controller-0} sa
+start_controller() { # [name] [identity] [metrics port]: a second one makes a leader election
+	local name=${1:-controller} id=${2:-podcheckpoint-controller-0} mport=${3:-18080} sa
 	sa=$(sa_dir "$name" podcheckpoint-controller)
+	echo "http://127.0.0.1:$mport/metrics" >"$DEPLOY/$name/metrics-url"
 	# shellcheck disable=SC2086
 	start "$name" env KC_SA_DIR="$sa" KUBERNETES_SERVICE_HOST="$(js .apiServer.host)" \
 		KUBERNETES_SERVICE_PORT="$(js .apiServer.port)" \
 		POD_NAMESPACE="$NS" POD_NAME="$id" \
 		"$CTL" --helper-wait-seconds="${PCP_HELPER_WAIT:-15}" --job-margin-seconds=15 --poll-seconds=2 \
+		--metrics-addr="127.0.0.1:$mport" \
 		${PCP_CONTROLLER_ARGS:-}
 }
 
@@ -90,6 +92,7 @@ start_helper() { # node
 	root=$(jq -r --arg n "$n" '.nodes[] | select(.name == $n) | .rootDir' "$STATE")
 	[ -n "$ip" ] && [ "$ip" != null ] || die "no node $n in $STATE"
 	sa=$(sa_dir "helper-$n" podcheckpoint-node-helper)
+	echo "http://$ip:10444/metrics" >"$DEPLOY/helper-$n/metrics-url"
 	# shellcheck disable=SC2086
 	start "helper-$n" env KC_SA_DIR="$sa" KUBERNETES_SERVICE_HOST="$(js .apiServer.host)" \
 		KUBERNETES_SERVICE_PORT="$(js .apiServer.port)" \
@@ -98,6 +101,7 @@ start_helper() { # node
 		--artifact-dir="$(dirname "$root")/podcheckpoint/artifacts" \
 		--state-dir="$(dirname "$root")/podcheckpoint/state" \
 		--kubelet-timeout-margin-seconds=3 --min-free-bytes=67108864 \
+		--metrics-addr="$ip:10444" \
 		${PCP_HELPER_ARGS:-}
 }
 
@@ -115,7 +119,7 @@ restart() {
 	stop_pidfile "$DEPLOY/${1:-none}/pid" KILL
 	case "${1:-}" in
 	controller) start_controller ;;
-	controller-2) start_controller controller-2 podcheckpoint-controller-1 ;;
+	controller-2) start_controller controller-2 podcheckpoint-controller-1 18081 ;;
 	helper-*) start_helper "${1#helper-}" ;;
 	*) die "restart: controller or helper-<node>" ;;
 	esac

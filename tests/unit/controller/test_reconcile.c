@@ -837,8 +837,11 @@ static void test_status_patch(void **state)
 	assert_string_equal(kc_json_str(patch, "status.startTime"), "2023-11-14T22:13:21Z");
 	assert_null(kc_json_get(patch, "status.completionTime"));
 	conds = kc_json_get(patch, "status.conditions");
-	assert_int_equal(json_object_array_length(conds), 2);
+	assert_int_equal(json_object_array_length(conds), 3);
 	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 0), "type"), "Custom");
+	/* not terminal yet: Reconciling=True (kstatus InProgress) */
+	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 2), "type"), "Reconciling");
+	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 2), "status"), "True");
 	/* Ready stays False: its lastTransitionTime is kept. */
 	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 1), "lastTransitionTime"),
 			    "2023-01-01T00:00:00Z");
@@ -851,7 +854,9 @@ static void test_status_patch(void **state)
 	assert_string_equal(kc_json_str(patch, "status.phase"), "Failed");
 	assert_non_null(kc_json_str(patch, "status.completionTime"));
 	conds = kc_json_get(patch, "status.conditions");
-	assert_int_equal(json_object_array_length(conds), 3);
+	assert_int_equal(json_object_array_length(conds), 4);
+	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 3), "type"), "Reconciling");
+	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 3), "status"), "False");
 	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 1), "reason"), "CheckpointFailed");
 	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 2), "type"), "Stalled");
 	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 2), "status"), "True");

@@ -54,7 +54,11 @@ static void test_running_keeps_ltt(void **state)
 	c = find_cond(p, "Custom");
 	assert_non_null(c);
 	assert_string_equal(kc_json_str(c, "message"), "keep me");
-	assert_int_equal(json_object_array_length(kc_json_get(p, "status.conditions")), 2);
+	/* kstatus reads Reconciling=True as InProgress */
+	c = find_cond(p, "Reconciling");
+	assert_non_null(c);
+	assert_string_equal(kc_json_str(c, "status"), "True");
+	assert_int_equal(json_object_array_length(kc_json_get(p, "status.conditions")), 3);
 	json_object_put(p);
 	json_object_put(cr);
 }
@@ -79,6 +83,8 @@ static void test_failed(void **state)
 	assert_string_equal(kc_json_str(c, "message"), "the kubelet says: container app does not exist");
 	assert_string_equal(kc_json_str(c, "lastTransitionTime"), "2024-05-05T05:05:05Z");
 	assert_int_equal(kc_json_int64(c, "observedGeneration", 0, NULL), 3);
+	c = find_cond(p, "Reconciling");
+	assert_string_equal(kc_json_str(c, "status"), "False");
 	json_object_put(p);
 	json_object_put(cr);
 }
@@ -139,6 +145,8 @@ static void test_succeeded(void **state)
 	assert_string_equal(kc_json_str(c, "reason"), "CheckpointCompleted");
 	assert_string_equal(kc_json_str(c, "lastTransitionTime"), "2024-05-05T05:05:05Z");
 	c = find_cond(p, "Stalled");
+	assert_string_equal(kc_json_str(c, "status"), "False");
+	c = find_cond(p, "Reconciling");
 	assert_string_equal(kc_json_str(c, "status"), "False");
 	json_object_put(p);
 	r->pod_deleted = true;

@@ -30,6 +30,7 @@ commands:
   down      stop everything the cluster started; no-op when not up
   status    what runs where (--json: cluster.json)
   kubectl   run the built kubectl with the admin kubeconfig
+  restart kube-apiserver [--down=SECONDS]   stop the API server, wait, start it again
 
 environment:
   PCP_CLUSTER_DIR   work dir (default $PCP_CACHE/cluster)
@@ -60,7 +61,7 @@ func main() {
 		}
 	case "status":
 		if len(args) > 0 && args[0] == "--json" {
-			b, err := os.ReadFile(filepath.Join(work, cluster.StateFile))
+			b, err := cluster.StatusJSON(work)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "cluster: not up:", err)
 				os.Exit(1)
@@ -81,6 +82,15 @@ func main() {
 		argv := append([]string{"kubectl", "--kubeconfig=" + st.AdminKubeconfig}, args...)
 		if err := syscall.Exec(kubectl, argv, os.Environ()); err != nil {
 			fmt.Fprintln(os.Stderr, "exec kubectl:", err)
+			os.Exit(1)
+		}
+	case "restart":
+		if len(args) < 1 {
+			fmt.Fprintln(os.Stderr, "cluster: restart kube-apiserver [--down=SECONDS]")
+			os.Exit(2)
+		}
+		if err := cluster.RequestRestart(work, args[0], cluster.ParseDown(args[1:]), 180*time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 	case "supervise":

@@ -29,10 +29,17 @@ type supervisor struct {
 }
 
 type child struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	idx  int
+	name     string
+	cmd      *exec.Cmd
+	done     chan struct{}
+	idx      int
+	spec     *childSpec // how it was started (for a restart)
+	expected bool       // stopped on purpose: not "degraded"
+}
+
+type childSpec struct {
+	name, logFile, addr, bin string
+	args                     []string
 }
 
 func (s *supervisor) save() {
@@ -52,6 +59,11 @@ func (s *supervisor) setPhase(phase, component, msg string) {
 }
 
 func (s *supervisor) start(name, logFile, addr string, bin string, args ...string) (*child, error) {
+	return s.startAt(-1, name, logFile, addr, bin, args...)
+}
+
+// startAt starts a child; idx >= 0 replaces that entry of runtime.json (a restart).
+func (s *supervisor) startAt(idx int, name, logFile, addr string, bin string, args ...string) (*child, error) {
 	lf, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -67,27 +79,39 @@ func (s *supervisor) start(name, logFile, addr string, bin string, args ...strin
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
+	c := &child{name: name, cmd: cmd, done: make(chan struct{}),
+		spec: &childSpec{name: name, logFile: logFile, addr: addr, bin: bin, args: args}}
 	s.mu.Lock()
-	c.idx = len(s.rt.Processes)
-	s.rt.Processes = append(s.rt.Processes, Process{Name: name, PID: cmd.Process.Pid, Address: addr, LogFile: logFile})
-	s.kids = append(s.kids, c)
+	p := Process{Name: name, PID: cmd.Process.Pid, Address: addr, LogFile: logFile}
+	if idx >= 0 && idx < len(s.rt.Processes) {
+		c.idx = idx
+		s.rt.Processes[idx] = p
+	} else {
+		c.idx = len(s.rt.Processes)
+		s.rt.Processes = append(s.rt.Processes, p)
+		s.kids = append(s.kids, c)
+	}
 	s.mu.Unlock()
 	s.save()
 	log.Printf("event=started component=%s pid=%d addr=%s", name, cmd.Process.Pid, addr)
 	go func() {
 		err := cmd.Wait()
 		s.mu.Lock()
-		s.rt.Processes[c.idx].Exited = true
-		if err != nil {
-			s.rt.Processes[c.idx].ExitInfo = err.Error()
-		} else {
-			s.rt.Processes[c.idx].ExitInfo = "exit status 0"
+		if s.rt.Processes[c.idx].PID == cmd.Process.Pid {
+			s.rt.Processes[c.idx].Exited = true
+			if err != nil {
+				s.rt.Processes[c.idx].ExitInfo = err.Error()
+			} else {
+				s.rt.Processes[c.idx].ExitInfo = "exit status 0"
+			}
 		}
 		s.mu.Unlock()
 		s.save()
 		log.Printf("event=exited component=%s pid=%d err=%v", name, cmd.Process.Pid, err)
 		close(c.done)
+		if c.expected {
+			return
+		}
 		select {
 		case s.dead <- name:
 		default:
@@ -152,6 +176,8 @@ func Supervise(work string) int {
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -186,6 +212,8 @@ func Supervise(work string) int {
 			s.stopAll()
 			s.setPhase("stopped", "", "")
 			return 0
+		case <-usr1:
+			go s.handleRestart()
 		case name := <-s.dead:
 			// Keep running so that `status` and `up` can report which component
 			// died; `down` still stops the rest.
