@@ -137,6 +137,7 @@ int nh_record_to_json(const struct nh_record *r, json_object **out)
 	NH_ADD(o, "podDeleted", json_object_new_boolean(r->pod_deleted));
 	NH_ADD(o, "startTime", json_object_new_string(r->start_time));
 	NH_ADD(o, "kubeletStarted", json_object_new_int64(r->kubelet_started));
+	NH_ADD(o, "container", json_object_new_string(r->container));
 	arr = json_object_new_array();
 	if (!arr) {
 		rc = -ENOMEM;
@@ -255,6 +256,7 @@ int nh_record_from_json(json_object *o, struct nh_record *r, char *err, size_t e
 	COPY(o, "completionTime", r->completion_time);
 	COPY(o, "startTime", r->start_time);
 	r->kubelet_started = kc_json_int64(o, "kubeletStarted", 0, NULL);
+	COPY(o, "container", r->container);
 	if (!json_object_object_get_ex(o, "results", &arr) ||
 	    !json_object_is_type(arr, json_type_array) ||
 	    json_object_array_length(arr) > CH_MAX_CONTAINERS) {
@@ -306,7 +308,15 @@ struct nh_journal {
 	pthread_mutex_t lock;
 	struct nh_jentry *v;
 	size_t n, cap;
+	nh_journal_fault_fn fault;
+	void *fault_arg;
 };
+
+void nh_journal_set_fault(struct nh_journal *j, nh_journal_fault_fn fn, void *arg)
+{
+	j->fault = fn;
+	j->fault_arg = arg;
+}
 
 int nh_journal_path(const char *state_dir, const char *uid, char *buf, size_t cap)
 {
@@ -473,6 +483,11 @@ int nh_journal_save(struct nh_journal *j, const struct nh_record *r)
 	rc = nh_file_path(j, r->job.uid, path, sizeof(path));
 	if (rc)
 		goto out;
+	if (j->fault) {
+		rc = j->fault(j->fault_arg, r);
+		if (rc)
+			goto out;
+	}
 	rc = nh_record_to_json(r, &obj);
 	if (rc)
 		goto out;

@@ -114,6 +114,13 @@ struct nh_journal;
 int nh_journal_open(const char *state_dir, struct nh_journal **out);
 void nh_journal_free(struct nh_journal *j);
 
+/*
+ * Fault-injection seam for tests: called before every record write; a
+ * negative return fails that write with it (e.g. -ENOSPC). NULL: none.
+ */
+typedef int (*nh_journal_fault_fn)(void *arg, const struct nh_record *r);
+void nh_journal_set_fault(struct nh_journal *j, nh_journal_fault_fn fn, void *arg);
+
 /* Writes the record to disk, then updates the in-memory table. */
 int nh_journal_save(struct nh_journal *j, const struct nh_record *r);
 /* Reads the record of uid from disk into *r: 0, -ENOENT or -EBADMSG. */

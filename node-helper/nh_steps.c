@@ -741,6 +741,21 @@ static void nh_done_events(struct nh_run *run, const char *note)
 	nh_event_on(run, run->pod, "Normal", "Checkpointed", "Checkpoint", note);
 }
 
+/*
+ * From the first status write on the status is the truth; a journal write
+ * that fails then is logged and the job goes on (a restart repeats the
+ * idempotent remainder: status writes are guarded, the delete is by UID).
+ */
+static void nh_save_soft(struct nh_run *run, enum nh_jstate s)
+{
+	int rc = nh_save(run, s);
+
+	if (rc)
+		LOG_ERROR("msg=\"journal write failed; the job goes on\" pcp=%s/%s uid=%s step=%s err=\"%s\"",
+			  run->r->job.ns, run->r->job.name, run->r->job.uid, nh_jstate_name(s),
+			  strerror(-rc));
+}
+
 void nh_finish(struct nh_run *run)
 {
 	struct nh_record *r = run->r;
@@ -763,8 +778,7 @@ void nh_finish(struct nh_run *run)
 		}
 		nh_success_message(r, note, sizeof(note));
 		nh_done_events(run, note);
-		if (!nh_step(run, NH_J_STATUS_WRITTEN))
-			return;
+		nh_save_soft(run, NH_J_STATUS_WRITTEN);
 	}
 	if (r->state == NH_J_STATUS_WRITTEN) {
 		nh_save(run, NH_J_DONE);
@@ -782,8 +796,7 @@ void nh_finish(struct nh_run *run)
 			nh_notify(run);
 			return; /* stays durable */
 		}
-		if (!nh_step(run, NH_J_DELETING_POD))
-			return;
+		nh_save_soft(run, NH_J_DELETING_POD);
 	}
 	if (r->state == NH_J_DELETING_POD) {
 		/* Once more, right before the delete: a Failed CR keeps its pod. */
@@ -813,8 +826,7 @@ void nh_finish(struct nh_run *run)
 			return;
 		}
 		r->pod_deleted = true;
-		if (!nh_step(run, NH_J_POD_DELETED))
-			return;
+		nh_save_soft(run, NH_J_POD_DELETED);
 	}
 	if (r->state == NH_J_POD_DELETED) {
 		r->pod_deleted = true;

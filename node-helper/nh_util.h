@@ -42,6 +42,7 @@
  * string, buf set to "") or -ENAMETOOLONG. */
 int nh_json_copy(json_object *obj, const char *key, char *buf, size_t cap);
 /* Bounded copy; returns -ENAMETOOLONG when truncated (dst still terminated). */
+/* Bounded copy; src NULL copies "". 0, or -ENAMETOOLONG (truncated). */
 int nh_strlcpy(char *dst, const char *src, size_t cap);
 
 /* RFC 3339 UTC "2026-11-28T18:00:00Z" for now (kc_time_rfc3339). */
