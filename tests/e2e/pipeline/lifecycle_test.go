@@ -146,7 +146,7 @@ func TestControllerRestartExactlyOnce(t *testing.T) {
 	for {
 		u, err := pcpAPI.Namespace(ns).Get(ctxT(t, 10*time.Second), "once", metav1.GetOptions{})
 		if err == nil {
-			if s, _, _ := unstructured.NestedString(u.Object, "status", "startTime"); s != "" {
+			if s, _, _ := unstructured.NestedString(u.Object, "status", "dispatchTime"); s != "" {
 				break
 			}
 		}
