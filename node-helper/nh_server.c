@@ -11,12 +11,19 @@
 #include "log.h"
 #include "nh_util.h"
 
-static int nh_refuse(struct ch_state *now, const char *uid, const char *reason, const char *msg)
+/* Fills `now` with a state of its own (message set by the caller). */
+static void nh_answer(struct ch_state *now, const char *uid, enum ch_state_kind k,
+		      const char *reason)
 {
 	memset(now, 0, sizeof(*now));
 	nh_strlcpy(now->uid, uid, sizeof(now->uid));
-	now->state = CH_REFUSED;
+	now->state = k;
 	nh_strlcpy(now->reason, reason, sizeof(now->reason));
+}
+
+static int nh_refuse(struct ch_state *now, const char *uid, const char *reason, const char *msg)
+{
+	nh_answer(now, uid, CH_REFUSED, reason);
 	nh_strlcpy(now->message, msg, sizeof(now->message));
 	return -EINVAL;
 }
@@ -59,10 +66,7 @@ static int nh_on_delete_artifact(struct nh_server_ctx *ctx, const struct ch_job 
 	int rc = nh_read_cr(ctx, job, &cr);
 
 	if (rc) {
-		memset(now, 0, sizeof(*now));
-		nh_strlcpy(now->uid, job->uid, sizeof(now->uid));
-		now->state = CH_FAILED;
-		nh_strlcpy(now->reason, "ApiServerUnavailable", sizeof(now->reason));
+		nh_answer(now, job->uid, CH_FAILED, "ApiServerUnavailable");
 		snprintf(now->message, sizeof(now->message),
 			 "the node helper cannot read PodCheckpoint %.60s/%.200s to check it is being deleted: %s",
 			 job->ns, job->name, strerror(-rc));
@@ -80,10 +84,7 @@ static int nh_on_cancel(struct nh_server_ctx *ctx, const struct ch_job *job, str
 	LOG_INFO("msg=\"cancel\" pcp=%s/%s uid=%s found=%s", job->ns, job->name, job->uid,
 		 rc == 0 ? "true" : "false");
 	if (nh_journal_state(ctx->journal, job->uid, now, NULL) != 0) {
-		memset(now, 0, sizeof(*now));
-		nh_strlcpy(now->uid, job->uid, sizeof(now->uid));
-		now->state = CH_FAILED;
-		nh_strlcpy(now->reason, "Cancelled", sizeof(now->reason));
+		nh_answer(now, job->uid, CH_FAILED, "Cancelled");
 		nh_strlcpy(now->message, "no such job on this node", sizeof(now->message));
 	}
 	return 0;
@@ -119,10 +120,7 @@ int nh_server_on_job(void *arg, const struct ch_job *job, struct ch_state *now)
 	rc = nh_runner_submit(ctx->runner, job);
 	if (rc == -EBUSY) {
 		/* Not an error: nothing is journaled, the controller asks again. */
-		memset(now, 0, sizeof(*now));
-		nh_strlcpy(now->uid, job->uid, sizeof(now->uid));
-		now->state = CH_BUSY;
-		nh_strlcpy(now->reason, "Busy", sizeof(now->reason));
+		nh_answer(now, job->uid, CH_BUSY, "Busy");
 		snprintf(now->message, sizeof(now->message),
 			 "the node helper on %.200s has %d jobs queued; the controller asks again later",
 			 ctx->opt->node_name, NH_QUEUE_MAX);
@@ -136,11 +134,8 @@ int nh_server_on_job(void *arg, const struct ch_job *job, struct ch_state *now)
 		nh_refuse(now, job->uid, "StorageFailed", msg);
 		return rc;
 	}
-	if (nh_journal_state(ctx->journal, job->uid, now, NULL) != 0) {
-		memset(now, 0, sizeof(*now));
-		nh_strlcpy(now->uid, job->uid, sizeof(now->uid));
-		now->state = CH_QUEUED;
-	}
+	if (nh_journal_state(ctx->journal, job->uid, now, NULL) != 0)
+		nh_answer(now, job->uid, CH_QUEUED, "");
 	return 0;
 }
 

@@ -107,24 +107,6 @@ enum pst_verdict pst_guard(json_object *cr, const struct pst_expect *e, char *wh
 
 /* ---------------------------------------------------------------- conditions */
 
-#define PST_ADD(obj, key, val)                                          \
-	do {                                                            \
-		int e_ = kc_json_set((obj), (key), (val));              \
-		if (e_) {                                               \
-			rc = e_;                                        \
-			goto out;                                       \
-		}                                                       \
-	} while (0)
-
-#define PST_ADDA(arr, val)                                              \
-	do {                                                            \
-		int e_ = kc_json_append((arr), (val));                  \
-		if (e_) {                                               \
-			rc = e_;                                        \
-			goto out;                                       \
-		}                                                       \
-	} while (0)
-
 static json_object *new_cond(const struct pst_cond *c, const char *ltt, int64_t generation)
 {
 	json_object *o = json_object_new_object();
@@ -132,12 +114,12 @@ static json_object *new_cond(const struct pst_cond *c, const char *ltt, int64_t 
 
 	if (!o)
 		return NULL;
-	PST_ADD(o, "type", json_object_new_string(c->type));
-	PST_ADD(o, "status", json_object_new_string(c->status));
-	PST_ADD(o, "reason", json_object_new_string(c->reason));
-	PST_ADD(o, "message", json_object_new_string(c->message ? c->message : ""));
-	PST_ADD(o, "lastTransitionTime", json_object_new_string(ltt));
-	PST_ADD(o, "observedGeneration", json_object_new_int64(generation));
+	KC_JSON_ADD(o, "type", json_object_new_string(c->type));
+	KC_JSON_ADD(o, "status", json_object_new_string(c->status));
+	KC_JSON_ADD(o, "reason", json_object_new_string(c->reason));
+	KC_JSON_ADD(o, "message", json_object_new_string(c->message ? c->message : ""));
+	KC_JSON_ADD(o, "lastTransitionTime", json_object_new_string(ltt));
+	KC_JSON_ADD(o, "observedGeneration", json_object_new_int64(generation));
 out:
 	if (rc) {
 		json_object_put(o);
@@ -177,7 +159,7 @@ int pst_conditions_merge(json_object *current, const struct pst_cond *set, size_
 			if (strcmp(type, set[k].type) == 0)
 				break;
 		if (k == n) {
-			PST_ADDA(arr, json_object_get(c));
+			KC_JSON_ADDA(arr, json_object_get(c));
 			continue;
 		}
 		if (used[k])
@@ -187,12 +169,12 @@ int pst_conditions_merge(json_object *current, const struct pst_cond *set, size_
 			continue; /* dropped */
 		old_status = kc_json_str(c, "status");
 		old_ltt = kc_json_str(c, "lastTransitionTime");
-		PST_ADDA(arr, new_cond(&set[k], same(old_status, set[k].status) && old_ltt ? old_ltt : now,
+		KC_JSON_ADDA(arr, new_cond(&set[k], same(old_status, set[k].status) && old_ltt ? old_ltt : now,
 				       generation));
 	}
 	for (size_t k = 0; k < n; k++)
 		if (!used[k] && set[k].status)
-			PST_ADDA(arr, new_cond(&set[k], now, generation));
+			KC_JSON_ADDA(arr, new_cond(&set[k], now, generation));
 	*out = arr;
 	arr = NULL;
 out:
@@ -217,18 +199,18 @@ int pst_patch_new(json_object *cr, enum pst_phase phase, const char *message,
 	if (!p)
 		return -ENOMEM;
 	meta = json_object_new_object();
-	PST_ADD(p, "metadata", meta);
+	KC_JSON_ADD(p, "metadata", meta);
 	if (rv && *rv)
-		PST_ADD(meta, "resourceVersion", json_object_new_string(rv));
+		KC_JSON_ADD(meta, "resourceVersion", json_object_new_string(rv));
 	st = json_object_new_object();
-	PST_ADD(p, "status", st);
-	PST_ADD(st, "phase", json_object_new_string(pst_phase_name(phase)));
-	PST_ADD(st, "observedGeneration", json_object_new_int64(gen));
-	PST_ADD(st, "message", json_object_new_string(message ? message : ""));
+	KC_JSON_ADD(p, "status", st);
+	KC_JSON_ADD(st, "phase", json_object_new_string(pst_phase_name(phase)));
+	KC_JSON_ADD(st, "observedGeneration", json_object_new_int64(gen));
+	KC_JSON_ADD(st, "message", json_object_new_string(message ? message : ""));
 	rc = pst_conditions_merge(kc_json_get(cr, "status.conditions"), set, n, gen, now, &conds);
 	if (rc)
 		goto out;
-	PST_ADD(st, "conditions", conds);
+	KC_JSON_ADD(st, "conditions", conds);
 	*patch = p;
 	*status = st;
 	p = NULL;

@@ -6,9 +6,7 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -245,16 +243,11 @@ func TestLateArchiveIsSwept(t *testing.T) {
 	newPCP(t, ns, "late", map[string]any{"podName": "slow", "timeoutSeconds": 1})
 	u := waitDone(t, ns, "late", done)
 	expectFailed(t, u, "Timeout")
-	var dir string
-	for _, n := range state.Nodes {
-		if n.Name == "node-2" {
-			dir = n.CheckpointsDir
-		}
-	}
+	dir := nodeCheckpointsDir("node-2")
 	prefix := "checkpoint-slow_" + ns + "-app-"
 	wrote, gone := false, false
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		for _, r := range kubeletLogAll(t, ns, "slow") {
+		for _, r := range kubeletLog(t, ns, "slow") {
 			wrote = wrote || (r.Method == "LATE" && r.Archive != "")
 		}
 		matches, _ := filepath.Glob(filepath.Join(dir, prefix+"*.tar"))
@@ -269,29 +262,4 @@ func TestLateArchiveIsSwept(t *testing.T) {
 	if !gone {
 		t.Errorf("the late plaintext archive of a given-up call is still in %s", dir)
 	}
-}
-
-type kubeletRecordFull struct {
-	Method  string `json:"method"`
-	Path    string `json:"path"`
-	Status  int    `json:"status"`
-	Archive string `json:"archive"`
-}
-
-func kubeletLogAll(t *testing.T, ns, pod string) []kubeletRecordFull {
-	t.Helper()
-	var out []kubeletRecordFull
-	for _, node := range state.Nodes {
-		raw, err := os.ReadFile(node.RequestLog)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(raw), "\n") {
-			var rec kubeletRecordFull
-			if json.Unmarshal([]byte(line), &rec) == nil && strings.HasPrefix(rec.Path, "/checkpoint/"+ns+"/"+pod+"/") {
-				out = append(out, rec)
-			}
-		}
-	}
-	return out
 }
