@@ -6,13 +6,19 @@ package pipeline
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -261,5 +267,116 @@ func TestLateArchiveIsSwept(t *testing.T) {
 	}
 	if !gone {
 		t.Errorf("the late plaintext archive of a given-up call is still in %s", dir)
+	}
+}
+
+// ---------------------------------------------------------------- the channel, as the controller
+
+// helperCall sends one raw job text to node's helper the way the controller
+// does (pinned certificate from its Lease, a token of the controller's
+// ServiceAccount) and returns the first state.
+func helperCall(t *testing.T, node, text string) map[string]any {
+	t.Helper()
+	ctx := ctxT(t, 20*time.Second)
+	lease, err := kube.CoordinationV1().Leases(operatorNS).Get(ctx, "pcp-helper-"+node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("lease of %s: %v", node, err)
+	}
+	endpoint := lease.Annotations["checkpointing.dev/endpoint"]
+	pin := lease.Annotations["checkpointing.dev/cert-sha256"]
+	exp := int64(600)
+	tr, err := kube.CoreV1().ServiceAccounts(operatorNS).CreateToken(ctx, "podcheckpoint-controller",
+		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("token for the controller's ServiceAccount: %v", err)
+	}
+	d := websocket.Dialer{
+		Subprotocols:     []string{"pcp.checkpointing.dev.v1"},
+		HandshakeTimeout: 5 * time.Second,
+		TLSClientConfig: &tls.Config{
+			InsecureSkipVerify: true, // the pin below is the trust, as in lib/chan
+			VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+				if len(raw) == 0 || sha256hex(raw[0]) != pin {
+					return fmt.Errorf("certificate does not match the Lease's pin")
+				}
+				return nil
+			},
+		},
+	}
+	hdr := http.Header{"Authorization": []string{"Bearer " + tr.Status.Token}}
+	c, _, err := d.DialContext(ctx, endpoint, hdr)
+	if err != nil {
+		t.Fatalf("dial %s: %v", endpoint, err)
+	}
+	defer c.Close()
+	if err := c.WriteMessage(websocket.TextMessage, []byte(text)); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, msg, err := c.ReadMessage()
+	if err != nil {
+		t.Fatalf("no answer from the helper on %s: %v", node, err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(msg, &st); err != nil {
+		t.Fatalf("answer %q: %v", msg, err)
+	}
+	return st
+}
+
+// A client with a valid channel identity sends jobs whose contents disagree
+// with their CRs: a finished CR's UID to another node's helper, a Failed CR's
+// UID with v1 fields naming a victim pod and leaveRunning=false, a
+// delete-artifact for a CR that is not being deleted. Nothing happens.
+func TestJobDisagreeingWithItsCRDoesNothing(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	newPod(t, ns, "web", "node-1", nil, "app")
+	victim := newPod(t, ns, "victim", "node-1", nil, "app")
+	newPCP(t, ns, "done", map[string]any{"podName": "web"})
+	newPCP(t, ns, "failed", map[string]any{"podName": "web", "containers": []any{"nope"}})
+	done := waitDone(t, ns, "done", 90*time.Second)
+	failed := waitDone(t, ns, "failed", 30*time.Second)
+	if phaseOf(done) != "Succeeded" {
+		t.Fatalf("done: %s", phaseOf(done))
+	}
+	expectFailed(t, failed, "ContainerNotFound")
+	before := map[string]string{"done": done.GetResourceVersion(), "failed": failed.GetResourceVersion()}
+	calls := kubeletRequests(t, ns, "web") + kubeletRequests(t, ns, "victim")
+
+	job := func(op string, u *unstructured.Unstructured, extra string) string {
+		return fmt.Sprintf(`{"v":2,"type":"job","op":%q,"uid":%q,"namespace":%q,"name":%q%s}`,
+			op, string(u.GetUID()), ns, u.GetName(), extra)
+	}
+	// 1. a finished CR re-run on another node
+	st := helperCall(t, "node-2", job("checkpoint", done, ""))
+	t.Logf("node-2 answered %v", st)
+	// 2. a Failed CR with the old (v1) fields: pod victim, leaveRunning false
+	st = helperCall(t, "node-1", job("checkpoint", failed,
+		`,"pod":"victim","podUID":"`+string(victim.UID)+`","node":"node-1","containers":["app"],"leaveRunning":false`))
+	t.Logf("node-1 answered %v", st)
+	// 3. delete-artifact of a live CR
+	st = helperCall(t, "node-1", job("delete-artifact", done, `,"artifactPath":"`+artifactPath(done)+`"`))
+	if st["state"] != "refused" {
+		t.Errorf("delete-artifact of a CR that is not being deleted: %v", st)
+	}
+	time.Sleep(5 * time.Second) // a job would have run by now
+	for name, rv := range before {
+		u, err := pcpAPI.Namespace(ns).Get(ctxT(t, 10*time.Second), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("get %s: %v", name, err)
+		}
+		if u.GetResourceVersion() != rv {
+			t.Errorf("%s was written (resourceVersion %s -> %s): %v", name, rv, u.GetResourceVersion(), u.Object["status"])
+		}
+	}
+	if got := kubeletRequests(t, ns, "web") + kubeletRequests(t, ns, "victim"); got != calls {
+		t.Errorf("the kubelet was asked %d more times", got-calls)
+	}
+	if _, err := kube.CoreV1().Pods(ns).Get(ctxT(t, 10*time.Second), "victim", metav1.GetOptions{}); err != nil {
+		t.Errorf("pod victim, named by no CR, is gone: %v", err)
+	}
+	if !fileExists(artifactPath(done)) {
+		t.Errorf("the artifact of a live CR was deleted")
 	}
 }
