@@ -236,6 +236,12 @@ static void decide_queued(const struct ctl_policy *pol, const struct ctl_obs *o,
 		    "The node helper on node %s is busy with other checkpoints; the job is sent again until it is queued.",
 		    node);
 		wait_pending(o, d, msg, min_l(backoff, (long)(wait_end - o->now_ms)), "busy");
+		if (!o->queued_event_sent) { /* one Event for the whole wait */
+			d->event = true;
+			d->queued_event = true;
+			ctl_copy(d->event_reason, sizeof(d->event_reason), "NodeHelperBusy");
+			ctl_copy(d->event_note, sizeof(d->event_note), msg);
+		}
 		d->actions |= CTL_ACT_POLL;
 		return;
 	}

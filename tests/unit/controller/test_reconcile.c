@@ -559,9 +559,15 @@ static void test_busy_is_not_a_failure(void **state)
 	o->answer = CTL_ANS_BUSY;
 	set(o->answer_reason, sizeof(o->answer_reason), "Busy");
 	o->last_contact_ms = o->now_ms;
+	ctl_decide(&POL, o, &d);
+	assert_true(d.event); /* one Normal Event for the wait */
+	assert_false(d.event_warning);
+	assert_string_equal(d.event_reason, "NodeHelperBusy");
+	o->queued_event_sent = true;
 	for (unsigned k = 0; k < 8; k++) {
 		o->busy_count = k + 1;
 		ctl_decide(&POL, o, &d);
+		assert_false(d.event);
 		assert_int_equal(d.status.phase, CTL_PHASE_PENDING);
 		assert_false(d.status.stalled);
 		assert_true(d.actions & CTL_ACT_POLL); /* sent again */
