@@ -245,7 +245,8 @@ static void decide_queued(const struct ctl_policy *pol, const struct ctl_obs *o,
 		d->actions |= CTL_ACT_POLL;
 		return;
 	}
-	if (o->answer == CTL_ANS_ACCEPTED) {
+	if (o->answer == CTL_ANS_ACCEPTED && o->now_ms - since >= poll_ms) {
+		/* Say so only when it really waits (most jobs start at once). */
 		ctl_fmt(msg, sizeof(msg),
 		    "Queued on the node helper on node %s, waiting for the checkpoints ahead of it.", node);
 		wait_pending(o, d, msg, min_l(poll_ms, (long)(wait_end - o->now_ms)), "queued");

@@ -521,6 +521,12 @@ static void test_queued_stays_pending(void **state)
 	(void)state;
 	o->answer = CTL_ANS_ACCEPTED;
 	o->last_contact_ms = o->now_ms;
+	/* Just dispatched: most jobs start at once, so no status write or Event yet. */
+	o->now_ms = o->dispatch_ms + 1000;
+	ctl_decide(&POL, o, &d);
+	assert_false(d.write_status);
+	assert_false(d.event);
+	assert_true(d.actions & CTL_ACT_POLL);
 	/* Far past timeoutSeconds x containers: the checkpoint deadline has not
 	 * started; only the queue wait counts. */
 	o->now_ms = o->dispatch_ms + 599LL * 1000;
