@@ -165,6 +165,26 @@ func TestContentionOnOneNode(t *testing.T) {
 	if ps := log.phases["c24"]; len(ps) == 0 || ps[0] != "Pending" {
 		t.Errorf("c24 phases %v: want Pending first (queued or busy is Pending)", ps)
 	}
+	// The waits were real and said so: Queued / NodeHelperBusy Events, at most one per CR.
+	evs, err := kube.CoreV1().Events(ns).List(ctxT(t, 10*time.Second), metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("events: %v", err)
+	}
+	waits := map[string]int{}
+	for _, e := range evs.Items {
+		if e.Reason == "Queued" || e.Reason == "NodeHelperBusy" {
+			waits[e.InvolvedObject.Name] += int(max(e.Count, 1))
+		}
+	}
+	if len(waits) == 0 {
+		t.Errorf("no Queued or NodeHelperBusy Event although 25 checkpoints shared one slot")
+	}
+	for name, c := range waits {
+		if c > 1 {
+			t.Errorf("%s got %d wait Events, want one", name, c)
+		}
+	}
+	t.Logf("%d of 25 CRs reported a wait", len(waits))
 }
 
 // Deleting a PodCheckpoint mid-job and creating one of the same name: the old
