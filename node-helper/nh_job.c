@@ -180,6 +180,7 @@ static void *nh_worker(void *arg)
 		pthread_mutex_unlock(&rn->lock);
 		nh_journal_set_queued(rn->journal, it.uid, false);
 		nh_job_free(it.job);
+		nh_journal_prune(rn->journal, rn->opt.journal_keep_seconds);
 	}
 	kc_client_free(kc);
 	return NULL;
