@@ -230,8 +230,13 @@ static void decide_queued(const struct ctl_policy *pol, const struct ctl_obs *o,
 		unsigned k = o->busy_count > 4 ? 4 : o->busy_count;
 
 		backoff = poll_ms << k;
+		/* Capped well below the helper wait: a busy helper is not a lost one. */
 		if (backoff > 60000L)
 			backoff = 60000L;
+		if (backoff > (long)pol->helper_wait_seconds * 500L)
+			backoff = (long)pol->helper_wait_seconds * 500L;
+		if (backoff < poll_ms)
+			backoff = poll_ms;
 		ctl_fmt(msg, sizeof(msg),
 		    "The node helper on node %s is busy with other checkpoints; the job is sent again until it is queued.",
 		    node);

@@ -579,9 +579,15 @@ static void test_busy_is_not_a_failure(void **state)
 		assert_true(d.actions & CTL_ACT_POLL); /* sent again */
 		assert_false(d.actions & CTL_ACT_CANCEL);
 		assert_non_null(strstr(d.status.message, "busy"));
-		/* backoff: 10 s, 20 s, 40 s, 60 s cap */
-		assert_int_equal(d.requeue_ms, k == 0 ? 10000 : k == 1 ? 20000 : k == 2 ? 40000 : 60000);
+		/* backoff: 10 s, 20 s, then half the helper wait (30 s): a busy helper
+		 * answers, so it is never taken for a lost one */
+		assert_int_equal(d.requeue_ms, k == 0 ? 10000 : k == 1 ? 20000 : 30000);
 	}
+	/* Busy for longer than the helper wait, answering every time: still Pending. */
+	o->now_ms += 120000;
+	o->last_contact_ms = o->now_ms - 30000;
+	ctl_decide(&POL, o, &d);
+	assert_int_equal(d.status.phase, CTL_PHASE_PENDING);
 	free(o);
 }
 
