@@ -266,16 +266,6 @@ int nh_runner_cancel(struct nh_runner *rn, const char *uid)
 	return rc;
 }
 
-size_t nh_runner_queued(struct nh_runner *rn)
-{
-	size_t n;
-
-	pthread_mutex_lock(&rn->lock);
-	n = rn->len;
-	pthread_mutex_unlock(&rn->lock);
-	return n;
-}
-
 int nh_runner_resume(struct nh_runner *rn, const char *uid)
 {
 	int rc;

@@ -76,8 +76,6 @@ int nh_runner_submit(struct nh_runner *rn, const struct ch_job *job);
  * aborted and the job stops (its archive is swept); a queued one finds its
  * CR terminal and does nothing. 0, or -ENOENT when uid is not queued/running. */
 int nh_runner_cancel(struct nh_runner *rn, const char *uid);
-/* Jobs waiting in the queue (not the one running). */
-size_t nh_runner_queued(struct nh_runner *rn);
 /* Queues the continuation of a journaled job (durable or later). -EBUSY when
  * full, -EALREADY when it is already queued or running. */
 int nh_runner_resume(struct nh_runner *rn, const char *uid);

@@ -362,6 +362,13 @@ static void run_job(struct fx *f, const char *cert_pem)
 	fail_msg("the job did not end");
 }
 
+/* A fresh runner runs cp's job to its end. */
+static void run_one(struct fx *f)
+{
+	runner_open(f);
+	run_job(f, NULL);
+}
+
 static const char *cr_phase(void)
 {
 	static char buf[32];
@@ -420,8 +427,7 @@ static void test_happy_leave_running(void **state)
 {
 	struct fx *f = *state;
 
-	runner_open(f);
-	run_job(f, NULL);
+	run_one(f);
 	assert_string_equal(cr_phase(), "Succeeded");
 	assert_int_equal(W.nkubelet, 3); /* app, db and the running native sidecar */
 	assert_int_equal(W.ndelete, 0);
@@ -439,8 +445,7 @@ static void test_leave_running_false_commit_point(void **state)
 	struct fx *f = *state;
 
 	world_reset("false", 30, ",\"containers\":[\"app\"]", "node-a");
-	runner_open(f);
-	run_job(f, NULL);
+	run_one(f);
 	assert_string_equal(cr_phase(), "Succeeded");
 	assert_int_equal(W.nkubelet, 1);
 	assert_int_equal(W.ndelete, 1);
@@ -460,8 +465,7 @@ static void test_not_ours_does_nothing(void **state)
 
 	/* dispatched to another node: a job naming it here does nothing */
 	world_reset("false", 30, "", "node-b");
-	runner_open(f);
-	run_job(f, NULL);
+	run_one(f);
 	assert_int_equal(W.nkubelet, 0);
 	assert_int_equal(W.npatch, 0);
 	assert_int_equal(W.ndelete, 0);
@@ -473,8 +477,7 @@ static void test_not_ours_does_nothing(void **state)
 	pthread_mutex_lock(&W.mu);
 	world_fail_cr_locked();
 	pthread_mutex_unlock(&W.mu);
-	runner_open(f);
-	run_job(f, NULL);
+	run_one(f);
 	assert_int_equal(W.nkubelet, 0);
 	assert_int_equal(W.npatch, 0);
 	assert_int_equal(W.ndelete, 0);
@@ -486,8 +489,7 @@ static void test_not_ours_does_nothing(void **state)
 	pthread_mutex_lock(&W.mu);
 	json_object_object_add(kc_json_get(W.cr, "metadata"), "uid", json_object_new_string("new-uid"));
 	pthread_mutex_unlock(&W.mu);
-	runner_open(f);
-	run_job(f, NULL);
+	run_one(f);
 	assert_int_equal(W.nkubelet, 0);
 	assert_int_equal(W.npatch, 0);
 	assert_int_equal(W.ndelete, 0);
@@ -500,8 +502,7 @@ static void test_terminal_between_steps(void **state)
 	/* failed by the controller right after Running: no kubelet call at all */
 	world_reset("false", 30, "", "node-a");
 	W.terminal_after_patch = 1;
-	runner_open(f);
-	run_job(f, NULL);
+	run_one(f);
 	assert_int_equal(W.nkubelet, 0);
 	assert_int_equal(W.ndelete, 0);
 	assert_string_equal(cr_phase(), "Failed");
@@ -512,8 +513,7 @@ static void test_terminal_between_steps(void **state)
 	 * no artifact, no plaintext */
 	world_reset("false", 30, "", "node-a");
 	W.terminal_after_kubelet = 1;
-	runner_open(f);
-	run_job(f, NULL);
+	run_one(f);
 	assert_int_equal(W.nkubelet, 1);
 	assert_int_equal(W.ndelete, 0);
 	assert_string_equal(cr_phase(), "Failed");
@@ -525,8 +525,7 @@ static void test_terminal_between_steps(void **state)
 	 * pod is kept; the artifact the status records is kept */
 	world_reset("false", 30, ",\"containers\":[\"app\"]", "node-a");
 	W.terminal_after_patch = 2;
-	runner_open(f);
-	run_job(f, NULL);
+	run_one(f);
 	assert_int_equal(W.nkubelet, 1);
 	assert_int_equal(W.ndelete, 0);
 	assert_string_equal(cr_phase(), "Failed");
@@ -541,8 +540,7 @@ static void test_conflict_on_each_status_write(void **state)
 	for (int k = 1; k <= 3; k++) {
 		world_reset("false", 30, ",\"containers\":[\"app\"]", "node-a");
 		W.conflict_on_patch = k;
-		runner_open(f);
-		run_job(f, NULL);
+		run_one(f);
 		assert_string_equal(cr_phase(), "Succeeded");
 		assert_int_equal(W.nkubelet, 1); /* a 409 never repeats a checkpoint */
 		assert_int_equal(W.ndelete, 1);
@@ -570,8 +568,7 @@ static void test_enospc_on_each_journal_write(void **state)
 		f->nsave = 0;
 		f->enospc_on_save = k;
 		print_message("ENOSPC on journal write %d\n", k);
-		runner_open(f);
-		run_job(f, NULL);
+		run_one(f);
 		/* never left "running": either done or failed with a reason */
 		if (strcmp(cr_phase(), "Failed") == 0) {
 			assert_non_null(strstr(cr_str("status.message"), "journal"));
@@ -597,8 +594,7 @@ static void test_kubelet_timeout_late_archive_swept(void **state)
 	 * writes the archive at 3 s, after the CR is Failed */
 	world_reset("false", 1, ",\"containers\":[\"app\"]", "node-a");
 	W.kubelet_sleep_ms = 3000;
-	runner_open(f);
-	run_job(f, NULL);
+	run_one(f);
 	assert_string_equal(cr_phase(), "Failed");
 	assert_non_null(strstr(cr_str("status.message"), "did not answer"));
 	assert_int_equal(W.ndelete, 0);
@@ -624,8 +620,7 @@ static void test_container_not_running(void **state)
 
 	/* a plain init container: not checkpointable */
 	world_reset("false", 30, ",\"containers\":[\"app\",\"init\"]", "node-a");
-	runner_open(f);
-	run_job(f, NULL);
+	run_one(f);
 	assert_string_equal(cr_phase(), "Failed");
 	assert_int_equal(W.nkubelet, 0); /* nothing frozen */
 	assert_int_equal(W.ndelete, 0);
@@ -637,8 +632,7 @@ static void test_container_not_running(void **state)
 	json_object_object_add(json_object_array_get_idx(kc_json_get(W.pod, "status.containerStatuses"), 1),
 			       "state", json_tokener_parse("{\"terminated\":{\"exitCode\":1}}"));
 	pthread_mutex_unlock(&W.mu);
-	runner_open(f);
-	run_job(f, NULL);
+	run_one(f);
 	assert_string_equal(cr_phase(), "Failed");
 	assert_int_equal(W.nkubelet, 0);
 	assert_int_equal(W.ndelete, 0);
