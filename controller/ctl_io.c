@@ -19,6 +19,7 @@
 #include "ch.h"
 #include "ctl_metrics.h"
 #include "log.h"
+#include "pst.h"
 
 #define TOKEN_MAX 16384
 
@@ -34,8 +35,9 @@ struct ctl_mem {
 	int64_t answer_failed_since_ms;
 	int64_t delete_failing_since_ms;
 	char last_error[CTL_MSG_MAX];
-	size_t ncontainers; /* the job's containers, kept for polls after the pod is gone */
-	char containers[CTL_MAX_CONTAINERS][CTL_NAME_MAX];
+	size_t ncontainers; /* the job's container count, kept for polls after the pod is gone */
+	unsigned busy_count; /* busy answers in a row */
+	bool queued_event_sent;
 	char *cert_pem; /* the Secret's public tls.crt used at dispatch (not secret data) */
 };
 
@@ -106,7 +108,10 @@ static enum ctl_answer answer_of(enum ch_state_kind k)
 {
 	switch (k) {
 	case CH_ACCEPTED:
+	case CH_QUEUED:
 		return CTL_ANS_ACCEPTED;
+	case CH_BUSY:
+		return CTL_ANS_BUSY;
 	case CH_RUNNING:
 		return CTL_ANS_RUNNING;
 	case CH_SUCCEEDED:
@@ -121,7 +126,8 @@ static enum ctl_answer answer_of(enum ch_state_kind k)
 
 /* Records the outcome of one ch_call (rc, and the state when rc == 0). */
 static void mem_record_call(struct ctl_ctx *ctx, const char *uid, int64_t now, int rc,
-			    const struct ch_state *st, const char *err, const struct ch_job *job)
+			    const struct ch_state *st, const char *err, const struct ch_job *job,
+			    size_t ncontainers)
 {
 	struct ctl_mem *m;
 
@@ -130,9 +136,8 @@ static void mem_record_call(struct ctl_ctx *ctx, const char *uid, int64_t now, i
 	if (!m)
 		goto out;
 	if (job && job->op == CH_OP_CHECKPOINT) {
-		m->ncontainers = job->ncontainers;
-		for (size_t i = 0; i < job->ncontainers && i < CTL_MAX_CONTAINERS; i++)
-			ctl_copy(m->containers[i], CTL_NAME_MAX, job->containers[i]);
+		if (ncontainers)
+			m->ncontainers = ncontainers;
 		if (job->cert_pem && !m->cert_pem)
 			m->cert_pem = strdup(job->cert_pem);
 	}
@@ -145,6 +150,7 @@ static void mem_record_call(struct ctl_ctx *ctx, const char *uid, int64_t now, i
 	if (answer_of(st->state) == CTL_ANS_FAILED && m->answer != CTL_ANS_FAILED)
 		m->answer_failed_since_ms = now;
 	m->answer = answer_of(st->state);
+	m->busy_count = m->answer == CTL_ANS_BUSY ? m->busy_count + 1 : 0;
 	ctl_copy(m->answer_reason, sizeof(m->answer_reason), st->reason);
 	ctl_copy(m->answer_message, sizeof(m->answer_message), st->message);
 out:
@@ -313,6 +319,7 @@ int ctl_ctx_init(struct ctl_ctx *ctx, const struct ctl_options *opts, struct kc_
 	ctx->q = q;
 	ctx->pol.helper_wait_seconds = opts->helper_wait_seconds;
 	ctx->pol.job_margin_seconds = opts->job_margin_seconds;
+	ctx->pol.queue_wait_seconds = opts->queue_wait_seconds;
 	ctx->pol.poll_seconds = opts->poll_seconds;
 	ctx->pol.allow_expired = opts->allow_expired;
 	ctx->src.controller = CTL_REPORTING_CONTROLLER;
@@ -527,32 +534,15 @@ out:
 
 /* ---------------------------------------------------------------- applying */
 
-static int build_job(const struct ctl_obs *o, const struct ctl_mem *mem, enum ch_op op,
-		     const char *pem, struct ch_job *job)
+/* A job is the CR's identity (and, to encrypt, the recipient certificate):
+ * the helper reads everything else from the CR. */
+static int build_job(const struct ctl_obs *o, enum ch_op op, const char *pem, struct ch_job *job)
 {
 	memset(job, 0, sizeof(*job));
 	job->op = op;
 	ctl_copy(job->uid, sizeof(job->uid), o->uid);
 	ctl_copy(job->ns, sizeof(job->ns), o->ns);
 	ctl_copy(job->name, sizeof(job->name), o->name);
-	ctl_copy(job->pod, sizeof(job->pod), o->pod_name);
-	ctl_copy(job->pod_uid, sizeof(job->pod_uid), o->st_pod_uid[0] ? o->st_pod_uid : o->pod_uid);
-	ctl_copy(job->node, sizeof(job->node), o->st_node[0] ? o->st_node : o->pod_node);
-	if (o->nspec_containers) {
-		for (size_t i = 0; i < o->nspec_containers && i < CH_MAX_CONTAINERS; i++)
-			ctl_copy(job->containers[job->ncontainers++], CH_NAME_MAX, o->spec_containers[i]);
-	} else if (mem->ncontainers) {
-		for (size_t i = 0; i < mem->ncontainers && i < CH_MAX_CONTAINERS; i++)
-			ctl_copy(job->containers[job->ncontainers++], CH_NAME_MAX, mem->containers[i]);
-	} else {
-		for (size_t i = 0; i < o->npod_containers && i < CH_MAX_CONTAINERS; i++)
-			ctl_copy(job->containers[job->ncontainers++], CH_NAME_MAX, o->pod_containers[i]);
-	}
-	job->timeout_seconds = o->timeout_seconds;
-	job->leave_running = o->leave_running;
-	job->encrypt = o->encrypt;
-	ctl_copy(job->secret_name, sizeof(job->secret_name), o->secret_name);
-	ctl_copy(job->artifact_path, sizeof(job->artifact_path), o->artifact_path);
 	if (o->encrypt && op == CH_OP_CHECKPOINT && pem) {
 		job->cert_pem = strdup(pem);
 		if (!job->cert_pem)
@@ -579,7 +569,8 @@ static int call_helper(struct ctl_ctx *ctx, const struct ctl_obs *o, const struc
 	if (!token)
 		return -ENOMEM;
 	if (!o->endpoint[0] || !o->fingerprint[0]) {
-		snprintf(err, errlen, "no Lease with an endpoint for the node helper on node %s", job->node);
+		snprintf(err, errlen, "no Lease with an endpoint for the node helper on node %s",
+			 o->st_node[0] ? o->st_node : o->pod_node);
 		rc = -EHOSTUNREACH;
 		goto out;
 	}
@@ -630,10 +621,17 @@ static int write_status(struct kc_client *c, const struct ctl_obs *o, const stru
 			json_object *pcp, const char *rv)
 {
 	json_object *patch = NULL;
+	struct pst_expect e = { .uid = o->uid };
 	struct kc_status st;
-	char path[1024];
+	char path[1024], why[256];
 	int rc;
 
+	/* Terminal is final: never written over (the patch's resourceVersion
+	 * makes a stale read fail with 409, and the CRD rule backs it up). */
+	if (pst_guard(pcp, &e, why, sizeof(why)) != PST_WRITABLE) {
+		LOG_INFO("msg=\"status not written\" pcp=%s/%s why=\"%s\"", o->ns, o->name, why);
+		return -EAGAIN;
+	}
 	rc = ctl_status_patch(d, kc_json_get(pcp, "status.conditions"), rv, o->now_ms, &patch);
 	if (!rc)
 		rc = kc_path(path, sizeof(path), &KC_RES_PODCHECKPOINTS, o->ns, o->name, "status", NULL);
@@ -665,7 +663,7 @@ static void emit_event(struct ctl_ctx *ctx, struct kc_client *c, const struct ct
 static void action_names(unsigned a, char *buf, size_t cap)
 {
 	static const char *const names[] = { "add-finalizer", "dispatch", "poll", "delete-artifact",
-					     "remove-finalizer", "delete-cr" };
+					     "remove-finalizer", "delete-cr", "cancel" };
 	size_t n = 0;
 
 	buf[0] = '\0';
@@ -688,23 +686,24 @@ static int do_helper_job(struct ctl_ctx *ctx, const struct ctl_obs *o, const str
 	char err[512];
 	int rc;
 
-	rc = build_job(o, mem, CH_OP_CHECKPOINT, pem, &job);
+	(void)mem;
+	rc = build_job(o, CH_OP_CHECKPOINT, pem, &job);
 	if (rc)
 		return rc;
 	rc = call_helper(ctx, o, &job,
 			 strcmp(what, "dispatch") == 0 ? CTL_CH_WAIT_MS : CTL_CH_POLL_WAIT_MS, &st, err,
 			 sizeof(err));
-	mem_record_call(ctx, o->uid, kc_now_ms(), rc, &st, err, &job);
+	mem_record_call(ctx, o->uid, kc_now_ms(), rc, &st, err, &job, ctl_obs_job_containers(o));
 	if (rc)
 		LOG_WARN("msg=\"node helper unreachable\" pcp=%s/%s op=%s node=%s endpoint=%s rc=%d error=\"%s\"",
-			 o->ns, o->name, what, job.node, o->endpoint, rc, err);
+			 o->ns, o->name, what, o->st_node, o->endpoint, rc, err);
 	else if (strcmp(what, "dispatch") == 0 || o->answer == CTL_ANS_NONE ||
 		 o->answer != answer_of(st.state))
 		LOG_INFO("msg=\"node helper answered\" pcp=%s/%s op=%s node=%s state=%s reason=%s",
-			 o->ns, o->name, what, job.node, ch_state_name(st.state), st.reason);
+			 o->ns, o->name, what, o->st_node, ch_state_name(st.state), st.reason);
 	else
 		LOG_DEBUG("msg=\"node helper answered\" pcp=%s/%s op=%s node=%s state=%s",
-			  o->ns, o->name, what, job.node, ch_state_name(st.state));
+			  o->ns, o->name, what, o->st_node, ch_state_name(st.state));
 	ch_job_cleanup(&job);
 	return 0; /* an unreachable helper is an observation, not an error */
 }
@@ -717,7 +716,8 @@ static int do_delete_artifact(struct ctl_ctx *ctx, const struct ctl_obs *o, cons
 	char err[512];
 	int rc;
 
-	rc = build_job(o, mem, CH_OP_DELETE_ARTIFACT, NULL, &job);
+	(void)mem;
+	rc = build_job(o, CH_OP_DELETE_ARTIFACT, NULL, &job);
 	if (rc)
 		return rc;
 	rc = call_helper(ctx, o, &job, CTL_CH_WAIT_MS, &st, err, sizeof(err));
@@ -727,9 +727,38 @@ static int do_delete_artifact(struct ctl_ctx *ctx, const struct ctl_obs *o, cons
 	}
 	mem_delete_result(ctx, o->uid, kc_now_ms(), rc == 0, err);
 	LOG_INFO("msg=\"delete-artifact\" pcp=%s/%s node=%s path=%s rc=%d error=\"%s\"", o->ns, o->name,
-		 job.node, o->artifact_path, rc, err);
+		 o->st_node, o->artifact_path, rc, err);
 	ch_job_cleanup(&job);
 	return rc;
+}
+
+/* cancel: the CR was just failed; the helper stops the job and cleans up.
+ * Best effort: the helper re-reads the CR before every step anyway. */
+static void do_cancel(struct ctl_ctx *ctx, const struct ctl_obs *o)
+{
+	struct ch_job job;
+	struct ch_state st;
+	char err[512];
+	int rc;
+
+	if (build_job(o, CH_OP_CANCEL, NULL, &job) != 0)
+		return;
+	rc = call_helper(ctx, o, &job, CTL_CH_POLL_WAIT_MS, &st, err, sizeof(err));
+	LOG_INFO("msg=\"cancel sent\" pcp=%s/%s uid=%s node=%s rc=%d state=%s error=\"%s\"", o->ns,
+		 o->name, o->uid, o->st_node, rc, rc == 0 ? ch_state_name(st.state) : "-", err);
+	ch_job_cleanup(&job);
+}
+
+/* Records the one-time Queued Event and the busy count. */
+static void mem_mark_queued_event(struct ctl_ctx *ctx, const char *uid)
+{
+	struct ctl_mem *m;
+
+	pthread_mutex_lock(&ctx->mem_lock);
+	m = mem_find_locked(ctx, uid);
+	if (m)
+		m->queued_event_sent = true;
+	pthread_mutex_unlock(&ctx->mem_lock);
 }
 
 static int delete_cr(struct kc_client *c, const struct ctl_obs *o)
@@ -804,10 +833,12 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 	o->answer_failed_since_ms = mem->answer_failed_since_ms;
 	o->artifact_delete_failing_since_ms = mem->delete_failing_since_ms;
 	o->njob_containers = mem->ncontainers;
+	o->busy_count = mem->busy_count;
+	o->queued_event_sent = mem->queued_event_sent;
 	ctl_copy(o->last_error, sizeof(o->last_error), mem->last_error);
 
 	/* Gather only what the decision can look at in this state. */
-	pre_dispatch = !o->deleting && o->phase == CTL_PHASE_PENDING && o->start_ms == 0;
+	pre_dispatch = !o->deleting && o->phase == CTL_PHASE_PENDING && !o->st_node[0];
 	if (pre_dispatch) {
 		rc = get_pod(ctx, c, o, true);
 		if (!rc && o->encrypt && o->pod_exists)
@@ -831,7 +862,7 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 			o->others = others;
 			o->nothers = s.n;
 		}
-	} else if (!ctl_phase_terminal(o->phase) && o->start_ms > 0 && !o->deleting) {
+	} else if (!ctl_phase_terminal(o->phase) && o->st_node[0] && !o->deleting) {
 		rc = get_pod(ctx, c, o, false); /* for the container count only */
 		if (rc)
 			goto out;
@@ -876,14 +907,20 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 		if (rc)
 			goto out;
 	}
-	if (d->event)
+	if (d->event) {
 		emit_event(ctx, c, o, d, pcp);
+		if (d->queued_event)
+			mem_mark_queued_event(ctx, o->uid);
+	}
+	if (d->actions & CTL_ACT_CANCEL)
+		do_cancel(ctx, o);
 	/* 3. the helper. */
 	if (d->actions & (CTL_ACT_DISPATCH | CTL_ACT_POLL)) {
 		if (d->actions & CTL_ACT_DISPATCH) {
 			/* What the status now says: the job follows it. */
 			ctl_copy(o->st_node, sizeof(o->st_node), d->status.node_name);
 			ctl_copy(o->st_pod_uid, sizeof(o->st_pod_uid), d->status.pod_uid);
+			o->njob_containers = ctl_obs_job_containers(o);
 		}
 		rc = do_helper_job(ctx, o, mem, pem ? pem : mem->cert_pem,
 				   d->actions & CTL_ACT_DISPATCH ? "dispatch" : "poll");

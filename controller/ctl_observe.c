@@ -11,6 +11,10 @@
 #include <string.h>
 
 #include "kc.h"
+#include "pst.h"
+
+_Static_assert((int)CTL_PHASE_FAILED == (int)PST_FAILED && (int)CTL_PHASE_PENDING == (int)PST_PENDING,
+	       "ctl_phase mirrors pst_phase");
 
 static bool jbool(json_object *obj, const char *dotted, bool dflt)
 {
@@ -86,7 +90,11 @@ int ctl_obs_from_pcp(struct ctl_obs *o, json_object *pcp)
 	ctl_copy(o->st_node, sizeof(o->st_node), kc_json_str(pcp, "status.nodeName"));
 	ctl_copy(o->st_pod_uid, sizeof(o->st_pod_uid), kc_json_str(pcp, "status.podUID"));
 	ctl_copy(o->st_message, sizeof(o->st_message), kc_json_str(pcp, "status.message"));
+	o->dispatch_ms = jtime(pcp, "status.dispatchTime");
 	o->start_ms = jtime(pcp, "status.startTime");
+	o->deleting_pod = jbool(pcp, "status.deletingPod", false);
+	ctl_copy(o->st_recipient_fp, sizeof(o->st_recipient_fp),
+	     kc_json_str(pcp, "status.recipientFingerprint"));
 	o->completion_ms = jtime(pcp, "status.completionTime");
 	s = kc_json_str(pcp, "status.artifact.path");
 	if (!s)
@@ -131,6 +139,17 @@ void ctl_obs_set_pod(struct ctl_obs *o, json_object *pod)
 				ctl_copy(o->pod_containers[o->npod_containers++], CTL_NAME_MAX, s);
 		}
 	}
+	/* Native sidecars (restartPolicy Always) can be checkpointed too. */
+	v = kc_json_get(pod, "spec.initContainers");
+	if (v && json_object_is_type(v, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(v) && o->npod_containers < CTL_MAX_CONTAINERS; i++) {
+			json_object *c = json_object_array_get_idx(v, i);
+			const char *s = kc_json_str(c, "name"), *rp = kc_json_str(c, "restartPolicy");
+
+			if (s && *s && rp && strcmp(rp, "Always") == 0)
+				ctl_copy(o->pod_containers[o->npod_containers++], CTL_NAME_MAX, s);
+		}
+	}
 }
 
 int ctl_obs_set_secret(struct ctl_obs *o, json_object *secret, char **pem, size_t *pem_len)
@@ -171,7 +190,10 @@ void ctl_other_from_pcp(struct ctl_other *x, json_object *pcp)
 	memset(x, 0, sizeof(*x));
 	x->name = kc_json_str(pcp, "metadata.name");
 	x->creation_ms = jtime(pcp, "metadata.creationTimestamp");
-	x->dispatched = kc_json_str(pcp, "status.startTime") != NULL;
+	{
+		const char *node = kc_json_str(pcp, "status.nodeName");
+		x->dispatched = node && *node;
+	}
 	if (ctl_phase_parse(kc_json_str(pcp, "status.phase"), &ph) != 0)
 		ph = CTL_PHASE_PENDING;
 	x->terminal = ctl_phase_terminal(ph);
@@ -180,65 +202,15 @@ void ctl_other_from_pcp(struct ctl_other *x, json_object *pcp)
 
 /* ---------------------------------------------------------------- patches */
 
-static json_object *find_condition(json_object *conds, const char *type)
-{
-	if (!conds || !json_object_is_type(conds, json_type_array))
-		return NULL;
-	for (size_t i = 0; i < json_object_array_length(conds); i++) {
-		json_object *c = json_object_array_get_idx(conds, i);
-		const char *t = kc_json_str(c, "type");
-
-		if (t && strcmp(t, type) == 0)
-			return c;
-	}
-	return NULL;
-}
-
-static int make_condition(json_object *existing, const char *type, const char *status,
-			  const char *reason, const char *message, int64_t gen, int64_t now_ms,
-			  json_object **out)
-{
-	json_object *c = json_object_new_object();
-	json_object *old = find_condition(existing, type);
-	const char *old_status = kc_json_str(old, "status");
-	const char *old_ltt = kc_json_str(old, "lastTransitionTime");
-	char ts[32];
-	int rc;
-
-	if (!c)
-		return -ENOMEM;
-	if (old_status && old_ltt && strcmp(old_status, status) == 0) {
-		ctl_copy(ts, sizeof(ts), old_ltt);
-	} else {
-		kc_time_rfc3339(now_ms / 1000, ts);
-	}
-	rc = kc_json_set_str(c, "type", type);
-	if (!rc)
-		rc = kc_json_set_str(c, "status", status);
-	if (!rc)
-		rc = kc_json_set_str(c, "reason", reason);
-	if (!rc)
-		rc = kc_json_set_str(c, "message", message);
-	if (!rc)
-		rc = kc_json_set(c, "observedGeneration", json_object_new_int64(gen));
-	if (!rc)
-		rc = kc_json_set_str(c, "lastTransitionTime", ts);
-	if (rc) {
-		json_object_put(c);
-		return rc;
-	}
-	*out = c;
-	return 0;
-}
-
 int ctl_status_patch(const struct ctl_decision *d, json_object *existing_conditions,
 		     const char *resource_version, int64_t now_ms, json_object **out)
 {
 	const struct ctl_status_out *s = &d->status;
 	json_object *patch = json_object_new_object();
 	json_object *status = json_object_new_object();
-	json_object *meta = NULL, *conds = NULL, *c = NULL;
-	char ts[32];
+	json_object *meta = NULL, *conds = NULL;
+	struct pst_cond set[3];
+	char ts[32], now[32];
 	int rc = -ENOMEM;
 
 	if (!patch || !status) {
@@ -256,7 +228,7 @@ int ctl_status_patch(const struct ctl_decision *d, json_object *existing_conditi
 		if (rc)
 			goto out;
 	}
-	rc = kc_json_set_str(status, "phase", ctl_phase_name(s->phase));
+	rc = kc_json_set_str(status, "phase", pst_phase_name((enum pst_phase)s->phase));
 	if (!rc)
 		rc = kc_json_set_str(status, "message", s->message);
 	if (!rc)
@@ -264,12 +236,14 @@ int ctl_status_patch(const struct ctl_decision *d, json_object *existing_conditi
 	if (rc)
 		goto out;
 	if (s->set_dispatch) {
-		kc_time_rfc3339(s->start_ms / 1000, ts);
+		kc_time_rfc3339(s->dispatch_ms / 1000, ts);
 		rc = kc_json_set_str(status, "nodeName", s->node_name);
 		if (!rc)
 			rc = kc_json_set_str(status, "podUID", s->pod_uid);
 		if (!rc)
-			rc = kc_json_set_str(status, "startTime", ts);
+			rc = kc_json_set_str(status, "dispatchTime", ts);
+		if (!rc && s->recipient_fp[0])
+			rc = kc_json_set_str(status, "recipientFingerprint", s->recipient_fp);
 		if (rc)
 			goto out;
 	}
@@ -279,50 +253,18 @@ int ctl_status_patch(const struct ctl_decision *d, json_object *existing_conditi
 		if (rc)
 			goto out;
 	}
-
-	/* The list is replaced as a whole by a merge patch: carry the others over. */
-	conds = json_object_new_array();
-	rc = kc_json_set(status, "conditions", conds);
-	if (rc)
-		goto out;
-	if (existing_conditions && json_object_is_type(existing_conditions, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(existing_conditions); i++) {
-			json_object *x = json_object_array_get_idx(existing_conditions, i);
-			const char *t = kc_json_str(x, "type");
-
-			if (!t || strcmp(t, "Ready") == 0 || strcmp(t, "Stalled") == 0 ||
-			    strcmp(t, "Reconciling") == 0)
-				continue;
-			rc = kc_json_append(conds, json_object_get(x));
-			if (rc)
-				goto out;
-		}
-	}
-	rc = make_condition(existing_conditions, "Ready", s->ready_true ? "True" : "False",
-			    s->ready_reason, s->message, s->observed_generation, now_ms, &c);
+	/* The list is replaced as a whole by a merge patch: the shared merge. */
+	set[0] = (struct pst_cond){ "Ready", s->ready_true ? "True" : "False", s->ready_reason,
+				    s->message };
+	set[1] = (struct pst_cond){ "Stalled", s->stalled ? "True" : NULL, s->stalled_reason,
+				    s->message };
+	set[2] = pst_reconciling((enum pst_phase)s->phase, s->ready_reason, s->message);
+	kc_time_rfc3339(now_ms / 1000, now);
+	rc = pst_conditions_merge(existing_conditions, set, 3, s->observed_generation, now, &conds);
 	if (!rc)
-		rc = kc_json_append(conds, c);
+		rc = kc_json_set(status, "conditions", conds);
 	if (rc)
 		goto out;
-	if (s->stalled) {
-		rc = make_condition(existing_conditions, "Stalled", "True", s->stalled_reason,
-				    s->message, s->observed_generation, now_ms, &c);
-		if (!rc)
-			rc = kc_json_append(conds, c);
-		if (rc)
-			goto out;
-	}
-	/* kstatus (Flux, kubectl wait --for=condition): InProgress until terminal. */
-	{
-		bool terminal = s->phase == CTL_PHASE_SUCCEEDED || s->phase == CTL_PHASE_FAILED;
-
-		rc = make_condition(existing_conditions, "Reconciling", terminal ? "False" : "True",
-				    s->ready_reason, s->message, s->observed_generation, now_ms, &c);
-		if (!rc)
-			rc = kc_json_append(conds, c);
-		if (rc)
-			goto out;
-	}
 	*out = patch;
 	patch = NULL;
 	rc = 0;

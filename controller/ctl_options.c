@@ -37,6 +37,8 @@ static const struct opt opts[] = {
 	  "how long a checkpoint may wait for (or lose) its node helper before NodeHelperUnavailable" },
 	{ "job-margin-seconds", OPT_INT, OFF(job_margin_seconds), 0, 0, 86400, "60",
 	  "added to timeoutSeconds x containers for the Timeout deadline" },
+	{ "queue-wait-seconds", OPT_INT, OFF(queue_wait_seconds), 0, 1, 86400, "600",
+	  "how long a dispatched checkpoint may wait for a free slot on its node helper before QueueTimeout" },
 	{ "poll-seconds", OPT_INT, OFF(poll_seconds), 0, 1, 3600, "5",
 	  "how often an in-flight checkpoint is re-sent to its helper" },
 	{ "leader-elect", OPT_BOOL, OFF(leader_elect), 0, 0, 0, "true",

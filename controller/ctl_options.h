@@ -23,6 +23,7 @@ struct ctl_options {
 	char watch_ns[CTL_MAX_WATCH_NS][64];
 	int workers;
 	int helper_wait_seconds;
+	int queue_wait_seconds;
 	int job_margin_seconds;
 	int poll_seconds;
 	bool leader_elect;

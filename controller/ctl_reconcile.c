@@ -6,40 +6,33 @@
  *   2. finalizer for deletionPolicy Delete (combined with what follows)
  *   3. first reconcile: Pending
  *   4. terminal: never changed again; only TTL
- *   5. in flight (startTime set): poll, helper failure, Timeout, helper gone
+ *   5. in flight (status.nodeName set): queued/busy (queue wait), running
+ *      (poll, helper failure, Timeout from startTime, helper gone); every
+ *      failure of a dispatched job also cancels it on the helper
  *   6. validation, before any dispatch
  *   7. serialisation with other CRs for the same pod
  *   8. helper availability, then dispatch
  */
 #include "ctl_reconcile.h"
+#include "pst.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-static const char *const phase_names[] = { "", "Pending", "Running", "Succeeded", "Failed" };
-
 const char *ctl_phase_name(enum ctl_phase p)
 {
-	if ((unsigned)p >= sizeof(phase_names) / sizeof(phase_names[0]))
-		return "";
-	return phase_names[p];
+	return pst_phase_name((enum pst_phase)p);
 }
 
 int ctl_phase_parse(const char *s, enum ctl_phase *out)
 {
-	if (!s) {
-		*out = CTL_PHASE_NONE;
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof(phase_names) / sizeof(phase_names[0]); i++) {
-		if (strcmp(s, phase_names[i]) == 0) {
-			*out = (enum ctl_phase)i;
-			return 0;
-		}
-	}
-	return -EINVAL;
+	enum pst_phase p;
+	int rc = pst_phase_parse(s, &p);
+
+	*out = (enum ctl_phase)p;
+	return rc;
 }
 
 size_t ctl_obs_job_containers(const struct ctl_obs *o)
@@ -128,7 +121,7 @@ static long min_l(long a, long b)
 static bool decide_deletion(const struct ctl_policy *pol, const struct ctl_obs *o,
 			    struct ctl_decision *d)
 {
-	bool dispatched = o->start_ms > 0 || o->st_node[0];
+	bool dispatched = o->st_node[0] != '\0';
 	bool need_delete;
 
 	if (!o->deleting)
@@ -182,6 +175,103 @@ static void decide_terminal(const struct ctl_obs *o, struct ctl_decision *d)
 	d->why = "ttl-wait";
 }
 
+/* The helper lost or refused: fail (and cancel what it may still run). */
+static void fail_dispatched(const struct ctl_obs *o, struct ctl_decision *d, const char *reason,
+			    const char *message, const char *why)
+{
+	fail(o, d, reason, message, why);
+	d->actions |= CTL_ACT_CANCEL;
+}
+
+static bool helper_lost(const struct ctl_policy *pol, const struct ctl_obs *o,
+			struct ctl_decision *d, const char *node, int64_t since)
+{
+	char msg[CTL_MSG_MAX];
+	int64_t last_ok = o->last_contact_ms > since ? o->last_contact_ms : since;
+
+	if (!seconds_passed(o->now_ms, last_ok, pol->helper_wait_seconds) ||
+	    o->answer == CTL_ANS_SUCCEEDED)
+		return false;
+	/* At the commit point a helper with a fresh Lease is deleting the pod. */
+	if (o->deleting_pod && o->lease_fresh)
+		return false;
+	ctl_fmt(msg, sizeof(msg),
+	    "The node helper on node %s has been unreachable for more than %ds while PodCheckpoint %s/%s was in flight%s%s%s; "
+	    "check the podcheckpoint-node-helper pod on that node.",
+	    node, pol->helper_wait_seconds, o->ns, o->name,
+	    o->last_error[0] ? " (" : "", o->last_error, o->last_error[0] ? ")" : "");
+	fail_dispatched(o, d, "NodeHelperUnavailable", msg, "helper-lost");
+	return true;
+}
+
+/* Dispatched, not started yet: waiting in (or for) the helper's queue. */
+static void decide_queued(const struct ctl_policy *pol, const struct ctl_obs *o,
+			  struct ctl_decision *d, const char *node)
+{
+	char msg[CTL_MSG_MAX];
+	int64_t since = o->dispatch_ms > 0 ? o->dispatch_ms : o->first_seen_ms;
+	int64_t wait_end = since + (int64_t)pol->queue_wait_seconds * 1000;
+	long poll_ms = (long)pol->poll_seconds * 1000;
+	long backoff;
+
+	if (o->now_ms >= wait_end && o->answer != CTL_ANS_RUNNING &&
+	    o->answer != CTL_ANS_SUCCEEDED) {
+		ctl_fmt(msg, sizeof(msg),
+		    "PodCheckpoint %s/%s waited %ds for a free slot on the node helper on node %s without starting; "
+		    "it is busy with other checkpoints: create it again later, or raise --queue-wait-seconds.",
+		    o->ns, o->name, pol->queue_wait_seconds, node);
+		fail_dispatched(o, d, "QueueTimeout", msg, "queue-timeout");
+		return;
+	}
+	if (helper_lost(pol, o, d, node, since))
+		return;
+	if (o->answer == CTL_ANS_BUSY) {
+		/* Nothing journaled: ask again, a bit later each time. */
+		unsigned k = o->busy_count > 4 ? 4 : o->busy_count;
+
+		backoff = poll_ms << k;
+		/* Capped well below the helper wait: a busy helper is not a lost one. */
+		if (backoff > 60000L)
+			backoff = 60000L;
+		if (backoff > (long)pol->helper_wait_seconds * 500L)
+			backoff = (long)pol->helper_wait_seconds * 500L;
+		if (backoff < poll_ms)
+			backoff = poll_ms;
+		ctl_fmt(msg, sizeof(msg),
+		    "The node helper on node %s is busy with other checkpoints; the job is sent again until it is queued.",
+		    node);
+		wait_pending(o, d, msg, min_l(backoff, (long)(wait_end - o->now_ms)), "busy");
+		if (!o->queued_event_sent) { /* one Event for the whole wait */
+			d->event = true;
+			d->queued_event = true;
+			ctl_copy(d->event_reason, sizeof(d->event_reason), "NodeHelperBusy");
+			ctl_copy(d->event_note, sizeof(d->event_note), msg);
+		}
+		d->actions |= CTL_ACT_POLL;
+		return;
+	}
+	if (o->answer == CTL_ANS_ACCEPTED && o->now_ms - since >= poll_ms) {
+		/* Say so only when it really waits (most jobs start at once). */
+		ctl_fmt(msg, sizeof(msg),
+		    "Queued on the node helper on node %s, waiting for the checkpoints ahead of it.", node);
+		wait_pending(o, d, msg, min_l(poll_ms, (long)(wait_end - o->now_ms)), "queued");
+		if (!o->queued_event_sent) {
+			d->event = true;
+			d->queued_event = true;
+			ctl_copy(d->event_reason, sizeof(d->event_reason), "Queued");
+			ctl_copy(d->event_note, sizeof(d->event_note), msg);
+		}
+		d->actions |= CTL_ACT_POLL;
+		return;
+	}
+	/* No answer yet, or running before the status says so: keep polling. */
+	d->actions |= CTL_ACT_POLL;
+	d->requeue_ms = min_l(poll_ms, (long)(wait_end - o->now_ms));
+	if (d->requeue_ms < 0)
+		d->requeue_ms = 0;
+	d->why = "poll-queued";
+}
+
 static void decide_in_flight(const struct ctl_policy *pol, const struct ctl_obs *o,
 			     struct ctl_decision *d)
 {
@@ -190,13 +280,13 @@ static void decide_in_flight(const struct ctl_policy *pol, const struct ctl_obs 
 	size_t n = ctl_obs_job_containers(o);
 	int64_t budget_s = (int64_t)o->timeout_seconds * (int64_t)n + pol->job_margin_seconds;
 	int64_t deadline = o->start_ms + budget_s * 1000;
-	int64_t last_ok = o->last_contact_ms > o->start_ms ? o->last_contact_ms : o->start_ms;
 	long poll_ms = (long)pol->poll_seconds * 1000;
 
 	if (o->answer == CTL_ANS_REFUSED) {
 		ctl_fmt(msg, sizeof(msg), "The node helper on node %s refused the job of PodCheckpoint %s/%s: %s",
 		    node, o->ns, o->name, o->answer_message[0] ? o->answer_message : "no reason given");
-		fail(o, d, o->answer_reason[0] ? o->answer_reason : "JobRefused", msg, "helper-refused");
+		fail_dispatched(o, d, o->answer_reason[0] ? o->answer_reason : "JobRefused", msg,
+				"helper-refused");
 		return;
 	}
 	if (o->answer == CTL_ANS_FAILED &&
@@ -211,30 +301,29 @@ static void decide_in_flight(const struct ctl_policy *pol, const struct ctl_obs 
 		     "helper-failed");
 		return;
 	}
-	if (o->now_ms >= deadline && o->answer != CTL_ANS_SUCCEEDED) {
+	if (o->start_ms <= 0) {
+		decide_queued(pol, o, d, node);
+		return;
+	}
+	/* Started: the checkpoint's own deadline counts from the helper's start,
+	 * except at the commit point (the helper is deleting the pod). */
+	if (o->now_ms >= deadline && o->answer != CTL_ANS_SUCCEEDED &&
+	    !(o->deleting_pod && o->lease_fresh)) {
 		ctl_fmt(msg, sizeof(msg),
-		    "PodCheckpoint %s/%s did not finish within %llds (timeoutSeconds %d x %zu containers + %ds margin); "
+		    "PodCheckpoint %s/%s did not finish within %llds of its start (timeoutSeconds %d x %zu containers + %ds margin); "
 		    "check the node helper and the kubelet on node %s.",
 		    o->ns, o->name, (long long)budget_s, o->timeout_seconds, n,
 		    pol->job_margin_seconds, node);
-		fail(o, d, "Timeout", msg, "timeout");
+		fail_dispatched(o, d, "Timeout", msg, "timeout");
 		return;
 	}
-	if (seconds_passed(o->now_ms, last_ok, pol->helper_wait_seconds) &&
-	    o->answer != CTL_ANS_SUCCEEDED) {
-		ctl_fmt(msg, sizeof(msg),
-		    "The node helper on node %s has been unreachable for more than %ds while PodCheckpoint %s/%s was running%s%s%s; "
-		    "check the podcheckpoint-node-helper pod on that node.",
-		    node, pol->helper_wait_seconds, o->ns, o->name,
-		    o->last_error[0] ? " (" : "", o->last_error, o->last_error[0] ? ")" : "");
-		fail(o, d, "NodeHelperUnavailable", msg, "helper-lost");
+	if (helper_lost(pol, o, d, node, o->start_ms))
 		return;
-	}
 	d->actions |= CTL_ACT_POLL;
 	d->requeue_ms = poll_ms;
 	if (o->answer == CTL_ANS_FAILED) /* give the helper its period, then decide */
 		d->requeue_ms = min_l(poll_ms, (long)(o->answer_failed_since_ms + poll_ms - o->now_ms));
-	if (o->answer != CTL_ANS_SUCCEEDED)
+	if (o->answer != CTL_ANS_SUCCEEDED && !o->deleting_pod)
 		d->requeue_ms = min_l(d->requeue_ms, (long)(deadline - o->now_ms));
 	if (d->requeue_ms < 0)
 		d->requeue_ms = 0;
@@ -381,7 +470,7 @@ void ctl_decide(const struct ctl_policy *pol, const struct ctl_obs *o, struct ct
 		decide_terminal(o, d);
 		return;
 	}
-	if (o->start_ms > 0) {
+	if (o->st_node[0]) {
 		decide_in_flight(pol, o, d);
 		return;
 	}
@@ -428,7 +517,9 @@ void ctl_decide(const struct ctl_policy *pol, const struct ctl_obs *o, struct ct
 	d->status.set_dispatch = true;
 	ctl_copy(d->status.node_name, sizeof(d->status.node_name), o->pod_node);
 	ctl_copy(d->status.pod_uid, sizeof(d->status.pod_uid), o->pod_uid);
-	d->status.start_ms = o->now_ms;
+	if (o->encrypt)
+		ctl_copy(d->status.recipient_fp, sizeof(d->status.recipient_fp), o->cert_fingerprint);
+	d->status.dispatch_ms = o->now_ms;
 	d->event = true;
 	d->event_warning = false;
 	ctl_copy(d->event_reason, sizeof(d->event_reason), "Dispatched");

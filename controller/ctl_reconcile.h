@@ -59,18 +59,19 @@ enum ctl_cert_check {
 /* The helper's last answer to this CR's job (kept in memory by ctl_io). */
 enum ctl_answer {
 	CTL_ANS_NONE = 0, /* never answered since this controller started */
-	CTL_ANS_ACCEPTED,
+	CTL_ANS_ACCEPTED, /* journaled and waiting for a slot ("queued"/"accepted") */
 	CTL_ANS_RUNNING,
 	CTL_ANS_SUCCEEDED,
 	CTL_ANS_FAILED,
 	CTL_ANS_REFUSED,
+	CTL_ANS_BUSY, /* queue full: nothing journaled, ask again later */
 };
 
 /* Another PodCheckpoint naming the same pod (for serialisation). */
 struct ctl_other {
 	const char *name;    /* borrowed */
 	int64_t creation_ms; /* metadata.creationTimestamp */
-	bool dispatched;     /* status.startTime set */
+	bool dispatched;     /* status.nodeName set (dispatched to a helper) */
 	bool terminal;       /* Succeeded or Failed */
 	bool deleting;       /* deletionTimestamp set */
 };
@@ -108,7 +109,10 @@ struct ctl_obs {
 	char st_node[CTL_NAME_MAX];
 	char st_pod_uid[CTL_UID_MAX];
 	char st_message[CTL_MSG_MAX];
-	int64_t start_ms;      /* status.startTime, 0 when not dispatched */
+	int64_t dispatch_ms;   /* status.dispatchTime, 0 when not dispatched */
+	int64_t start_ms;      /* status.startTime: the helper started it, 0 not yet */
+	bool deleting_pod;     /* status.deletingPod: the leaveRunning=false commit point */
+	char st_recipient_fp[65]; /* status.recipientFingerprint */
 	int64_t completion_ms; /* status.completionTime, 0 when unset */
 	char artifact_path[CTL_PATH_MAX]; /* status.artifact.path or checkpointLocation path */
 	char ready_status[8];             /* "True"/"False"/"" */
@@ -145,6 +149,8 @@ struct ctl_obs {
 	int64_t answer_failed_since_ms; /* first time a FAILED answer was seen */
 	int64_t artifact_delete_failing_since_ms; /* first failed delete-artifact, 0 none */
 	size_t njob_containers; /* containers in the job (for the Timeout deadline), 0 unknown */
+	unsigned busy_count;    /* busy answers in a row (for the backoff) */
+	bool queued_event_sent; /* the "Queued" Event was emitted for this job */
 	char last_error[CTL_MSG_MAX]; /* why the last call to the helper failed, "" */
 
 	/* ---- other non-deleted CRs naming the same pod (borrowed) */
@@ -157,6 +163,7 @@ struct ctl_policy {
 	int helper_wait_seconds; /* default 60 */
 	int job_margin_seconds;  /* default 60 */
 	int poll_seconds;        /* default 5 */
+	int queue_wait_seconds;  /* how long a dispatched job may wait for a slot, default 600 */
 	bool allow_expired;      /* --allow-expired-certificates */
 };
 
@@ -167,6 +174,7 @@ enum ctl_action {
 	CTL_ACT_DELETE_ARTIFACT = 1u << 3, /* send delete-artifact, then remove the finalizer */
 	CTL_ACT_REMOVE_FINALIZER = 1u << 4,
 	CTL_ACT_DELETE_CR = 1u << 5, /* TTL expired */
+	CTL_ACT_CANCEL = 1u << 6,    /* after the Failed status is written: tell the helper */
 };
 
 struct ctl_status_out {
@@ -177,10 +185,11 @@ struct ctl_status_out {
 	char ready_reason[CTL_REASON_MAX]; /* Pending / CheckpointFailed */
 	bool stalled;                      /* Stalled=True with stalled_reason */
 	char stalled_reason[CTL_REASON_MAX];
-	bool set_dispatch; /* write node_name, pod_uid, start_ms */
+	bool set_dispatch; /* write node_name, pod_uid, recipient_fp, dispatch_ms */
 	char node_name[CTL_NAME_MAX];
 	char pod_uid[CTL_UID_MAX];
-	int64_t start_ms;
+	char recipient_fp[65]; /* "" unless encrypt */
+	int64_t dispatch_ms;
 	int64_t completion_ms; /* 0: leave unset */
 };
 
@@ -189,6 +198,7 @@ struct ctl_decision {
 	struct ctl_status_out status;
 	bool event;
 	bool event_warning; /* Warning, else Normal */
+	bool queued_event;  /* the event is the one-time "Queued" (I/O layer remembers it) */
 	char event_reason[CTL_REASON_MAX];
 	char event_note[CTL_MSG_MAX];
 	unsigned actions;  /* enum ctl_action bits */
@@ -203,6 +213,7 @@ void ctl_decide(const struct ctl_policy *pol, const struct ctl_obs *o, struct ct
 const char *ctl_phase_name(enum ctl_phase p);
 /* 0 and *out, or -EINVAL for an unknown name ("" gives NONE). */
 int ctl_phase_parse(const char *s, enum ctl_phase *out);
+/* The same order and names as lib/status (pst_phase). */
 static inline bool ctl_phase_terminal(enum ctl_phase p)
 {
 	return p == CTL_PHASE_SUCCEEDED || p == CTL_PHASE_FAILED;
@@ -229,9 +240,9 @@ void ctl_other_from_pcp(struct ctl_other *x, json_object *pcp);
 
 /*
  * Builds the JSON merge patch for /status from a decision: the status fields,
- * the conditions list (existing conditions of other types kept; a condition
- * whose status does not change keeps its lastTransitionTime) and
- * metadata.resourceVersion as precondition. existing_conditions (borrowed)
+ * the conditions list (pst_conditions_merge: other types kept, a condition
+ * whose status does not change keeps its lastTransitionTime, Stalled
+ * dropped unless stalled) and metadata.resourceVersion as precondition. existing_conditions (borrowed)
  * may be NULL. *out is a new object (put it).
  */
 int ctl_status_patch(const struct ctl_decision *d, json_object *existing_conditions,

@@ -22,6 +22,9 @@
 #include "nh_metrics.h"
 #include "nh_options.h"
 #include "nh_server.h"
+#include "nh_sweep.h"
+
+#define NH_DELETE_LOOKUP_TIMEOUT_MS 3000L
 
 static volatile sig_atomic_t nh_stop;
 
@@ -53,6 +56,9 @@ int main(int argc, char **argv)
 	struct nh_auth *auth = NULL;
 	struct nh_lease *lease = NULL;
 	struct nh_metrics *metrics = NULL;
+	struct nh_sweep *sweep = NULL;
+	struct kc_client *api = NULL;
+	char ckpt_dir[4096 + 32];
 	struct ch_server *srv = NULL;
 	struct nh_server_ctx ctx;
 	struct nh_runner_opts ropts;
@@ -120,8 +126,24 @@ int main(int argc, char **argv)
 			  strerror(-rc));
 		goto out;
 	}
+	snprintf(ckpt_dir, sizeof(ckpt_dir), "%s%s/checkpoints", opt.host_root, opt.kubelet_root_dir);
+	rc = nh_sweep_open(opt.state_dir, ckpt_dir, opt.late_archive_grace_seconds, &sweep);
+	if (rc == 0)
+		rc = nh_sweep_start(sweep);
+	if (rc) {
+		LOG_ERROR("msg=\"cannot start the late-archive sweeper\" dir=%s rc=%d", ckpt_dir, rc);
+		goto out;
+	}
+	rc = kc_client_new(cfg, &api);
+	if (rc) {
+		LOG_ERROR("msg=\"cannot create an API client\" rc=%d", rc);
+		goto out;
+	}
+	kc_client_set_timeout(api, NH_DELETE_LOOKUP_TIMEOUT_MS);
+	kc_client_set_user_agent(api, "podcheckpoint-node-helper");
 	ctx.opt = &opt;
 	ctx.journal = journal;
+	ctx.api = api;
 	memset(&ropts, 0, sizeof(ropts));
 	ropts.opt = &opt;
 	ropts.cfg = cfg;
@@ -130,6 +152,7 @@ int main(int argc, char **argv)
 	ropts.kubelet_token_arg = cfg;
 	ropts.notify = nh_server_notify;
 	ropts.notify_arg = &ctx;
+	ropts.sweep = sweep;
 	rc = nh_runner_new(&ropts, &runner, err, sizeof(err));
 	if (rc) {
 		LOG_ERROR("msg=\"cannot set up the kubelet client\" err=\"%s\"", err);
@@ -203,6 +226,8 @@ out:
 	nh_runner_free(runner); /* aborts a kubelet call in flight; journal says where we were */
 	ctx.srv = NULL;
 	ch_server_free(srv);
+	nh_sweep_free(sweep); /* after the runner: it adds entries until it stops */
+	kc_client_free(api);
 	nh_auth_free(auth);
 	nh_journal_free(journal);
 	kc_config_free(cfg);

@@ -53,7 +53,7 @@ static enum ch_state_kind nh_kind(enum nh_jstate s)
 {
 	switch (s) {
 	case NH_J_ACCEPTED:
-		return CH_ACCEPTED;
+		return CH_QUEUED;
 	case NH_J_DONE:
 		return CH_SUCCEEDED;
 	case NH_J_FAILED:
@@ -135,6 +135,9 @@ int nh_record_to_json(const struct nh_record *r, json_object **out)
 	NH_ADD(o, "acceptedTime", json_object_new_string(r->accepted_time));
 	NH_ADD(o, "completionTime", json_object_new_string(r->completion_time));
 	NH_ADD(o, "podDeleted", json_object_new_boolean(r->pod_deleted));
+	NH_ADD(o, "startTime", json_object_new_string(r->start_time));
+	NH_ADD(o, "kubeletStarted", json_object_new_int64(r->kubelet_started));
+	NH_ADD(o, "container", json_object_new_string(r->container));
 	arr = json_object_new_array();
 	if (!arr) {
 		rc = -ENOMEM;
@@ -251,6 +254,9 @@ int nh_record_from_json(json_object *o, struct nh_record *r, char *err, size_t e
 	COPY(o, "livePodUID", r->pod_uid);
 	COPY(o, "acceptedTime", r->accepted_time);
 	COPY(o, "completionTime", r->completion_time);
+	COPY(o, "startTime", r->start_time);
+	r->kubelet_started = kc_json_int64(o, "kubeletStarted", 0, NULL);
+	COPY(o, "container", r->container);
 	if (!json_object_object_get_ex(o, "results", &arr) ||
 	    !json_object_is_type(arr, json_type_array) ||
 	    json_object_array_length(arr) > CH_MAX_CONTAINERS) {
@@ -292,6 +298,7 @@ out:
 struct nh_jentry {
 	char uid[64];
 	enum nh_jstate state;
+	int64_t done_ms; /* completionTime of a done/failed record, 0 unknown */
 	struct ch_state st;
 	bool queued;
 };
@@ -301,7 +308,15 @@ struct nh_journal {
 	pthread_mutex_t lock;
 	struct nh_jentry *v;
 	size_t n, cap;
+	nh_journal_fault_fn fault;
+	void *fault_arg;
 };
+
+void nh_journal_set_fault(struct nh_journal *j, nh_journal_fault_fn fn, void *arg)
+{
+	j->fault = fn;
+	j->fault_arg = arg;
+}
 
 int nh_journal_path(const char *state_dir, const char *uid, char *buf, size_t cap)
 {
@@ -355,6 +370,10 @@ static int nh_upsert(struct nh_journal *j, const struct nh_record *r)
 		nh_strlcpy(e->uid, r->job.uid, sizeof(e->uid));
 	}
 	e->state = r->state;
+	e->done_ms = 0;
+	if ((r->state == NH_J_DONE || r->state == NH_J_FAILED) && r->completion_time[0] &&
+	    kc_time_parse(r->completion_time, &e->done_ms) != 0)
+		e->done_ms = 0;
 	nh_record_to_ch_state(r, &e->st);
 	return 0;
 }
@@ -464,6 +483,11 @@ int nh_journal_save(struct nh_journal *j, const struct nh_record *r)
 	rc = nh_file_path(j, r->job.uid, path, sizeof(path));
 	if (rc)
 		goto out;
+	if (j->fault) {
+		rc = j->fault(j->fault_arg, r);
+		if (rc)
+			goto out;
+	}
 	rc = nh_record_to_json(r, &obj);
 	if (rc)
 		goto out;
@@ -609,4 +633,34 @@ int nh_journal_uids(struct nh_journal *j, char (**uids)[64], size_t *n)
 out:
 	pthread_mutex_unlock(&j->lock);
 	return rc;
+}
+
+size_t nh_journal_prune(struct nh_journal *j, long keep_seconds)
+{
+	int64_t cutoff = kc_now_ms() - (int64_t)keep_seconds * 1000;
+	size_t removed = 0, i = 0;
+
+	if (keep_seconds <= 0)
+		return 0;
+	pthread_mutex_lock(&j->lock);
+	while (i < j->n) {
+		struct nh_jentry *e = &j->v[i];
+		char path[4096 + 80];
+
+		if ((e->state != NH_J_DONE && e->state != NH_J_FAILED) || e->queued ||
+		    e->done_ms <= 0 || e->done_ms > cutoff ||
+		    nh_file_path(j, e->uid, path, sizeof(path)) != 0) {
+			i++;
+			continue;
+		}
+		if (unlink(path) != 0 && errno != ENOENT) {
+			i++;
+			continue;
+		}
+		LOG_INFO("msg=\"journal record pruned\" uid=%s", e->uid);
+		j->v[i] = j->v[--j->n];
+		removed++;
+	}
+	pthread_mutex_unlock(&j->lock);
+	return removed;
 }

@@ -40,6 +40,27 @@ enum nh_jstate {
 
 #define NH_ARCHIVE_MAX 1024
 
+/*
+ * What the job is about. Only uid/ns/name (and op) come from the channel;
+ * the rest is read from the PodCheckpoint and the pod when the job starts
+ * (nh_job.c) and journaled so a restart resumes on the same facts.
+ */
+struct nh_jobspec {
+	enum ch_op op;
+	char uid[64];
+	char ns[64];
+	char name[CH_NAME_MAX];
+	char pod[CH_NAME_MAX];     /* spec.podName */
+	char pod_uid[64];          /* status.podUID (set by the controller at dispatch) */
+	char node[CH_NAME_MAX];    /* status.nodeName: this helper's node */
+	size_t ncontainers;
+	char containers[CH_MAX_CONTAINERS][CH_NAME_MAX];
+	int timeout_seconds;       /* spec.timeoutSeconds, per container */
+	bool leave_running;        /* spec.leaveRunning */
+	bool encrypt;              /* spec.encrypt */
+	char secret_name[CH_NAME_MAX]; /* spec.encryptionSecret, for messages */
+};
+
 /* What the kubelet gave for one container. */
 struct nh_cresult {
 	char name[CH_NAME_MAX];
@@ -50,7 +71,7 @@ struct nh_cresult {
 };
 
 struct nh_record {
-	struct ch_job job;        /* job->cert_pem is never set in a record */
+	struct nh_jobspec job;
 	enum nh_jstate state;
 	char reason[64];          /* failed: the CamelCase reason */
 	char message[512];        /* last human sentence */
@@ -61,6 +82,8 @@ struct nh_record {
 	bool pod_deleted;
 	char accepted_time[32];
 	char completion_time[32];
+	char start_time[32];      /* when the job really started (status.startTime) */
+	int64_t kubelet_started;  /* epoch s of the kubelet call in flight, 0 none */
 	uint64_t bytes;           /* progress */
 	char container[CH_NAME_MAX]; /* container in progress, or "" */
 };
@@ -91,6 +114,13 @@ struct nh_journal;
 int nh_journal_open(const char *state_dir, struct nh_journal **out);
 void nh_journal_free(struct nh_journal *j);
 
+/*
+ * Fault-injection seam for tests: called before every record write; a
+ * negative return fails that write with it (e.g. -ENOSPC). NULL: none.
+ */
+typedef int (*nh_journal_fault_fn)(void *arg, const struct nh_record *r);
+void nh_journal_set_fault(struct nh_journal *j, nh_journal_fault_fn fn, void *arg);
+
 /* Writes the record to disk, then updates the in-memory table. */
 int nh_journal_save(struct nh_journal *j, const struct nh_record *r);
 /* Reads the record of uid from disk into *r: 0, -ENOENT or -EBADMSG. */
@@ -109,6 +139,11 @@ bool nh_journal_is_queued(struct nh_journal *j, const char *uid);
 size_t nh_journal_count(struct nh_journal *j);
 /* Copies the uids of all records (caller frees *uids). */
 int nh_journal_uids(struct nh_journal *j, char (**uids)[64], size_t *n);
+
+/* Removes done/failed records completed more than keep_seconds ago (the
+ * state dir stays bounded); delete-artifact recomputes a pruned record's
+ * path. Returns how many went. */
+size_t nh_journal_prune(struct nh_journal *j, long keep_seconds);
 
 /* Journal file path for uid: 0 or -ENAMETOOLONG / -EINVAL (unsafe uid). */
 int nh_journal_path(const char *state_dir, const char *uid, char *buf, size_t cap);

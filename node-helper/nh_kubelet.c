@@ -29,6 +29,7 @@ struct nh_kubelet {
 	bool insecure;
 	long margin;
 	char host_root[1024];
+	char kubelet_root[1024];
 	nh_token_fn token;
 	void *token_arg;
 	volatile sig_atomic_t *stop;
@@ -79,6 +80,13 @@ int nh_kubelet_new(const struct nh_kubelet_opts *opts, struct nh_kubelet **out, 
 	    nh_strlcpy(k->host_root, opts->host_root ? opts->host_root : "",
 		       sizeof(k->host_root)) != 0) {
 		snprintf(err, errlen, "kubelet URL or host root too long");
+		rc = -ENAMETOOLONG;
+		goto out;
+	}
+	if (nh_strlcpy(k->kubelet_root,
+		       opts->kubelet_root && *opts->kubelet_root ? opts->kubelet_root : "/var/lib/kubelet",
+		       sizeof(k->kubelet_root)) != 0) {
+		snprintf(err, errlen, "kubelet root dir too long");
 		rc = -ENAMETOOLONG;
 		goto out;
 	}
@@ -192,7 +200,7 @@ void nh_kubelet_map(enum nh_kubelet_transport t, long http, const char *body, si
 		    const char *container, long deadline_s, const char *host_root,
 		    struct nh_kubelet_result *res)
 {
-	char text[300];
+	char text[460]; /* room for CRIU's dump log path, which names the cause */
 	const char *why = NULL;
 
 	memset(res, 0, sizeof(*res));
@@ -270,6 +278,26 @@ void nh_kubelet_map(enum nh_kubelet_transport t, long http, const char *body, si
 	snprintf(res->message, sizeof(res->message),
 		 "unexpected answer from the kubelet for container %s: HTTP %ld %s", container, http,
 		 text);
+}
+
+bool nh_kubelet_path_ok(const char *kubelet_root, const char *ns, const char *pod,
+			const char *container, const char *node_path)
+{
+	char prefix[2048];
+	size_t pl, nl;
+	int n;
+
+	n = snprintf(prefix, sizeof(prefix), "%s/checkpoints/checkpoint-%s_%s-%s-",
+		     kubelet_root && *kubelet_root ? kubelet_root : "/var/lib/kubelet", pod, ns,
+		     container);
+	if (n < 0 || (size_t)n >= sizeof(prefix))
+		return false;
+	pl = (size_t)n;
+	nl = strlen(node_path);
+	if (nl <= pl + 4 || strncmp(node_path, prefix, pl) != 0 ||
+	    strcmp(node_path + nl - 4, ".tar") != 0)
+		return false;
+	return strchr(node_path + pl, '/') == NULL && strstr(node_path + pl, "..") == NULL;
 }
 
 int nh_kubelet_checkpoint(struct nh_kubelet *k, const char *ns, const char *pod,
@@ -376,6 +404,13 @@ int nh_kubelet_checkpoint(struct nh_kubelet *k, const char *ns, const char *pod,
 	}
 	nh_kubelet_map(t, http, x.body.data, x.body.len, errbuf, k->url, ns, pod, container,
 		       deadline, k->host_root, res);
+	if (res->ok && !nh_kubelet_path_ok(k->kubelet_root, ns, pod, container, res->node_path)) {
+		nh_set(res, "KubeletError");
+		snprintf(res->message, sizeof(res->message),
+			 "the kubelet returned %.300s for container %s, not an archive of that container under %.100s/checkpoints",
+			 res->node_path, container, k->kubelet_root);
+		res->node_path[0] = res->local_path[0] = '\0';
+	}
 	rc = res->ok ? 0 : (t == NH_KT_TIMEOUT ? -ETIMEDOUT : t == NH_KT_ABORTED ? -EINTR : -EIO);
 	goto out;
 map:

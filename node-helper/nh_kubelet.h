@@ -29,6 +29,7 @@ struct nh_kubelet_opts {
 	bool insecure_skip_verify;
 	long margin_seconds;     /* added to the per-container timeout */
 	const char *host_root;   /* prefix for returned paths, "" for none */
+	const char *kubelet_root; /* the kubelet's root dir on the node ("/var/lib/kubelet") */
 	nh_token_fn token;       /* may be NULL */
 	void *token_arg;
 	volatile sig_atomic_t *stop; /* abort the transfer when non-zero; may be NULL */
@@ -59,6 +60,14 @@ void nh_kubelet_free(struct nh_kubelet *k);
  */
 int nh_kubelet_checkpoint(struct nh_kubelet *k, const char *ns, const char *pod,
 			  const char *container, int timeout_s, struct nh_kubelet_result *res);
+
+/*
+ * Whether the kubelet's returned path is exactly
+ * <kubelet_root>/checkpoints/checkpoint-<pod>_<ns>-<container>-<time>.tar
+ * (one component after the prefix, no "/" in the time part).
+ */
+bool nh_kubelet_path_ok(const char *kubelet_root, const char *ns, const char *pod,
+			const char *container, const char *node_path);
 
 /* Transport outcome, for the pure mapping. */
 enum nh_kubelet_transport {

@@ -51,6 +51,12 @@ static const struct nh_opt nh_opts[] = {
 	  "where the job journal is kept" },
 	{ "host-root", NULL, STR(host_root), "", 0, 0,
 	  "prefix for host paths returned by the kubelet (e.g. /host)" },
+	{ "kubelet-root-dir", NULL, STR(kubelet_root_dir), "/var/lib/kubelet", 0, 0,
+	  "the kubelet's --root-dir on the node: archives must be <it>/checkpoints/checkpoint-<pod>_<ns>-<ctr>-*.tar" },
+	{ "late-archive-grace-seconds", NULL, NUM(late_archive_grace_seconds, NH_OPT_LONG), "300",
+	  0, 86400, "after a kubelet call is given up, remove its late archive for this long" },
+	{ "journal-keep-seconds", NULL, NUM(journal_keep_seconds, NH_OPT_LONG), "604800", 0,
+	  31536000, "prune finished job records after this long (0: never)" },
 	{ "min-free-bytes", NULL, NUM(min_free_bytes, NH_OPT_BYTES), "1Gi", 0, LLONG_MAX,
 	  "refuse to start, and fail jobs, when the artifact filesystem has less free" },
 	{ "controller-identity", NULL, STR(controller_identity),
@@ -293,6 +299,11 @@ int nh_options_parse(struct nh_options *o, int argc, char **argv, char *err, siz
 		rc = -EINVAL;
 		goto out;
 	}
+	if (o->kubelet_root_dir[0] != '/') {
+		snprintf(err, errlen, "--kubelet-root-dir must be an absolute path");
+		rc = -EINVAL;
+		goto out;
+	}
 	if (o->host_root[0] && o->host_root[0] != '/') {
 		snprintf(err, errlen, "--host-root must be an absolute path or empty");
 		rc = -EINVAL;
@@ -301,6 +312,7 @@ int nh_options_parse(struct nh_options *o, int argc, char **argv, char *err, siz
 	nh_trim_slash(o->artifact_dir);
 	nh_trim_slash(o->state_dir);
 	nh_trim_slash(o->host_root);
+	nh_trim_slash(o->kubelet_root_dir);
 	if (strcmp(o->host_root, "/") == 0)
 		o->host_root[0] = '\0';
 	if (strcmp(o->log_level, "error") != 0 && strcmp(o->log_level, "warn") != 0 &&

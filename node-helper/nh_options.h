@@ -27,6 +27,9 @@ struct nh_options {
 	char artifact_dir[NH_PATH_MAX];
 	char state_dir[NH_PATH_MAX];
 	char host_root[NH_PATH_MAX];
+	char kubelet_root_dir[NH_PATH_MAX]; /* the kubelet's --root-dir, as on the node */
+	long late_archive_grace_seconds;    /* sweep given-up calls' archives this long */
+	long journal_keep_seconds;          /* prune finished journal records after */
 	uint64_t min_free_bytes;
 	char controller_identity[256];
 	long lease_duration_seconds;

@@ -7,42 +7,86 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kc.h"
 #include "log.h"
 #include "nh_util.h"
 
-static int nh_refuse(struct ch_state *now, const char *uid, const char *reason, const char *msg)
+/* Fills `now` with a state of its own (message set by the caller). */
+static void nh_answer(struct ch_state *now, const char *uid, enum ch_state_kind k,
+		      const char *reason)
 {
 	memset(now, 0, sizeof(*now));
 	nh_strlcpy(now->uid, uid, sizeof(now->uid));
-	now->state = CH_REFUSED;
+	now->state = k;
 	nh_strlcpy(now->reason, reason, sizeof(now->reason));
+}
+
+static int nh_refuse(struct ch_state *now, const char *uid, const char *reason, const char *msg)
+{
+	nh_answer(now, uid, CH_REFUSED, reason);
 	nh_strlcpy(now->message, msg, sizeof(now->message));
 	return -EINVAL;
 }
 
 int nh_job_validate(const struct nh_options *opt, const struct ch_job *job, struct ch_state *now)
 {
-	char msg[512];
-
+	(void)opt;
 	if (!nh_safe_segment(job->uid) || !nh_safe_segment(job->ns) || !nh_safe_segment(job->name))
 		return nh_refuse(now, job->uid, "InvalidJob",
 				 "the job's uid, namespace or name is not a valid Kubernetes name");
-	if (strcmp(job->node, opt->node_name) != 0) {
-		snprintf(msg, sizeof(msg), "this node helper serves node %.200s, not node %.200s",
-			 opt->node_name, job->node);
-		return nh_refuse(now, job->uid, "WrongNode", msg);
-	}
-	if (job->op == CH_OP_DELETE_ARTIFACT)
+	return 0;
+}
+
+/* GET the CR for delete-artifact: 0 with *cr (NULL when gone) or -errno. */
+static int nh_read_cr(struct nh_server_ctx *ctx, const struct ch_job *job, json_object **cr)
+{
+	struct kc_status st;
+	char path[1024];
+	int rc;
+
+	*cr = NULL;
+	if (!ctx->api)
+		return -ENOTCONN;
+	rc = kc_path(path, sizeof(path), &KC_RES_PODCHECKPOINTS, job->ns, job->name, NULL, NULL);
+	if (rc)
+		return rc;
+	kc_status_clear(&st);
+	rc = kc_get(ctx->api, path, cr, &st);
+	if (rc == -ENOENT) {
+		*cr = NULL;
 		return 0;
-	if (!job->pod[0])
-		return nh_refuse(now, job->uid, "InvalidJob", "the job names no pod");
-	if (job->encrypt && (!job->cert_pem || !job->cert_pem[0]))
-		return nh_refuse(now, job->uid, "InvalidCertificate",
-				 "encryption was requested but the job carries no certificate");
-	if (job->timeout_seconds < 0 || job->timeout_seconds > 3600)
-		return nh_refuse(now, job->uid, "InvalidJob", "timeoutSeconds must be 1..3600");
-	if (job->ncontainers > CH_MAX_CONTAINERS)
-		return nh_refuse(now, job->uid, "InvalidJob", "too many containers");
+	}
+	return rc;
+}
+
+static int nh_on_delete_artifact(struct nh_server_ctx *ctx, const struct ch_job *job,
+				 struct ch_state *now)
+{
+	json_object *cr = NULL;
+	int rc = nh_read_cr(ctx, job, &cr);
+
+	if (rc) {
+		nh_answer(now, job->uid, CH_FAILED, "ApiServerUnavailable");
+		snprintf(now->message, sizeof(now->message),
+			 "the node helper cannot read PodCheckpoint %.60s/%.200s to check it is being deleted: %s",
+			 job->ns, job->name, strerror(-rc));
+		return 0;
+	}
+	rc = nh_delete_artifact(ctx->opt->artifact_dir, ctx->journal, job, cr, now);
+	json_object_put(cr);
+	return rc == 0 ? 0 : -EINVAL;
+}
+
+static int nh_on_cancel(struct nh_server_ctx *ctx, const struct ch_job *job, struct ch_state *now)
+{
+	int rc = ctx->runner ? nh_runner_cancel(ctx->runner, job->uid) : -ENOENT;
+
+	LOG_INFO("msg=\"cancel\" pcp=%s/%s uid=%s found=%s", job->ns, job->name, job->uid,
+		 rc == 0 ? "true" : "false");
+	if (nh_journal_state(ctx->journal, job->uid, now, NULL) != 0) {
+		nh_answer(now, job->uid, CH_FAILED, "Cancelled");
+		nh_strlcpy(now->message, "no such job on this node", sizeof(now->message));
+	}
 	return 0;
 }
 
@@ -59,8 +103,9 @@ int nh_server_on_job(void *arg, const struct ch_job *job, struct ch_state *now)
 		return rc;
 	}
 	if (job->op == CH_OP_DELETE_ARTIFACT)
-		return nh_delete_artifact(ctx->opt->artifact_dir, ctx->journal, job, now) == 0 ? 0
-											       : -EINVAL;
+		return nh_on_delete_artifact(ctx, job, now);
+	if (job->op == CH_OP_CANCEL)
+		return nh_on_cancel(ctx, job, now);
 	if (nh_journal_state(ctx->journal, job->uid, now, &js) == 0) {
 		/* Known job: answer its state. A job that stopped short of done
 		 * (API server unreachable, queue full at start) is resumed. */
@@ -74,14 +119,14 @@ int nh_server_on_job(void *arg, const struct ch_job *job, struct ch_state *now)
 	}
 	rc = nh_runner_submit(ctx->runner, job);
 	if (rc == -EBUSY) {
-		char msg[512];
-		snprintf(msg, sizeof(msg),
-			 "the node helper on %.200s has %d jobs queued; the controller should retry",
+		/* Not an error: nothing is journaled, the controller asks again. */
+		nh_answer(now, job->uid, CH_BUSY, "Busy");
+		snprintf(now->message, sizeof(now->message),
+			 "the node helper on %.200s has %d jobs queued; the controller asks again later",
 			 ctx->opt->node_name, NH_QUEUE_MAX);
-		nh_refuse(now, job->uid, "Busy", msg);
-		LOG_WARN("msg=\"job refused\" pcp=%s/%s uid=%s reason=Busy", job->ns, job->name,
-			 job->uid);
-		return -EBUSY;
+		LOG_INFO("msg=\"job not queued: queue full\" pcp=%s/%s uid=%s reason=Busy", job->ns,
+			 job->name, job->uid);
+		return 0;
 	}
 	if (rc) {
 		char msg[512];
@@ -89,11 +134,8 @@ int nh_server_on_job(void *arg, const struct ch_job *job, struct ch_state *now)
 		nh_refuse(now, job->uid, "StorageFailed", msg);
 		return rc;
 	}
-	if (nh_journal_state(ctx->journal, job->uid, now, NULL) != 0) {
-		memset(now, 0, sizeof(*now));
-		nh_strlcpy(now->uid, job->uid, sizeof(now->uid));
-		now->state = CH_ACCEPTED;
-	}
+	if (nh_journal_state(ctx->journal, job->uid, now, NULL) != 0)
+		nh_answer(now, job->uid, CH_QUEUED, "");
 	return 0;
 }
 

@@ -4,12 +4,14 @@
  *
  * Threads: on_job and authenticate run on the channel's lws thread and only
  * do quick work (journal lookup, one journal write, enqueue; delete-artifact
- * is a couple of file operations). nh_server_notify runs on the worker.
+ * is one GET of the CR with a short deadline and a couple of file operations;
+ * cancel flags the running job). nh_server_notify runs on the worker.
  */
 #ifndef PCP_NH_SERVER_H
 #define PCP_NH_SERVER_H
 
 #include "ch.h"
+#include "kc.h"
 #include "nh_auth.h"
 #include "nh_job.h"
 #include "nh_journal.h"
@@ -21,6 +23,8 @@ struct nh_server_ctx {
 	struct nh_runner *runner;
 	struct nh_auth *auth;
 	struct ch_server *srv; /* set before the runner starts; may be NULL in tests */
+	struct kc_client *api; /* lws thread only: delete-artifact reads the CR (short
+				* deadline); NULL in tests without an API server */
 };
 
 /* ch_server_ops.on_job; arg = struct nh_server_ctx *. */
@@ -30,8 +34,9 @@ int nh_server_authenticate(void *arg, const char *token);
 /* Runner notify callback; arg = struct nh_server_ctx *. */
 void nh_server_notify(void *arg, const struct ch_state *st);
 
-/* Checks a job before anything is journaled: 0, or -EINVAL with now set to
- * refused (WrongNode, InvalidJob). */
+/* Checks a job's identity before anything is journaled: 0, or -EINVAL with
+ * now set to refused (InvalidJob). Whether the CR is this node's is decided
+ * by the runner from the API server, not from the message. */
 int nh_job_validate(const struct nh_options *opt, const struct ch_job *job, struct ch_state *now);
 
 #endif

@@ -10,131 +10,21 @@
 #include <string.h>
 
 #include "kc.h"
+#include "pst.h"
 #include "nh_util.h"
 
-static json_object *nh_new_cond(const struct nh_cond *c, const char *ltt, int64_t generation)
+int nh_status_running(json_object *cr, const char *message, const char *start_time,
+		      const char *now, json_object **patch)
 {
-	json_object *o = json_object_new_object();
-	int rc = 0;
-
-	if (!o)
-		return NULL;
-	NH_ADD(o, "type", json_object_new_string(c->type));
-	NH_ADD(o, "status", json_object_new_string(c->status));
-	NH_ADD(o, "reason", json_object_new_string(c->reason));
-	NH_ADD(o, "message", json_object_new_string(c->message ? c->message : ""));
-	NH_ADD(o, "lastTransitionTime", json_object_new_string(ltt));
-	NH_ADD(o, "observedGeneration", json_object_new_int64(generation));
-out:
-	if (rc) {
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
-}
-
-int nh_conditions_build(json_object *current, const struct nh_cond *set, size_t n,
-			int64_t generation, const char *now, json_object **out)
-{
-	json_object *arr = json_object_new_array();
-	bool *used = NULL;
-	size_t cur_n = 0;
-	int rc = 0;
-
-	*out = NULL;
-	if (!arr)
-		return -ENOMEM;
-	if (current && json_object_is_type(current, json_type_array))
-		cur_n = json_object_array_length(current);
-	used = calloc(n ? n : 1, sizeof(*used));
-	if (!used) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	/* Keep the order of existing conditions; replace ours in place. */
-	for (size_t i = 0; i < cur_n; i++) {
-		json_object *c = json_object_array_get_idx(current, i);
-		const char *type = kc_json_str(c, "type");
-		size_t k;
-
-		if (!type)
-			continue;
-		for (k = 0; k < n; k++)
-			if (strcmp(type, set[k].type) == 0)
-				break;
-		if (k == n) {
-			NH_ADDA(arr, json_object_get(c));
-			continue;
-		}
-		if (used[k])
-			continue; /* duplicate type in the CR: drop it */
-		{
-			const char *old_status = kc_json_str(c, "status");
-			const char *old_ltt = kc_json_str(c, "lastTransitionTime");
-			const char *ltt = (old_status && old_ltt && strcmp(old_status, set[k].status) == 0)
-						  ? old_ltt
-						  : now;
-			NH_ADDA(arr, nh_new_cond(&set[k], ltt, generation));
-			used[k] = true;
-		}
-	}
-	for (size_t k = 0; k < n; k++)
-		if (!used[k])
-			NH_ADDA(arr, nh_new_cond(&set[k], now, generation));
-	*out = arr;
-	arr = NULL;
-out:
-	free(used);
-	json_object_put(arr);
-	return rc;
-}
-
-/* {"metadata":{"resourceVersion":rv},"status":{"observedGeneration":g,"conditions":[...]}} */
-static int nh_patch_base(json_object *cr, const struct nh_cond *set, size_t n, const char *now,
-			 json_object **patch, json_object **status)
-{
-	json_object *p = json_object_new_object(), *meta = NULL, *st = NULL, *conds = NULL;
-	const char *rv = kc_json_str(cr, "metadata.resourceVersion");
-	int64_t gen = kc_json_int64(cr, "metadata.generation", 0, NULL);
-	int rc = 0;
-
-	*patch = NULL;
-	*status = NULL;
-	if (!p)
-		return -ENOMEM;
-	meta = json_object_new_object();
-	NH_ADD(p, "metadata", meta);
-	if (rv)
-		NH_ADD(meta, "resourceVersion", json_object_new_string(rv));
-	st = json_object_new_object();
-	NH_ADD(p, "status", st);
-	NH_ADD(st, "observedGeneration", json_object_new_int64(gen));
-	rc = nh_conditions_build(kc_json_get(cr, "status.conditions"), set, n, gen, now, &conds);
-	if (rc)
-		goto out;
-	NH_ADD(st, "conditions", conds);
-	*patch = p;
-	*status = st;
-	p = NULL;
-out:
-	json_object_put(p);
-	return rc;
-}
-
-int nh_status_running(json_object *cr, const char *message, const char *now, json_object **patch)
-{
-	const struct nh_cond set[] = {
-		{ "Ready", "False", "CheckpointInProgress", message },
-		{ "Reconciling", "True", "CheckpointInProgress", message }, /* kstatus: InProgress */
-	};
 	json_object *st = NULL;
 	int rc;
 
-	rc = nh_patch_base(cr, set, 2, now, patch, &st);
+	rc = pst_patch_running(cr, message, now, patch, &st);
 	if (rc)
-		goto out;
-	NH_ADD(st, "phase", json_object_new_string("Running"));
-	NH_ADD(st, "message", json_object_new_string(message));
+		return rc;
+	/* The checkpoint deadline counts from here, not from the dispatch. */
+	if (start_time && *start_time)
+		NH_ADD(st, "startTime", json_object_new_string(start_time));
 out:
 	if (rc) {
 		json_object_put(*patch);
@@ -146,63 +36,17 @@ out:
 int nh_status_failed(json_object *cr, const char *reason, const char *message, const char *now,
 		     json_object **patch)
 {
-	const struct nh_cond set[] = {
-		{ "Ready", "False", "CheckpointFailed", message },
-		{ "Stalled", "True", reason, message },
-		{ "Reconciling", "False", reason, message },
-	};
 	json_object *st = NULL;
-	int rc;
 
-	rc = nh_patch_base(cr, set, 3, now, patch, &st);
-	if (rc)
-		goto out;
-	NH_ADD(st, "phase", json_object_new_string("Failed"));
-	NH_ADD(st, "message", json_object_new_string(message));
-	NH_ADD(st, "completionTime", json_object_new_string(now));
-out:
-	if (rc) {
-		json_object_put(*patch);
-		*patch = NULL;
-	}
-	return rc;
+	return pst_patch_failed(cr, reason, message, now, patch, &st);
 }
 
-void nh_success_message(const struct nh_record *r, char *buf, size_t cap)
+/* checkpointLocation, artifact and containers[] of a durable record. */
+static int nh_add_artifact(json_object *st, const struct nh_record *r)
 {
-	double mib = (double)r->artifact.size_bytes / (1024.0 * 1024.0);
-	char enc[80] = "";
+	json_object *loc = NULL, *nl = NULL, *art = NULL, *arr = NULL;
+	int rc = 0;
 
-	if (r->artifact.encrypted)
-		snprintf(enc, sizeof(enc), ", encrypted to %.16s", r->artifact.recipient_fingerprint);
-	snprintf(buf, cap, "Checkpointed %zu container%s of pod %s/%s to %s (%.1f MiB%s)%s",
-		 r->nresults, r->nresults == 1 ? "" : "s", r->job.ns, r->job.pod, r->artifact.path,
-		 mib, enc, r->pod_deleted ? "; the pod was deleted" : "");
-}
-
-int nh_status_succeeded(json_object *cr, const struct nh_record *r, const char *now,
-			json_object **patch)
-{
-	char msg[1024];
-	struct nh_cond set[3];
-	json_object *st = NULL, *loc = NULL, *nl = NULL, *art = NULL, *arr = NULL;
-	int rc;
-
-	nh_success_message(r, msg, sizeof(msg));
-	set[0] = (struct nh_cond){ "Ready", "True", "CheckpointCompleted", msg };
-	set[1] = (struct nh_cond){ "Stalled", "False", "CheckpointCompleted", "" };
-	set[2] = (struct nh_cond){ "Reconciling", "False", "CheckpointCompleted", "" };
-	rc = nh_patch_base(cr, set, 3, now, patch, &st);
-	if (rc)
-		goto out;
-	NH_ADD(st, "phase", json_object_new_string("Succeeded"));
-	NH_ADD(st, "message", json_object_new_string(msg));
-	NH_ADD(st, "nodeName", json_object_new_string(r->job.node));
-	if (r->pod_uid[0])
-		NH_ADD(st, "podUID", json_object_new_string(r->pod_uid));
-	NH_ADD(st, "completionTime",
-	    json_object_new_string(r->completion_time[0] ? r->completion_time : now));
-	NH_ADD(st, "podDeleted", json_object_new_boolean(r->pod_deleted));
 	loc = json_object_new_object();
 	NH_ADD(st, "checkpointLocation", loc);
 	NH_ADD(loc, "type", json_object_new_string("NodeLocal"));
@@ -228,6 +72,78 @@ int nh_status_succeeded(json_object *cr, const struct nh_record *r, const char *
 		NH_ADD(c, "checkpointTime", json_object_new_string(r->results[i].checkpoint_time));
 		NH_ADD(c, "sizeBytes", json_object_new_int64((int64_t)r->results[i].size_bytes));
 	}
+out:
+	return rc;
+}
+
+int nh_status_deleting_pod(json_object *cr, const struct nh_record *r, const char *now,
+			   json_object **patch)
+{
+	char msg[1024];
+	json_object *st = NULL;
+	int rc;
+
+	snprintf(msg, sizeof(msg), "The checkpoint is stored at %.600s; deleting pod %s/%.200s (UID %s)",
+		 r->artifact.path, r->job.ns, r->job.pod, r->job.pod_uid);
+	rc = pst_patch_running(cr, msg, now, patch, &st);
+	if (rc)
+		return rc;
+	NH_ADD(st, "deletingPod", json_object_new_boolean(true));
+	rc = nh_add_artifact(st, r);
+out:
+	if (rc) {
+		json_object_put(*patch);
+		*patch = NULL;
+	}
+	return rc;
+}
+
+int nh_status_artifact_kept(json_object *cr, const struct nh_record *r, const char *reason,
+			    const char *message, const char *now, json_object **patch)
+{
+	json_object *st = NULL;
+	int rc;
+
+	rc = pst_patch_failed(cr, reason, message, now, patch, &st);
+	if (rc)
+		return rc;
+	NH_ADD(st, "deletingPod", json_object_new_boolean(false));
+	rc = nh_add_artifact(st, r);
+out:
+	if (rc) {
+		json_object_put(*patch);
+		*patch = NULL;
+	}
+	return rc;
+}
+
+void nh_success_message(const struct nh_record *r, char *buf, size_t cap)
+{
+	double mib = (double)r->artifact.size_bytes / (1024.0 * 1024.0);
+	char enc[80] = "";
+
+	if (r->artifact.encrypted)
+		snprintf(enc, sizeof(enc), ", encrypted to %.16s", r->artifact.recipient_fingerprint);
+	snprintf(buf, cap, "Checkpointed %zu container%s of pod %s/%s to %s (%.1f MiB%s)%s",
+		 r->nresults, r->nresults == 1 ? "" : "s", r->job.ns, r->job.pod, r->artifact.path,
+		 mib, enc, r->pod_deleted ? "; the pod was deleted" : "");
+}
+
+int nh_status_succeeded(json_object *cr, const struct nh_record *r, const char *now,
+			json_object **patch)
+{
+	char msg[1024];
+	json_object *st = NULL;
+	int rc;
+
+	nh_success_message(r, msg, sizeof(msg));
+	rc = pst_patch_succeeded(cr, msg, r->completion_time, now, patch, &st);
+	if (rc)
+		return rc;
+	NH_ADD(st, "podDeleted", json_object_new_boolean(r->pod_deleted));
+	if (!r->job.leave_running)
+		NH_ADD(st, "deletingPod", json_object_new_boolean(false));
+	rc = nh_add_artifact(st, r);
 out:
 	if (rc) {
 		json_object_put(*patch);

@@ -19,22 +19,27 @@
 
 #include "nh_journal.h"
 
-struct nh_cond {
-	const char *type;   /* "Ready", "Stalled" */
-	const char *status; /* "True", "False", "Unknown" */
-	const char *reason; /* CamelCase */
-	const char *message;
-};
+/*
+ * The patches are built on lib/status (pst_patch_*): the helper writes
+ * phase, message, conditions, startTime, the artifact fields and
+ * podDeleted/deletingPod; never nodeName, podUID or recipientFingerprint
+ * (the controller's, set at dispatch).
+ */
 
-/* current: the CR's status.conditions (borrowed, may be NULL). */
-int nh_conditions_build(json_object *current, const struct nh_cond *set, size_t n,
-			int64_t generation, const char *now, json_object **out);
-
-/* phase Running, Ready=False/CheckpointInProgress, message. */
-int nh_status_running(json_object *cr, const char *message, const char *now, json_object **patch);
+/* phase Running, Ready=False/CheckpointInProgress, message, startTime (when given). */
+int nh_status_running(json_object *cr, const char *message, const char *start_time,
+		      const char *now, json_object **patch);
 /* phase Failed, Ready=False/CheckpointFailed, Stalled=True/<reason>, message, completionTime. */
 int nh_status_failed(json_object *cr, const char *reason, const char *message, const char *now,
 		     json_object **patch);
+/* The leaveRunning=false commit point: still Running, deletingPod=true, the
+ * artifact recorded; from here the controller does not time the CR out
+ * while the helper's Lease is fresh. */
+int nh_status_deleting_pod(json_object *cr, const struct nh_record *r, const char *now,
+			   json_object **patch);
+/* Failed with the artifact recorded (the pod delete failed): deletingPod=false. */
+int nh_status_artifact_kept(json_object *cr, const struct nh_record *r, const char *reason,
+			    const char *message, const char *now, json_object **patch);
 /* phase Succeeded with checkpointLocation, artifact, containers[], completionTime,
  * podDeleted (r->pod_deleted), Ready=True, Stalled=False, message. */
 int nh_status_succeeded(json_object *cr, const struct nh_record *r, const char *now,

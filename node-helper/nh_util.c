@@ -15,6 +15,8 @@ int nh_strlcpy(char *dst, const char *src, size_t cap)
 
 	if (!cap)
 		return -ENAMETOOLONG;
+	if (!src)
+		src = ""; /* an absent JSON field copies as "" */
 	n = strlen(src);
 	if (n >= cap) {
 		memcpy(dst, src, cap - 1);

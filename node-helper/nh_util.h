@@ -17,23 +17,8 @@
  * In a function with `int rc` and an `out:` label: adds a new value (taken;
  * NULL means out of memory) to an object / array, or sets rc and goes to out.
  */
-#define NH_ADD(obj, key, val)                                           \
-	do {                                                            \
-		int e_ = kc_json_set((obj), (key), (val));              \
-		if (e_) {                                               \
-			rc = e_;                                        \
-			goto out;                                       \
-		}                                                       \
-	} while (0)
-
-#define NH_ADDA(arr, val)                                               \
-	do {                                                            \
-		int e_ = kc_json_append((arr), (val));                  \
-		if (e_) {                                               \
-			rc = e_;                                        \
-			goto out;                                       \
-		}                                                       \
-	} while (0)
+#define NH_ADD(obj, key, val) KC_JSON_ADD(obj, key, val)
+#define NH_ADDA(arr, val) KC_JSON_ADDA(arr, val)
 
 /* JSON lookups by dotted path and RFC 3339 time: kc_json_get, kc_json_str,
  * kc_json_int64, kc_time_rfc3339 (kc.h). */
@@ -42,6 +27,7 @@
  * string, buf set to "") or -ENAMETOOLONG. */
 int nh_json_copy(json_object *obj, const char *key, char *buf, size_t cap);
 /* Bounded copy; returns -ENAMETOOLONG when truncated (dst still terminated). */
+/* Bounded copy; src NULL copies "". 0, or -ENAMETOOLONG (truncated). */
 int nh_strlcpy(char *dst, const char *src, size_t cap);
 
 /* RFC 3339 UTC "2026-11-28T18:00:00Z" for now (kc_time_rfc3339). */

@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CH_PROTO_VERSION 1
+#define CH_PROTO_VERSION 2
 #define CH_MAX_MESSAGE (256u * 1024u) /* one frame, certificate included */
 #define CH_MAX_CONTAINERS 64
 #define CH_NAME_MAX 254
@@ -39,32 +39,33 @@
 enum ch_op {
 	CH_OP_CHECKPOINT,      /* "checkpoint": take the checkpoint (idempotent by uid) */
 	CH_OP_DELETE_ARTIFACT, /* "delete-artifact": remove the artifact and journal of uid */
+	CH_OP_CANCEL,          /* "cancel": the CR was failed; stop the job and clean up */
 };
 
+/*
+ * A job carries only the CR's identity and what the helper cannot read
+ * itself. Everything else (pod, containers, leaveRunning, encrypt,
+ * timeoutSeconds, the node) the helper reads from the CR and the pod it
+ * GETs, and it acts only on a CR dispatched to its own node.
+ */
 struct ch_job {
 	enum ch_op op;
-	char uid[64];                /* the PodCheckpoint's metadata.uid: the job's identity */
-	char ns[64];                 /* the PodCheckpoint's (and pod's) namespace */
-	char name[CH_NAME_MAX];      /* the PodCheckpoint's name */
-	char pod[CH_NAME_MAX];
-	char pod_uid[64];
-	char node[CH_NAME_MAX];
-	size_t ncontainers;
-	char containers[CH_MAX_CONTAINERS][CH_NAME_MAX];
-	int timeout_seconds;         /* per container */
-	bool leave_running;
-	bool encrypt;
-	char *cert_pem;              /* owned, NULL unless encrypt: the Secret's tls.crt */
-	char secret_name[CH_NAME_MAX]; /* for messages only */
-	char artifact_path[4096];    /* delete-artifact: the path recorded in status */
+	char uid[64];           /* the PodCheckpoint's metadata.uid: the job's identity */
+	char ns[64];            /* the PodCheckpoint's (and pod's) namespace */
+	char name[CH_NAME_MAX]; /* the PodCheckpoint's name */
+	char *cert_pem;         /* owned, NULL unless checkpoint with encryption: the
+				 * Secret's tls.crt; its fingerprint must equal
+				 * status.recipientFingerprint */
 };
 
 enum ch_state_kind {
-	CH_ACCEPTED,  /* queued */
+	CH_ACCEPTED,  /* journaled (older name of queued) */
 	CH_RUNNING,   /* checkpointing / bundling / encrypting */
 	CH_SUCCEEDED, /* artifact durable, status written */
 	CH_FAILED,    /* reason + message say why */
-	CH_REFUSED,   /* the request itself was bad (version, fields) */
+	CH_REFUSED,   /* the request itself was bad, or disagrees with its CR */
+	CH_QUEUED,    /* journaled, waiting for a free slot on the node */
+	CH_BUSY,      /* queue full: nothing journaled, ask again later */
 };
 
 struct ch_state {
@@ -89,8 +90,7 @@ int ch_state_encode(const struct ch_state *st, char **out);
  * -EMSGSIZE for a text longer than CH_MAX_MESSAGE, with a sentence in err.
  * Unknown fields are ignored. `job`/`st` is overwritten (a job's previous
  * cert_pem is NOT freed: clean it first); on error it is left zeroed.
- * A job needs uid, namespace and name; "checkpoint" also needs pod and at
- * least one container, and certPem when encrypt is true.
+ * A job needs uid, namespace and name; certPem is optional (checkpoint only).
  */
 int ch_job_decode(const char *text, size_t len, struct ch_job *job, char *err, size_t errlen);
 int ch_state_decode(const char *text, size_t len, struct ch_state *st, char *err, size_t errlen);

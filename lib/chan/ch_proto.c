@@ -8,12 +8,12 @@
  * newer peer can add optional fields without a version bump.
  *
  * Wire format (camelCase keys, like the Kubernetes objects they come from):
- *   {"v":1,"type":"job","op":"checkpoint","uid":"...","namespace":"...",
- *    "name":"...","pod":"...","podUID":"...","node":"...","containers":[...],
- *    "timeoutSeconds":60,"leaveRunning":false,"encrypt":true,
- *    "certPem":"...","secretName":"...","artifactPath":"..."}
- *   {"v":1,"type":"state","uid":"...","state":"running","reason":"",
+ *   {"v":2,"type":"job","op":"checkpoint"|"delete-artifact"|"cancel",
+ *    "uid":"...","namespace":"...","name":"...","certPem":"..."}
+ *   {"v":2,"type":"state","uid":"...","state":"queued","reason":"",
  *    "message":"...","bytes":0,"container":"..."}
+ * A job carries identity only (and the recipient certificate): the helper
+ * reads everything else from the PodCheckpoint and the pod.
  */
 #include "ch.h"
 
@@ -30,12 +30,14 @@
 
 static const char *const state_names[] = {
 	[CH_ACCEPTED] = "accepted", [CH_RUNNING] = "running", [CH_SUCCEEDED] = "succeeded",
-	[CH_FAILED] = "failed",     [CH_REFUSED] = "refused",
+	[CH_FAILED] = "failed",     [CH_REFUSED] = "refused",     [CH_QUEUED] = "queued",
+	[CH_BUSY] = "busy",
 };
 
 static const char *const op_names[] = {
 	[CH_OP_CHECKPOINT] = "checkpoint",
 	[CH_OP_DELETE_ARTIFACT] = "delete-artifact",
+	[CH_OP_CANCEL] = "cancel",
 };
 
 void ch_job_cleanup(struct ch_job *job)
@@ -138,12 +140,11 @@ static int new_envelope(const char *type, struct json_object **out)
 
 int ch_job_encode(const struct ch_job *job, char **out)
 {
-	struct json_object *o = NULL, *arr = NULL;
+	struct json_object *o = NULL;
 	int rc = -ENOMEM;
 
 	*out = NULL;
-	if ((unsigned)job->op >= sizeof(op_names) / sizeof(op_names[0]) ||
-	    job->ncontainers > CH_MAX_CONTAINERS) {
+	if ((unsigned)job->op >= sizeof(op_names) / sizeof(op_names[0])) {
 		rc = -EINVAL;
 		goto out;
 	}
@@ -154,39 +155,10 @@ int ch_job_encode(const struct ch_job *job, char **out)
 	PUT_STR(o, "uid", job->uid);
 	PUT_STR(o, "namespace", job->ns);
 	PUT_STR(o, "name", job->name);
-	PUT_STR(o, "pod", job->pod);
-	PUT_STR(o, "podUID", job->pod_uid);
-	PUT_STR(o, "node", job->node);
-	arr = json_object_new_array();
-	if (!arr) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < job->ncontainers; i++) {
-		const char *c = job->containers[i];
-		struct json_object *v =
-			json_object_new_string_len(c, (int)strnlen(c, CH_NAME_MAX));
-
-		if (!v || json_object_array_add(arr, v) != 0) {
-			json_object_put(v);
-			rc = -ENOMEM;
-			goto out;
-		}
-	}
-	rc = put_obj(o, "containers", arr);
-	arr = NULL; /* owned by o now (or freed by put_obj) */
-	if (rc)
-		goto out;
-	PUT_OBJ(o, "timeoutSeconds", json_object_new_int(job->timeout_seconds));
-	PUT_OBJ(o, "leaveRunning", json_object_new_boolean(job->leave_running));
-	PUT_OBJ(o, "encrypt", json_object_new_boolean(job->encrypt));
-	if (job->cert_pem)
+	if (job->cert_pem && job->op == CH_OP_CHECKPOINT)
 		PUT_OBJ(o, "certPem", json_object_new_string(job->cert_pem));
-	PUT_STR(o, "secretName", job->secret_name);
-	PUT_STR(o, "artifactPath", job->artifact_path);
 	rc = to_text(o, out);
 out:
-	json_object_put(arr);
 	json_object_put(o);
 	return rc;
 }
@@ -360,22 +332,6 @@ static int get_str(struct json_object *o, const char *key, char *buf, size_t siz
 	return 0;
 }
 
-static int get_bool(struct json_object *o, const char *key, bool *out, char *err,
-		    size_t errlen)
-{
-	struct json_object *v;
-
-	*out = false;
-	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null))
-		return 0;
-	if (!json_object_is_type(v, json_type_boolean)) {
-		seterr(err, errlen, "field \"%s\" is not a boolean", key);
-		return -EBADMSG;
-	}
-	*out = json_object_get_boolean(v);
-	return 0;
-}
-
 static int get_int64(struct json_object *o, const char *key, int64_t min, int64_t max,
 		     int64_t *out, char *err, size_t errlen)
 {
@@ -410,7 +366,6 @@ int ch_job_decode(const char *text, size_t len, struct ch_job *job, char *err, s
 {
 	struct json_object *o = NULL, *v;
 	const char *s;
-	int64_t x;
 	size_t n, i;
 	int rc;
 
@@ -438,63 +393,6 @@ int ch_job_decode(const char *text, size_t len, struct ch_job *job, char *err, s
 	GET_STR("uid", job->uid, true);
 	GET_STR("namespace", job->ns, true);
 	GET_STR("name", job->name, true);
-	GET_STR("pod", job->pod, job->op == CH_OP_CHECKPOINT);
-	GET_STR("podUID", job->pod_uid, false);
-	GET_STR("node", job->node, false);
-	GET_STR("secretName", job->secret_name, false);
-	GET_STR("artifactPath", job->artifact_path, false);
-
-	if (json_object_object_get_ex(o, "containers", &v) &&
-	    !json_object_is_type(v, json_type_null)) {
-		if (!json_object_is_type(v, json_type_array)) {
-			seterr(err, errlen, "field \"containers\" is not an array");
-			rc = -EBADMSG;
-			goto out;
-		}
-		n = json_object_array_length(v);
-		if (n > CH_MAX_CONTAINERS) {
-			seterr(err, errlen, "job lists %zu containers, more than the %d allowed",
-			       n, CH_MAX_CONTAINERS);
-			rc = -EBADMSG;
-			goto out;
-		}
-		for (i = 0; i < n; i++) {
-			struct json_object *c = json_object_array_get_idx(v, i);
-			size_t cl;
-
-			if (!c || !json_object_is_type(c, json_type_string)) {
-				seterr(err, errlen, "containers[%zu] is not a string", i);
-				rc = -EBADMSG;
-				goto out;
-			}
-			s = json_object_get_string(c);
-			cl = (size_t)json_object_get_string_len(c);
-			if (cl == 0 || cl >= CH_NAME_MAX || strlen(s) != cl) {
-				seterr(err, errlen,
-				       "containers[%zu] is empty, longer than %d bytes or has a NUL",
-				       i, CH_NAME_MAX - 1);
-				rc = -EBADMSG;
-				goto out;
-			}
-			memcpy(job->containers[i], s, cl + 1);
-		}
-		job->ncontainers = n;
-	}
-	if (job->op == CH_OP_CHECKPOINT && job->ncontainers == 0) {
-		seterr(err, errlen, "checkpoint job lists no containers");
-		rc = -EBADMSG;
-		goto out;
-	}
-	rc = get_int64(o, "timeoutSeconds", 0, INT_MAX, &x, err, errlen);
-	if (rc)
-		goto out;
-	job->timeout_seconds = (int)x;
-	rc = get_bool(o, "leaveRunning", &job->leave_running, err, errlen);
-	if (rc)
-		goto out;
-	rc = get_bool(o, "encrypt", &job->encrypt, err, errlen);
-	if (rc)
-		goto out;
 	if (json_object_object_get_ex(o, "certPem", &v) && !json_object_is_type(v, json_type_null)) {
 		if (!json_object_is_type(v, json_type_string)) {
 			seterr(err, errlen, "field \"certPem\" is not a string");
@@ -510,18 +408,13 @@ int ch_job_decode(const char *text, size_t len, struct ch_job *job, char *err, s
 			rc = -EBADMSG;
 			goto out;
 		}
-		if (n > 0) {
+		if (n > 0 && job->op == CH_OP_CHECKPOINT) {
 			job->cert_pem = strdup(s);
 			if (!job->cert_pem) {
 				rc = -ENOMEM;
 				goto out;
 			}
 		}
-	}
-	if (job->encrypt && !job->cert_pem) {
-		seterr(err, errlen, "job asks for encryption but carries no certPem");
-		rc = -EBADMSG;
-		goto out;
 	}
 	rc = 0;
 out:

@@ -337,6 +337,26 @@ int kc_base64_decode(const char *in, size_t len, char **out, size_t *out_len);
  */
 int kc_json_set(json_object *obj, const char *key, json_object *val);
 int kc_json_append(json_object *arr, json_object *val);
+/*
+ * In a function with `int rc` and an `out:` label: kc_json_set / kc_json_append,
+ * or set rc and goto out.
+ */
+#define KC_JSON_ADD(obj, key, val)                                      \
+	do {                                                            \
+		int e_ = kc_json_set((obj), (key), (val));              \
+		if (e_) {                                               \
+			rc = e_;                                        \
+			goto out;                                       \
+		}                                                       \
+	} while (0)
+#define KC_JSON_ADDA(arr, val)                                          \
+	do {                                                            \
+		int e_ = kc_json_append((arr), (val));                  \
+		if (e_) {                                               \
+			rc = e_;                                        \
+			goto out;                                       \
+		}                                                       \
+	} while (0)
 /* kc_json_set with a new string copy of val; val NULL: nothing added, 0. */
 int kc_json_set_str(json_object *obj, const char *key, const char *val);
 

@@ -102,6 +102,7 @@ start_helper() { # node
 		--state-dir="$(dirname "$root")/podcheckpoint/state" \
 		--kubelet-timeout-margin-seconds=3 --min-free-bytes=67108864 \
 		--metrics-addr="$ip:10444" \
+		--kubelet-root-dir="$root" --late-archive-grace-seconds="${PCP_LATE_GRACE:-60}" \
 		${PCP_HELPER_ARGS:-}
 }
 

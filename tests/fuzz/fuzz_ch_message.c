@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (ch_job_encode(&job, &text) != 0)
 			__builtin_trap();
 		if (ch_job_decode(text, strlen(text), &again, err, sizeof(err)) != 0 ||
-		    strcmp(job.uid, again.uid) != 0 || job.ncontainers != again.ncontainers ||
+		    strcmp(job.uid, again.uid) != 0 || strcmp(job.name, again.name) != 0 ||
 		    job.op != again.op)
 			__builtin_trap();
 		free(text);

@@ -422,14 +422,15 @@ func TestFaultDelay(t *testing.T) {
 	if d := time.Since(start); r.Status != 200 || d < 2*time.Second {
 		t.Errorf("got %d after %s, want 200 after >= 2s", r.Status, d)
 	}
-	// a delay past the request's timeout: the runtime gives up
+	// a timeout below 2 min is raised to 2 min by the kubelet's CRI client (as
+	// a real kubelet does): the runtime does not give up at 1 s
 	start = time.Now()
 	r, err = env.Checkpoint(ctx, f.client, "node-1", f.ns, "slow", "counter", "timeout=1", f.allowed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); r.Status != 500 || !strings.Contains(r.Body, "DeadlineExceeded") || d > 1900*time.Millisecond {
-		t.Errorf("timeout=1: got %d %q after %s", r.Status, r.Body, d)
+	if d := time.Since(start); r.Status != 200 || d < 2*time.Second {
+		t.Errorf("timeout=1: got %d %q after %s, want 200 after the 2 s delay", r.Status, r.Body, d)
 	}
 }
 

@@ -18,8 +18,10 @@ import (
 
 // kubeletRecord is one line of a kubelet stand-in's request log.
 type kubeletRecord struct {
-	Path   string `json:"path"`
-	Status int    `json:"status"` // 0: never answered (hang, client gone)
+	Method  string `json:"method"` // "LATE": an archive written after the client gave up
+	Path    string `json:"path"`
+	Status  int    `json:"status"` // 0: never answered (hang, client gone)
+	Archive string `json:"archive"`
 }
 
 // kubeletLog returns the checkpoint requests the stand-ins saw for ns/pod.
@@ -50,6 +52,15 @@ func kubeletRequests(t *testing.T, ns, pod string) int {
 		}
 	}
 	return n
+}
+
+func nodeCheckpointsDir(node string) string {
+	for _, n := range state.Nodes {
+		if n.Name == node {
+			return n.CheckpointsDir
+		}
+	}
+	return ""
 }
 
 func artifactPath(u *unstructured.Unstructured) string {
@@ -146,7 +157,7 @@ func TestControllerRestartExactlyOnce(t *testing.T) {
 	for {
 		u, err := pcpAPI.Namespace(ns).Get(ctxT(t, 10*time.Second), "once", metav1.GetOptions{})
 		if err == nil {
-			if s, _, _ := unstructured.NestedString(u.Object, "status", "startTime"); s != "" {
+			if s, _, _ := unstructured.NestedString(u.Object, "status", "dispatchTime"); s != "" {
 				break
 			}
 		}
@@ -277,8 +288,28 @@ func TestHelperRestartInterrupted(t *testing.T) {
 	u := waitDone(t, ns, "cut-off", done)
 	expectFailed(t, u, "Interrupted")
 	time.Sleep(4 * time.Second) // past the stand-in's delay: any second call would show by now
-	if n := len(kubeletLog(t, ns, "slow")); n != 1 {
+	n, late := 0, 0
+	for _, r := range kubeletLog(t, ns, "slow") {
+		if r.Method == "LATE" {
+			late++
+		} else {
+			n++
+		}
+	}
+	if n != 1 {
 		t.Errorf("the kubelet got %d checkpoint requests for one PodCheckpoint, want 1", n)
+	}
+	// The runtime finished the call the killed helper gave up on; the restarted
+	// helper found the call in its journal and swept the late archive.
+	if late > 0 {
+		matches, _ := filepath.Glob(filepath.Join(nodeCheckpointsDir("node-2"), "checkpoint-slow_"+ns+"-app-*.tar"))
+		for deadline := time.Now().Add(5 * time.Second); len(matches) > 0 && time.Now().Before(deadline); {
+			time.Sleep(200 * time.Millisecond)
+			matches, _ = filepath.Glob(filepath.Join(nodeCheckpointsDir("node-2"), "checkpoint-slow_"+ns+"-app-*.tar"))
+		}
+		if len(matches) > 0 {
+			t.Errorf("the late archive of the interrupted call was not swept: %v", matches)
+		}
 	}
 }
 

@@ -25,18 +25,7 @@ static void fill_job(struct ch_job *j)
 	snprintf(j->uid, sizeof(j->uid), "0b6f5c1e-1111-2222-3333-444455556666");
 	snprintf(j->ns, sizeof(j->ns), "team-a");
 	snprintf(j->name, sizeof(j->name), "nightly \"quoted\" \\ name");
-	snprintf(j->pod, sizeof(j->pod), "web-0");
-	snprintf(j->pod_uid, sizeof(j->pod_uid), "pod-uid-1");
-	snprintf(j->node, sizeof(j->node), "node-1");
-	j->ncontainers = 2;
-	snprintf(j->containers[0], CH_NAME_MAX, "app");
-	snprintf(j->containers[1], CH_NAME_MAX, "sidecar");
-	j->timeout_seconds = 90;
-	j->leave_running = true;
-	j->encrypt = true;
 	j->cert_pem = strdup("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
-	snprintf(j->secret_name, sizeof(j->secret_name), "backup-key");
-	snprintf(j->artifact_path, sizeof(j->artifact_path), "/var/lib/pcp/a/b.tar");
 }
 
 static void test_job_roundtrip(void **state)
@@ -47,45 +36,45 @@ static void test_job_roundtrip(void **state)
 	(void)state;
 	fill_job(&a);
 	assert_int_equal(ch_job_encode(&a, &text), 0);
-	assert_non_null(strstr(text, "\"v\":1"));
+	assert_non_null(strstr(text, "\"v\":2"));
 	assert_non_null(strstr(text, "\"type\":\"job\""));
 	assert_non_null(strstr(text, "\"op\":\"checkpoint\""));
+	/* identity and the certificate only: nothing the helper reads from the CR */
+	assert_null(strstr(text, "\"pod\""));
+	assert_null(strstr(text, "leaveRunning"));
+	assert_null(strstr(text, "containers"));
 	assert_int_equal(ch_job_decode(text, strlen(text), &b, err, sizeof(err)), 0);
 	assert_int_equal(b.op, a.op);
 	assert_string_equal(b.uid, a.uid);
 	assert_string_equal(b.ns, a.ns);
 	assert_string_equal(b.name, a.name);
-	assert_string_equal(b.pod, a.pod);
-	assert_string_equal(b.pod_uid, a.pod_uid);
-	assert_string_equal(b.node, a.node);
-	assert_int_equal(b.ncontainers, 2);
-	assert_string_equal(b.containers[0], "app");
-	assert_string_equal(b.containers[1], "sidecar");
-	assert_int_equal(b.timeout_seconds, 90);
-	assert_true(b.leave_running);
-	assert_true(b.encrypt);
 	assert_string_equal(b.cert_pem, a.cert_pem);
-	assert_string_equal(b.secret_name, a.secret_name);
-	assert_string_equal(b.artifact_path, a.artifact_path);
 	free(text);
 	ch_job_cleanup(&b);
 
-	/* delete-artifact: no pod or containers needed */
+	/* delete-artifact and cancel: identity only; a certPem is not kept */
+	for (int op = CH_OP_DELETE_ARTIFACT; op <= CH_OP_CANCEL; op++) {
+		a.op = (enum ch_op)op;
+		assert_int_equal(ch_job_encode(&a, &text), 0);
+		assert_non_null(strstr(text, op == CH_OP_CANCEL ? "\"op\":\"cancel\""
+								: "\"op\":\"delete-artifact\""));
+		assert_null(strstr(text, "certPem"));
+		assert_int_equal(ch_job_decode(text, strlen(text), &b, err, sizeof(err)), 0);
+		assert_int_equal(b.op, op);
+		assert_null(b.cert_pem);
+		free(text);
+		ch_job_cleanup(&b);
+	}
+	/* a v1 job's extra fields are ignored: the helper never trusts them */
+	{
+		const char *v1 = "{\"v\":2,\"type\":\"job\",\"op\":\"checkpoint\",\"uid\":\"u\",\"namespace\":\"ns\","
+				 "\"name\":\"n\",\"pod\":\"victim\",\"leaveRunning\":false,\"node\":\"x\"}";
+
+		assert_int_equal(ch_job_decode(v1, strlen(v1), &b, err, sizeof(err)), 0);
+		assert_string_equal(b.name, "n");
+		ch_job_cleanup(&b);
+	}
 	ch_job_cleanup(&a);
-	memset(&a, 0, sizeof(a));
-	a.op = CH_OP_DELETE_ARTIFACT;
-	snprintf(a.uid, sizeof(a.uid), "u1");
-	snprintf(a.ns, sizeof(a.ns), "ns");
-	snprintf(a.name, sizeof(a.name), "n");
-	snprintf(a.artifact_path, sizeof(a.artifact_path), "/x/y.tar.cms");
-	assert_int_equal(ch_job_encode(&a, &text), 0);
-	assert_non_null(strstr(text, "\"op\":\"delete-artifact\""));
-	assert_int_equal(ch_job_decode(text, strlen(text), &b, err, sizeof(err)), 0);
-	assert_int_equal(b.op, CH_OP_DELETE_ARTIFACT);
-	assert_string_equal(b.artifact_path, "/x/y.tar.cms");
-	assert_null(b.cert_pem);
-	free(text);
-	ch_job_cleanup(&b);
 	ch_job_cleanup(NULL);
 }
 
@@ -108,11 +97,13 @@ static void test_state_roundtrip(void **state)
 	assert_memory_equal(&a, &b, sizeof(a));
 	free(text);
 
-	for (int i = CH_ACCEPTED; i <= CH_REFUSED; i++) {
+	for (int i = CH_ACCEPTED; i <= CH_BUSY; i++) {
 		assert_int_equal(ch_state_parse_name(ch_state_name((enum ch_state_kind)i), &k), 0);
 		assert_int_equal((int)k, i);
 	}
 	assert_string_equal(ch_state_name(CH_SUCCEEDED), "succeeded");
+	assert_string_equal(ch_state_name(CH_QUEUED), "queued");
+	assert_string_equal(ch_state_name(CH_BUSY), "busy");
 	assert_int_equal(ch_state_parse_name("done", &k), -EINVAL);
 	assert_int_equal(ch_state_parse_name(NULL, &k), -EINVAL);
 }
@@ -129,8 +120,8 @@ static void expect_job_error(const char *text, int want)
 	assert_string_equal(j.uid, "");
 }
 
-#define JOB_HEAD "{\"v\":1,\"type\":\"job\",\"op\":\"checkpoint\","
-#define JOB_OK_TAIL "\"uid\":\"u\",\"namespace\":\"ns\",\"name\":\"n\",\"pod\":\"p\",\"containers\":[\"c\"]"
+#define JOB_HEAD "{\"v\":2,\"type\":\"job\",\"op\":\"checkpoint\","
+#define JOB_OK_TAIL "\"uid\":\"u\",\"namespace\":\"ns\",\"name\":\"n\""
 
 static void test_decode_errors(void **state)
 {
@@ -146,40 +137,37 @@ static void test_decode_errors(void **state)
 		const char *ok = JOB_HEAD JOB_OK_TAIL ",\"future\":{\"x\":[1,2]}}";
 
 		assert_int_equal(ch_job_decode(ok, strlen(ok), &j, err, sizeof(err)), 0);
-		assert_string_equal(j.containers[0], "c");
+		assert_string_equal(j.name, "n");
 		ch_job_cleanup(&j);
 	}
-	expect_job_error("{\"v\":2,\"type\":\"job\",\"op\":\"checkpoint\"," JOB_OK_TAIL "}", -EPROTO);
+	expect_job_error("{\"v\":1,\"type\":\"job\",\"op\":\"checkpoint\"," JOB_OK_TAIL "}", -EPROTO);
 	expect_job_error("{\"type\":\"job\",\"op\":\"checkpoint\"," JOB_OK_TAIL "}", -EPROTO);
-	expect_job_error("{\"v\":\"1\",\"type\":\"job\",\"op\":\"checkpoint\"," JOB_OK_TAIL "}",
+	expect_job_error("{\"v\":\"2\",\"type\":\"job\",\"op\":\"checkpoint\"," JOB_OK_TAIL "}",
 			 -EPROTO);
-	expect_job_error("{\"v\":1,\"type\":\"state\",\"op\":\"checkpoint\"," JOB_OK_TAIL "}",
+	expect_job_error("{\"v\":2,\"type\":\"state\",\"op\":\"checkpoint\"," JOB_OK_TAIL "}",
 			 -EPROTO);
-	expect_job_error("{\"v\":1,\"type\":\"job\",\"op\":\"restore\"," JOB_OK_TAIL "}", -EPROTO);
-	expect_job_error(JOB_HEAD "\"namespace\":\"ns\",\"name\":\"n\",\"pod\":\"p\",\"containers\":[\"c\"]}",
+	expect_job_error("{\"v\":2,\"type\":\"job\",\"op\":\"restore\"," JOB_OK_TAIL "}", -EPROTO);
+	expect_job_error(JOB_HEAD "\"namespace\":\"ns\",\"name\":\"n\"}",
 			 -EBADMSG); /* missing uid */
-	expect_job_error(JOB_HEAD "\"uid\":\"\",\"namespace\":\"ns\",\"name\":\"n\",\"pod\":\"p\",\"containers\":[\"c\"]}",
+	expect_job_error(JOB_HEAD "\"uid\":\"\",\"namespace\":\"ns\",\"name\":\"n\"}",
 			 -EBADMSG); /* empty uid */
-	expect_job_error(JOB_HEAD "\"uid\":5,\"namespace\":\"ns\",\"name\":\"n\",\"pod\":\"p\",\"containers\":[\"c\"]}",
+	expect_job_error(JOB_HEAD "\"uid\":5,\"namespace\":\"ns\",\"name\":\"n\"}",
 			 -EBADMSG); /* mistyped uid */
-	expect_job_error(JOB_HEAD "\"uid\":\"u\",\"namespace\":\"ns\",\"name\":\"n\",\"pod\":\"p\"}",
-			 -EBADMSG); /* no containers */
-	expect_job_error(JOB_HEAD JOB_OK_TAIL ",\"encrypt\":true}", -EBADMSG); /* no cert */
-	expect_job_error(JOB_HEAD JOB_OK_TAIL ",\"encrypt\":\"yes\"}", -EBADMSG);
-	expect_job_error(JOB_HEAD JOB_OK_TAIL ",\"timeoutSeconds\":-1}", -EBADMSG);
-	expect_job_error(JOB_HEAD JOB_OK_TAIL ",\"timeoutSeconds\":99999999999}", -EBADMSG);
+	expect_job_error(JOB_HEAD "\"uid\":\"u\",\"namespace\":\"ns\"}",
+			 -EBADMSG); /* no name */
+	expect_job_error(JOB_HEAD JOB_OK_TAIL ",\"certPem\":5}", -EBADMSG);
 	expect_job_error("not json at all", -EBADMSG);
-	expect_job_error("{\"v\":1,", -EBADMSG);
+	expect_job_error("{\"v\":2,", -EBADMSG);
 	expect_job_error("[1,2,3]", -EBADMSG);
 	expect_job_error(JOB_HEAD JOB_OK_TAIL "} trailing", -EBADMSG);
-	expect_job_error(JOB_HEAD "\"uid\":\"u\\u0000x\",\"namespace\":\"ns\",\"name\":\"n\",\"pod\":\"p\",\"containers\":[\"c\"]}",
+	expect_job_error(JOB_HEAD "\"uid\":\"u\\u0000x\",\"namespace\":\"ns\",\"name\":\"n\"}",
 			 -EBADMSG); /* embedded NUL */
 
 	/* oversized name: 253 bytes fit CH_NAME_MAX (254 with NUL), 254 do not */
 	big = malloc(CH_MAX_MESSAGE + 100);
 	assert_non_null(big);
 	for (size_t n = CH_NAME_MAX - 1; n <= CH_NAME_MAX; n++) {
-		off = (size_t)snprintf(big, 200, JOB_HEAD "\"uid\":\"u\",\"namespace\":\"ns\",\"pod\":\"p\",\"containers\":[\"c\"],\"name\":\"");
+		off = (size_t)snprintf(big, 200, JOB_HEAD "\"uid\":\"u\",\"namespace\":\"ns\",\"name\":\"");
 		memset(big + off, 'a', n);
 		off += n;
 		memcpy(big + off, "\"}", 3);
@@ -191,23 +179,8 @@ static void test_decode_errors(void **state)
 			expect_job_error(big, -EBADMSG);
 		}
 	}
-	/* too many containers: 64 fine, 65 refused */
-	for (int n = CH_MAX_CONTAINERS; n <= CH_MAX_CONTAINERS + 1; n++) {
-		off = (size_t)snprintf(big, 200, JOB_HEAD "\"uid\":\"u\",\"namespace\":\"ns\",\"name\":\"n\",\"pod\":\"p\",\"containers\":[");
-		for (int i = 0; i < n; i++)
-			off += (size_t)snprintf(big + off, 32, "%s\"c%d\"", i ? "," : "", i);
-		memcpy(big + off, "]}", 3);
-		if (n == CH_MAX_CONTAINERS) {
-			assert_int_equal(ch_job_decode(big, strlen(big), &j, err, sizeof(err)), 0);
-			assert_int_equal(j.ncontainers, CH_MAX_CONTAINERS);
-			assert_string_equal(j.containers[63], "c63");
-			ch_job_cleanup(&j);
-		} else {
-			expect_job_error(big, -EBADMSG);
-		}
-	}
 	/* certificate over 64 KiB */
-	off = (size_t)snprintf(big, 200, JOB_HEAD JOB_OK_TAIL ",\"encrypt\":true,\"certPem\":\"");
+	off = (size_t)snprintf(big, 200, JOB_HEAD JOB_OK_TAIL ",\"certPem\":\"");
 	memset(big + off, 'A', CH_MAX_CERT_PEM + 1);
 	off += CH_MAX_CERT_PEM + 1;
 	memcpy(big + off, "\"}", 3);
@@ -220,10 +193,10 @@ static void test_decode_errors(void **state)
 
 	/* state errors */
 	{
-		const char *s1 = "{\"v\":1,\"type\":\"state\",\"state\":\"running\"}";
-		const char *s2 = "{\"v\":1,\"type\":\"state\",\"uid\":\"u\",\"state\":\"sleeping\"}";
-		const char *s3 = "{\"v\":1,\"type\":\"job\",\"uid\":\"u\",\"state\":\"running\"}";
-		const char *s4 = "{\"v\":1,\"type\":\"state\",\"uid\":\"u\",\"state\":\"running\",\"bytes\":-5}";
+		const char *s1 = "{\"v\":2,\"type\":\"state\",\"state\":\"running\"}";
+		const char *s2 = "{\"v\":2,\"type\":\"state\",\"uid\":\"u\",\"state\":\"sleeping\"}";
+		const char *s3 = "{\"v\":2,\"type\":\"job\",\"uid\":\"u\",\"state\":\"running\"}";
+		const char *s4 = "{\"v\":2,\"type\":\"state\",\"uid\":\"u\",\"state\":\"running\",\"bytes\":-5}";
 
 		assert_int_equal(ch_state_decode(s1, strlen(s1), &st, err, sizeof(err)), -EBADMSG);
 		assert_int_equal(ch_state_decode(s2, strlen(s2), &st, err, sizeof(err)), -EBADMSG);

@@ -21,6 +21,7 @@ static const struct ctl_policy POL = {
 	.helper_wait_seconds = 60,
 	.job_margin_seconds = 60,
 	.poll_seconds = 5,
+	.queue_wait_seconds = 600,
 	.allow_expired = false,
 };
 
@@ -63,11 +64,12 @@ static struct ctl_obs *base(void)
 	return o;
 }
 
-/* The same CR after dispatch (in flight). */
+/* The same CR after dispatch, started by the helper (in flight). */
 static struct ctl_obs *in_flight(void)
 {
 	struct ctl_obs *o = base();
 
+	o->dispatch_ms = T0 + 1000;
 	o->start_ms = T0 + 1000;
 	o->now_ms = T0 + 2000;
 	set(o->st_node, sizeof(o->st_node), "node-a");
@@ -330,7 +332,8 @@ static void test_dispatch(void **state)
 	assert_true(d.status.set_dispatch);
 	assert_string_equal(d.status.node_name, "node-a");
 	assert_string_equal(d.status.pod_uid, "pod-uid-1");
-	assert_int_equal(d.status.start_ms, o->now_ms);
+	assert_int_equal(d.status.dispatch_ms, o->now_ms);
+	assert_string_equal(d.status.recipient_fp, ""); /* not encrypting */
 	assert_string_equal(d.status.message, "dispatched to the node helper on node-a");
 	assert_true(d.event);
 	assert_false(d.event_warning);
@@ -387,8 +390,9 @@ static void test_terminal_never_changes(void **state)
 		assert_false(d.event);
 		assert_int_equal(d.actions, 0);
 		assert_int_equal(d.requeue_ms, -1);
-		/* Not dispatched either, even without startTime. */
+		/* Not dispatched either, even without startTime or nodeName. */
 		o->start_ms = 0;
+		o->st_node[0] = '\0';
 		ctl_decide(&POL, o, &d);
 		assert_int_equal(d.actions, 0);
 		assert_false(d.write_status);
@@ -417,6 +421,7 @@ static void test_timeout(void **state)
 	ctl_decide(&POL, o, &d);
 	expect_failed(&d, "Timeout");
 	assert_non_null(strstr(d.status.message, "660s"));
+	assert_true(d.actions & CTL_ACT_CANCEL); /* the helper stops and cleans up */
 
 	/* spec.containers counts, not the pod's. */
 	o->nspec_containers = 1;
@@ -493,6 +498,150 @@ static void test_helper_lost_in_flight(void **state)
 	o->now_ms = o->start_ms + 60000;
 	ctl_decide(&POL, o, &d);
 	expect_failed(&d, "NodeHelperUnavailable");
+	free(o);
+}
+
+
+/* ---------------------------------------------------------------- queued / busy */
+
+/* Dispatched, the helper has not started it: waiting for a slot. */
+static struct ctl_obs *queued(void)
+{
+	struct ctl_obs *o = in_flight();
+
+	o->start_ms = 0;
+	return o;
+}
+
+static void test_queued_stays_pending(void **state)
+{
+	struct ctl_obs *o = queued();
+	struct ctl_decision d;
+
+	(void)state;
+	o->answer = CTL_ANS_ACCEPTED;
+	o->last_contact_ms = o->now_ms;
+	/* Just dispatched: most jobs start at once, so no status write or Event yet. */
+	o->now_ms = o->dispatch_ms + 1000;
+	ctl_decide(&POL, o, &d);
+	assert_false(d.write_status);
+	assert_false(d.event);
+	assert_true(d.actions & CTL_ACT_POLL);
+	/* Far past timeoutSeconds x containers: the checkpoint deadline has not
+	 * started; only the queue wait counts. */
+	o->now_ms = o->dispatch_ms + 599LL * 1000;
+	o->last_contact_ms = o->now_ms;
+	ctl_decide(&POL, o, &d);
+	assert_true(d.write_status);
+	assert_int_equal(d.status.phase, CTL_PHASE_PENDING);
+	assert_non_null(strstr(d.status.message, "Queued on the node helper on node node-a"));
+	assert_true(d.actions & CTL_ACT_POLL);
+	assert_true(d.event);
+	assert_true(d.queued_event);
+	assert_false(d.event_warning);
+	assert_string_equal(d.event_reason, "Queued");
+	assert_int_equal(d.requeue_ms, 1000); /* wakes at the end of the queue wait */
+	/* The Event once. */
+	o->queued_event_sent = true;
+	set(o->st_message, sizeof(o->st_message), d.status.message);
+	ctl_decide(&POL, o, &d);
+	assert_false(d.event);
+	assert_false(d.write_status);
+	/* The queue wait ends: QueueTimeout, and the helper is told. */
+	o->now_ms = o->dispatch_ms + 600LL * 1000;
+	o->last_contact_ms = o->now_ms;
+	ctl_decide(&POL, o, &d);
+	expect_failed(&d, "QueueTimeout");
+	assert_true(d.actions & CTL_ACT_CANCEL);
+	free(o);
+}
+
+static void test_busy_is_not_a_failure(void **state)
+{
+	struct ctl_obs *o = queued();
+	struct ctl_decision d;
+
+	(void)state;
+	o->answer = CTL_ANS_BUSY;
+	set(o->answer_reason, sizeof(o->answer_reason), "Busy");
+	o->last_contact_ms = o->now_ms;
+	ctl_decide(&POL, o, &d);
+	assert_true(d.event); /* one Normal Event for the wait */
+	assert_false(d.event_warning);
+	assert_string_equal(d.event_reason, "NodeHelperBusy");
+	o->queued_event_sent = true;
+	for (unsigned k = 0; k < 8; k++) {
+		o->busy_count = k + 1;
+		ctl_decide(&POL, o, &d);
+		assert_false(d.event);
+		assert_int_equal(d.status.phase, CTL_PHASE_PENDING);
+		assert_false(d.status.stalled);
+		assert_true(d.actions & CTL_ACT_POLL); /* sent again */
+		assert_false(d.actions & CTL_ACT_CANCEL);
+		assert_non_null(strstr(d.status.message, "busy"));
+		/* backoff: 10 s, 20 s, then half the helper wait (30 s): a busy helper
+		 * answers, so it is never taken for a lost one */
+		assert_int_equal(d.requeue_ms, k == 0 ? 10000 : k == 1 ? 20000 : 30000);
+	}
+	/* Busy for longer than the helper wait, answering every time: still Pending. */
+	o->now_ms += 120000;
+	o->last_contact_ms = o->now_ms - 30000;
+	ctl_decide(&POL, o, &d);
+	assert_int_equal(d.status.phase, CTL_PHASE_PENDING);
+	free(o);
+}
+
+static void test_commit_point_no_timeout(void **state)
+{
+	struct ctl_obs *o = in_flight();
+	struct ctl_decision d;
+
+	(void)state;
+	o->answer = CTL_ANS_RUNNING;
+	o->deleting_pod = true;
+	o->leave_running = false;
+	o->now_ms = o->start_ms + 3600LL * 1000; /* far past the deadline */
+	o->last_contact_ms = o->now_ms;
+	ctl_decide(&POL, o, &d);
+	assert_int_equal(d.actions, CTL_ACT_POLL); /* the helper is deleting the pod */
+	assert_false(d.write_status);
+	/* Its Lease goes stale and it stays silent: then it fails (and cancels). */
+	o->lease_fresh = false;
+	ctl_decide(&POL, o, &d);
+	expect_failed(&d, "Timeout");
+	assert_true(d.actions & CTL_ACT_CANCEL);
+	free(o);
+}
+
+static void test_refused_cancels(void **state)
+{
+	struct ctl_obs *o = queued();
+	struct ctl_decision d;
+
+	(void)state;
+	o->answer = CTL_ANS_REFUSED;
+	set(o->answer_reason, sizeof(o->answer_reason), "NotDispatchedHere");
+	ctl_decide(&POL, o, &d);
+	expect_failed(&d, "NotDispatchedHere");
+	assert_true(d.actions & CTL_ACT_CANCEL);
+	free(o);
+}
+
+static void test_dispatch_records_fingerprint(void **state)
+{
+	struct ctl_obs *o = base();
+	struct ctl_decision d;
+
+	(void)state;
+	o->encrypt = true;
+	set(o->secret_name, sizeof(o->secret_name), "key");
+	o->secret_exists = true;
+	set(o->secret_type, sizeof(o->secret_type), "kubernetes.io/tls");
+	o->cert = CTL_CERT_OK;
+	set(o->cert_fingerprint, sizeof(o->cert_fingerprint), "c0ffee");
+	ctl_decide(&POL, o, &d);
+	assert_true(d.actions & CTL_ACT_DISPATCH);
+	assert_string_equal(d.status.recipient_fp, "c0ffee");
 	free(o);
 }
 
@@ -720,6 +869,7 @@ static void test_ttl(void **state)
 	o->ttl_seconds = 0;
 	o->phase = CTL_PHASE_PENDING;
 	o->start_ms = 0;
+	o->st_node[0] = '\0';
 	o->completion_ms = 0;
 	o->pod_exists = false;
 	ctl_decide(&POL, o, &d);
@@ -834,16 +984,19 @@ static void test_status_patch(void **state)
 	assert_string_equal(kc_json_str(patch, "metadata.resourceVersion"), "42");
 	assert_string_equal(kc_json_str(patch, "status.phase"), "Pending");
 	assert_string_equal(kc_json_str(patch, "status.nodeName"), "node-a");
-	assert_string_equal(kc_json_str(patch, "status.startTime"), "2023-11-14T22:13:21Z");
+	/* dispatchTime, not startTime: the helper writes that when it starts */
+	assert_string_equal(kc_json_str(patch, "status.dispatchTime"), "2023-11-14T22:13:21Z");
+	assert_null(kc_json_get(patch, "status.startTime"));
 	assert_null(kc_json_get(patch, "status.completionTime"));
 	conds = kc_json_get(patch, "status.conditions");
 	assert_int_equal(json_object_array_length(conds), 3);
-	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 0), "type"), "Custom");
+	/* the shared merge: order kept, Ready replaced in place */
+	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 1), "type"), "Custom");
 	/* not terminal yet: Reconciling=True (kstatus InProgress) */
 	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 2), "type"), "Reconciling");
 	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 2), "status"), "True");
 	/* Ready stays False: its lastTransitionTime is kept. */
-	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 1), "lastTransitionTime"),
+	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 0), "lastTransitionTime"),
 			    "2023-01-01T00:00:00Z");
 	json_object_put(patch);
 
@@ -855,9 +1008,9 @@ static void test_status_patch(void **state)
 	assert_non_null(kc_json_str(patch, "status.completionTime"));
 	conds = kc_json_get(patch, "status.conditions");
 	assert_int_equal(json_object_array_length(conds), 4);
+	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 0), "reason"), "CheckpointFailed");
 	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 3), "type"), "Reconciling");
 	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 3), "status"), "False");
-	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 1), "reason"), "CheckpointFailed");
 	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 2), "type"), "Stalled");
 	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 2), "status"), "True");
 	assert_string_equal(kc_json_str(json_object_array_get_idx(conds, 2), "reason"), "PodNotFound");
@@ -923,6 +1076,11 @@ int main(void)
 		cmocka_unit_test(test_helper_failed_answer),
 		cmocka_unit_test(test_helper_refused_answer),
 		cmocka_unit_test(test_helper_lost_in_flight),
+		cmocka_unit_test(test_queued_stays_pending),
+		cmocka_unit_test(test_busy_is_not_a_failure),
+		cmocka_unit_test(test_commit_point_no_timeout),
+		cmocka_unit_test(test_refused_cancels),
+		cmocka_unit_test(test_dispatch_records_fingerprint),
 		cmocka_unit_test(test_helper_wait_then_fail),
 		cmocka_unit_test(test_helper_wait_uses_first_seen_without_creation),
 		cmocka_unit_test(test_serialisation),

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -124,7 +125,7 @@ static void test_resume(void **state)
 	assert_string_equal(st.reason, "");
 	r->state = NH_J_ACCEPTED;
 	nh_record_to_ch_state(r, &st);
-	assert_int_equal(st.state, CH_ACCEPTED);
+	assert_int_equal(st.state, CH_QUEUED); /* waiting for a free slot */
 	free(r);
 }
 
@@ -189,6 +190,35 @@ static void test_disk(void **state)
 	free(got);
 }
 
+/* Finished records go after --journal-keep-seconds; running ones never. */
+static void test_prune(void **state)
+{
+	char dir[] = "/tmp/nh-prune-XXXXXX";
+	struct nh_journal *j = NULL;
+	struct nh_record *old = mkrec("uid-old", NH_J_DONE), *fresh = mkrec("uid-new", NH_J_FAILED);
+	struct nh_record *live = mkrec("uid-live", NH_J_CHECKPOINTING);
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(nh_journal_open(dir, &j), 0);
+	snprintf(old->completion_time, sizeof(old->completion_time), "2020-01-01T00:00:00Z");
+	kc_time_rfc3339(time(NULL), fresh->completion_time);
+	snprintf(live->completion_time, sizeof(live->completion_time), "2020-01-01T00:00:00Z");
+	assert_int_equal(nh_journal_save(j, old), 0);
+	assert_int_equal(nh_journal_save(j, fresh), 0);
+	assert_int_equal(nh_journal_save(j, live), 0);
+	assert_int_equal(nh_journal_prune(j, 0), 0); /* 0: never */
+	assert_int_equal(nh_journal_prune(j, 3600), 1);
+	assert_int_equal(nh_journal_state(j, "uid-old", NULL, NULL), -ENOENT);
+	assert_int_equal(nh_journal_get(j, "uid-old", old), -ENOENT); /* the file too */
+	assert_int_equal(nh_journal_state(j, "uid-new", NULL, NULL), 0);
+	assert_int_equal(nh_journal_state(j, "uid-live", NULL, NULL), 0);
+	nh_journal_free(j);
+	free(old);
+	free(fresh);
+	free(live);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -196,6 +226,7 @@ int main(void)
 		cmocka_unit_test(test_states),
 		cmocka_unit_test(test_resume),
 		cmocka_unit_test(test_disk),
+		cmocka_unit_test(test_prune),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,9 +40,15 @@ static void test_running_keeps_ltt(void **state)
 {
 	json_object *cr = json_tokener_parse(CR), *p = NULL, *c;
 	(void)state;
-	assert_int_equal(nh_status_running(cr, "Checkpointing 1 container", "2024-05-05T05:05:05Z", &p), 0);
+	assert_int_equal(nh_status_running(cr, "Checkpointing 1 container", "2024-05-05T05:05:04Z",
+					   "2024-05-05T05:05:05Z", &p), 0);
 	assert_string_equal(kc_json_str(p, "metadata.resourceVersion"), "777");
 	assert_string_equal(kc_json_str(p, "status.phase"), "Running");
+	/* the checkpoint deadline counts from here */
+	assert_string_equal(kc_json_str(p, "status.startTime"), "2024-05-05T05:05:04Z");
+	/* never the controller's fields */
+	assert_null(kc_json_get(p, "status.nodeName"));
+	assert_null(kc_json_get(p, "status.podUID"));
 	assert_int_equal(kc_json_int64(p, "status.observedGeneration", 0, NULL), 3);
 	c = find_cond(p, "Ready");
 	assert_non_null(c);
@@ -148,6 +154,9 @@ static void test_succeeded(void **state)
 	assert_string_equal(kc_json_str(c, "status"), "False");
 	c = find_cond(p, "Reconciling");
 	assert_string_equal(kc_json_str(c, "status"), "False");
+	assert_null(kc_json_get(p, "status.nodeName"));
+	assert_null(kc_json_get(p, "status.podUID"));
+	assert_null(kc_json_get(p, "status.recipientFingerprint"));
 	json_object_put(p);
 	r->pod_deleted = true;
 	r->nresults = 1;
@@ -162,17 +171,34 @@ static void test_succeeded(void **state)
 	free(r);
 }
 
-static void test_conditions_new(void **state)
+/* leaveRunning=false: the commit point is Running (Ready stays False), then
+ * either Succeeded with Ready=True once, or Failed with the artifact kept. */
+static void test_deleting_pod_and_kept(void **state)
 {
-	struct nh_cond set[] = { { "Ready", "True", "CheckpointCompleted", "ok" } };
-	json_object *arr = NULL;
+	json_object *cr = json_tokener_parse(CR), *p = NULL, *c;
+	struct nh_record *r = mkrec();
+
 	(void)state;
-	assert_int_equal(nh_conditions_build(NULL, set, 1, 7, "2024-05-05T05:05:05Z", &arr), 0);
-	assert_int_equal(json_object_array_length(arr), 1);
-	assert_string_equal(kc_json_str(json_object_array_get_idx(arr, 0), "lastTransitionTime"),
-			    "2024-05-05T05:05:05Z");
-	assert_int_equal(kc_json_int64(json_object_array_get_idx(arr, 0), "observedGeneration", 0, NULL), 7);
-	json_object_put(arr);
+	r->job.leave_running = false;
+	snprintf(r->job.pod_uid, sizeof(r->job.pod_uid), "pod-uid");
+	assert_int_equal(nh_status_deleting_pod(cr, r, "2024-05-05T05:05:05Z", &p), 0);
+	assert_string_equal(kc_json_str(p, "status.phase"), "Running");
+	assert_true(json_object_get_boolean(kc_json_get(p, "status.deletingPod")));
+	assert_string_equal(kc_json_str(p, "status.artifact.path"), r->artifact.path);
+	assert_non_null(strstr(kc_json_str(p, "status.message"), "deleting pod default/web"));
+	c = find_cond(p, "Ready");
+	assert_string_equal(kc_json_str(c, "status"), "False");
+	json_object_put(p);
+
+	assert_int_equal(nh_status_artifact_kept(cr, r, "PodDeleteFailed", "kept", "2024-05-05T05:05:05Z", &p), 0);
+	assert_string_equal(kc_json_str(p, "status.phase"), "Failed");
+	assert_false(json_object_get_boolean(kc_json_get(p, "status.deletingPod")));
+	assert_string_equal(kc_json_str(p, "status.artifact.path"), r->artifact.path);
+	c = find_cond(p, "Stalled");
+	assert_string_equal(kc_json_str(c, "reason"), "PodDeleteFailed");
+	json_object_put(p);
+	json_object_put(cr);
+	free(r);
 }
 
 static void test_manifest(void **state)
@@ -211,7 +237,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_running_keeps_ltt), cmocka_unit_test(test_failed),
-		cmocka_unit_test(test_succeeded),         cmocka_unit_test(test_conditions_new),
+		cmocka_unit_test(test_succeeded),         cmocka_unit_test(test_deleting_pod_and_kept),
 		cmocka_unit_test(test_manifest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,10 @@ const (
 	FaultTruncate = FaultPrefix + "truncate"      // "true": write half the archive, answer 200
 	FaultDiskFull = FaultPrefix + "disk-full"     // "true": 500 ... no space left on device
 	FaultSize     = FaultPrefix + "size-bytes"    // "N": CRIU payload size
+	// "false": when the client gives up during a delay, nothing is written. Default
+	// (as containerd 2.x behind a real kubelet): the runtime finishes anyway and
+	// writes the complete archive when the delay ends, named at request time.
+	FaultLateArchive = FaultPrefix + "late-archive"
 )
 
 // Faults is the effective fault set of one request.
@@ -27,6 +31,7 @@ type Faults struct {
 	Truncate     bool
 	DiskFull     bool
 	SizeBytes    int64 // -1: default
+	NoLate       bool  // late-archive "false"
 }
 
 // NodeFaults is the body of POST /admin/faults and of GET /admin/faults.
@@ -98,7 +103,7 @@ func ValidateFaults(m map[string]string) error {
 			default:
 				return fmt.Errorf("%s: %q (want 500, true or unimplemented)", k, v)
 			}
-		case FaultHang, FaultTruncate, FaultDiskFull:
+		case FaultHang, FaultTruncate, FaultDiskFull, FaultLateArchive:
 			if _, err := strconv.ParseBool(strings.TrimSpace(v)); err != nil {
 				return fmt.Errorf("%s: %q is not a boolean", k, v)
 			}
@@ -135,5 +140,8 @@ func MergeFaults(node, pod map[string]string) Faults {
 	f.Hang = truthy(m[FaultHang])
 	f.Truncate = truthy(m[FaultTruncate])
 	f.DiskFull = truthy(m[FaultDiskFull])
+	if v := strings.TrimSpace(m[FaultLateArchive]); v != "" && !truthy(v) {
+		f.NoLate = true
+	}
 	return f
 }

@@ -321,6 +321,13 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request, info *reqInf
 			return
 		}
 	}
+	// The kubelet's CRI client raises any timeout below its runtime request
+	// timeout (2 min) to that default: only the caller's deadline enforces less.
+	if timeout > 0 && timeout < CRIMinTimeoutSeconds {
+		timeout = CRIMinTimeoutSeconds
+	}
+	// The kubelet names the archive when the request arrives.
+	requested := time.Now()
 	// The kubelet only finds running containers (kubelet.go findContainer).
 	var status *corev1.ContainerStatus
 	for _, list := range [][]corev1.ContainerStatus{pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses, pod.Status.EphemeralContainerStatuses} {
@@ -353,10 +360,16 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request, info *reqInf
 		if timeout > 0 && f.DelaySeconds > timeout {
 			d = time.Duration(timeout) * time.Second
 		}
+		deadline := time.Now().Add(d)
 		select {
 		case <-time.After(d):
 		case <-ctx.Done():
 			info.note += "; client gave up"
+			if !f.NoLate && !(timeout > 0 && f.DelaySeconds > timeout) && f.Fail == "" {
+				// The runtime does not stop: the archive appears when it is done.
+				info.note += "; archive written late"
+				go s.lateArchive(pod, spec, status, ns, podName, ctr, requested, deadline, f)
+			}
 			return
 		case <-s.shutdown:
 			return
@@ -377,18 +390,62 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request, info *reqInf
 		return
 	}
 
-	now := time.Now()
-	file, path, _, err := CreateArchiveFile(s.cfg.CheckpointsDir, podName, ns, ctr, now)
-	if err != nil {
-		failed("rpc error: code = Unknown desc = " + err.Error())
+	if f.DiskFull {
+		info.note = "fault: disk-full"
+		failed(fmt.Sprintf("rpc error: code = Unknown desc = failed to write checkpoint archive: write %s: no space left on device",
+			CheckpointsPath(s.cfg.CheckpointsDir, podName, ns, ctr, requested)))
 		return
 	}
-	if f.DiskFull {
-		_ = file.Close()
-		_ = os.Remove(path)
-		info.note = "fault: disk-full"
-		failed(fmt.Sprintf("rpc error: code = Unknown desc = failed to write checkpoint archive: write %s: no space left on device", path))
+	path, sum, size, werr := s.writeArchive(pod, spec, status, ns, podName, ctr, requested, f)
+	if werr != nil {
+		failed("rpc error: code = Unknown desc = " + werr.Error())
 		return
+	}
+	if f.Truncate {
+		info.note = "fault: truncate"
+	}
+	info.archive, info.sha256, info.size = path, sum, size
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(struct {
+		Items []string `json:"items"`
+	}{Items: []string{path}})
+}
+
+// CRIMinTimeoutSeconds is the kubelet's runtime request timeout: smaller
+// checkpoint timeouts are raised to it (pkg/kubelet/cri/remote).
+const CRIMinTimeoutSeconds = 120
+
+// CheckpointsPath is where the archive named at time t would go.
+func CheckpointsPath(dir, pod, ns, ctr string, t time.Time) string {
+	return dir + "/" + ArchiveName(pod, ns, ctr, t.Truncate(time.Second))
+}
+
+// lateArchive is the runtime finishing after the client went away.
+func (s *Server) lateArchive(pod *corev1.Pod, spec *corev1.Container, status *corev1.ContainerStatus,
+	ns, podName, ctr string, requested, done time.Time, f Faults) {
+	select {
+	case <-time.After(time.Until(done)):
+	case <-s.shutdown:
+		return
+	}
+	path, sum, size, err := s.writeArchive(pod, spec, status, ns, podName, ctr, requested, f)
+	rec := Record{Time: time.Now().UTC(), Node: s.cfg.NodeName, Method: "LATE",
+		Path: "/checkpoint/" + ns + "/" + podName + "/" + ctr, Note: "late archive after the client gave up",
+		Archive: path, SHA256: sum, SizeBytes: size}
+	if err != nil {
+		rec.Note += ": " + err.Error()
+	}
+	s.record(rec)
+}
+
+// writeArchive writes the archive named at `requested`; path, sha256, size.
+func (s *Server) writeArchive(pod *corev1.Pod, spec *corev1.Container, status *corev1.ContainerStatus,
+	ns, podName, ctr string, requested time.Time, f Faults) (string, string, int64, error) {
+	now := time.Now()
+	file, path, _, err := CreateArchiveFile(s.cfg.CheckpointsDir, podName, ns, ctr, requested)
+	if err != nil {
+		return "", "", 0, err
 	}
 	size := s.cfg.PayloadBytes
 	if f.SizeBytes >= 0 {
@@ -416,7 +473,6 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request, info *reqInf
 	werr := WriteArchive(cw, a)
 	sum, size := hex.EncodeToString(h.Sum(nil)), cw.n
 	if werr == nil && f.Truncate {
-		info.note = "fault: truncate"
 		size = cw.n / 2
 		if werr = file.Truncate(size); werr == nil {
 			sum, werr = fileSHA256(path)
@@ -427,15 +483,9 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request, info *reqInf
 	}
 	if werr != nil {
 		_ = os.Remove(path)
-		failed("rpc error: code = Unknown desc = " + werr.Error())
-		return
+		return "", "", 0, werr
 	}
-	info.archive, info.sha256, info.size = path, sum, size
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_ = json.NewEncoder(w).Encode(struct {
-		Items []string `json:"items"`
-	}{Items: []string{path}})
+	return path, sum, size, nil
 }
 
 // adminAllowed: client certificate of group system:masters, or X-Admin-Token.
