@@ -28,6 +28,7 @@ struct ctl_options {
 	bool leader_elect;
 	bool allow_expired;
 	char identity[256];
+	char channel_token_file[4096]; /* audience-bound token for the helpers */
 	char log_level[16];
 	bool help;
 	bool version;
