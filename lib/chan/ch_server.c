@@ -455,7 +455,7 @@ int ch_server_new(const struct ch_server_opts *opts, struct ch_server **out)
 	info.keepalive_timeout = srv->lim.handshake_s;
 	info.max_http_header_data = (unsigned short)CH_MAX_AUTH_HEADER + 4096;
 	info.pt_serv_buf_size = 32768;
-	info.fd_limit_per_thread = srv->lim.max_conns + 16u; /* + listener, pipes */
+	info.fd_limit_per_thread = srv->lim.max_conns + CH_SRV_RESERVED_CONNS + 16u; /* + listener, pipes */
 	info.count_threads = 1;
 
 	srv->ctx = ch_lws_create_context(&info, 0);

@@ -26,6 +26,8 @@
 #include "dbuf.h"
 
 #define CH_SRV_MAX_PEERS 512u /* remembered peer addresses (limits survive reconnects) */
+#define CH_SRV_RESERVED_CONNS 16u /* beyond max_conns, for peers that authenticated lately */
+#define CH_SRV_GOOD_PEER_MS (15 * 60 * 1000)
 
 struct ch_out {
 	struct ch_out *next;
@@ -45,6 +47,7 @@ struct ch_peer {
 	double tokens;         /* review budget (token bucket) */
 	int64_t refill_ms;     /* last refill */
 	int64_t used_ms;       /* for eviction of idle peers */
+	int64_t good_until_ms; /* authenticated recently: may use the reserved slots */
 };
 
 enum ch_link_auth {

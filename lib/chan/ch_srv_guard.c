@@ -225,14 +225,18 @@ int ch_guard_filter(struct ch_server *srv, int fd)
 
 	if (peer_addr(fd, addr, sizeof(addr)) != 0)
 		return 1;
-	if (srv->nlinks >= srv->lim.max_conns) {
+	p = peer_find(srv, addr, false);
+	/* A flood from many addresses can fill max_conns; a peer that
+	 * authenticated lately (the controller) still finds a reserved slot. */
+	if (srv->nlinks >= srv->lim.max_conns &&
+	    !(p && p->good_until_ms > ch_now_ms() &&
+	      srv->nlinks < srv->lim.max_conns + CH_SRV_RESERVED_CONNS)) {
 		srv->stats.refused_total++;
 		if (ch_guard_log_ok(srv))
 			LOG_WARN("msg=\"channel connection refused\" peer=%s why=\"%u connections open (limit)\"",
 				 addr, srv->nlinks);
 		return 1;
 	}
-	p = peer_find(srv, addr, false);
 	if (p && p->conns >= srv->lim.max_per_peer) {
 		srv->stats.refused_peer++;
 		if (ch_guard_log_ok(srv))
@@ -253,7 +257,8 @@ int ch_guard_attach(struct ch_server *srv, struct lws *wsi)
 	if (fd < 0 || peer_addr(fd, addr, sizeof(addr)) != 0)
 		return -1;
 	p = peer_find(srv, addr, true);
-	if (!p || p->conns >= srv->lim.max_per_peer || srv->nlinks >= srv->lim.max_conns)
+	if (!p || p->conns >= srv->lim.max_per_peer ||
+	    srv->nlinks >= srv->lim.max_conns + CH_SRV_RESERVED_CONNS)
 		return -1;
 	l = calloc(1, sizeof(*l));
 	if (!l)
@@ -459,6 +464,7 @@ unsigned int ch_guard_upgrade(struct ch_server *srv, struct lws *wsi)
 	v = srv->ops.precheck ? srv->ops.precheck(srv->ops.arg, tok) : CH_AUTH_REVIEW;
 	if (v == CH_AUTH_ALLOW) {
 		l->auth = CH_LINK_OK;
+		l->peer->good_until_ms = ch_now_ms() + CH_SRV_GOOD_PEER_MS;
 	} else if (v == CH_AUTH_REVIEW) {
 		code = queue_review(srv, l, tok);
 	} else {
@@ -483,6 +489,8 @@ static void apply_verdict(struct ch_server *srv, const struct ch_areq *r)
 			continue;
 		l->auth = r->verdict == 0 ? CH_LINK_OK : CH_LINK_DENIED;
 		l->last_ms = ch_now_ms();
+		if (r->verdict == 0 && l->peer)
+			l->peer->good_until_ms = l->last_ms + CH_SRV_GOOD_PEER_MS;
 		if (r->verdict != 0) {
 			srv->stats.review_denied++;
 			if (ch_guard_log_ok(srv))
