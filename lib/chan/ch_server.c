@@ -294,7 +294,7 @@ static int srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 	case LWS_CALLBACK_ESTABLISHED:
 		l = ch_guard_link(wsi);
-		if (!c || !l || l->auth == CH_LINK_DENIED || l->auth == CH_LINK_NEW)
+		if (!c || !l || l->auth == CH_LINK_NEW)
 			return -1;
 		c->wsi = wsi;
 		c->link = l;
@@ -306,14 +306,18 @@ static int srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		srv->conns = c;
 		c->linked = true;
 		LOG_DEBUG("msg=\"channel connection\" peer=%s", c->peer);
+		if (l->auth == CH_LINK_DENIED) { /* refused before it was established */
+			c->deny_close = true;
+			lws_callback_on_writable(wsi);
+		}
 		return 0;
 
 	case LWS_CALLBACK_RECEIVE:
-		if (!c || !c->linked || !c->link || c->link->auth == CH_LINK_DENIED)
+		if (!c || !c->linked || !c->link)
 			return -1;
 		ch_guard_touch(c->link);
-		if (c->close_after_drain)
-			return 0; /* the conversation is over; ignore */
+		if (c->close_after_drain || c->deny_close || c->link->auth == CH_LINK_DENIED)
+			return 0; /* the conversation is over (the close is on its way); ignore */
 		if (c->job_ready) {
 			/* One message while authentication is pending, nothing more. */
 			static const char why[] = "one message before authentication";
