@@ -41,11 +41,11 @@ static void b64url(const char *in, char *out, size_t cap)
 	size_t n = strlen(in), o = 0;
 
 	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned char)in[i] << 16;
+		unsigned v = (unsigned)(unsigned char)in[i] << 16;
 		size_t k = n - i;
 
 		if (k > 1)
-			v |= (unsigned char)in[i + 1] << 8;
+			v |= (unsigned)(unsigned char)in[i + 1] << 8;
 		if (k > 2)
 			v |= (unsigned char)in[i + 2];
 		assert_true(o + 5 < cap);
