@@ -10,7 +10,6 @@ package security
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -27,7 +26,9 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"podcheckpoint.dev/e2e/e2eutil"
+	"podcheckpoint.dev/e2e/internal/cluster"
 )
 
 const (
@@ -40,34 +41,15 @@ const (
 
 var pcpGVR = schema.GroupVersionResource{Group: "checkpointing.dev", Version: "v1alpha1", Resource: "podcheckpoints"}
 
-type clusterState struct {
-	WorkDir         string `json:"workDir"`
-	BinDir          string `json:"binDir"`
-	AdminKubeconfig string `json:"adminKubeconfig"`
-	Nodes           []struct {
-		Name string `json:"name"`
-		IP   string `json:"ip"`
-	} `json:"nodes"`
-}
-
 var (
-	state    clusterState
+	env      *e2eutil.Env
+	state    *e2eutil.State
 	adminCfg *rest.Config
-	kube     *kubernetes.Clientset
+	kube     kubernetes.Interface
 	dyn      dynamic.Interface
 )
 
-func workDir() string {
-	if d := os.Getenv("PCP_CLUSTER_DIR"); d != "" {
-		return d
-	}
-	cache := os.Getenv("PCP_CACHE")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache", "podcheckpoint")
-	}
-	return filepath.Join(cache, "cluster")
-}
+func workDir() string { return state.WorkDir }
 
 func TestMain(m *testing.M) {
 	if err := setup(); err != nil {
@@ -78,25 +60,13 @@ func TestMain(m *testing.M) {
 }
 
 func setup() error {
-	raw, err := os.ReadFile(filepath.Join(workDir(), "cluster.json"))
-	if err != nil {
+	var err error
+	if env, err = e2eutil.Connect(cluster.WorkDir()); err != nil {
 		return fmt.Errorf("no test cluster (run tests/e2e/cluster up && tests/e2e/cluster deploy): %w", err)
 	}
-	if err := json.Unmarshal(raw, &state); err != nil {
-		return fmt.Errorf("cluster.json: %w", err)
-	}
+	state, adminCfg, kube, dyn = env.State, env.Config, env.Client, env.Dynamic
 	if len(state.Nodes) < 2 {
 		return fmt.Errorf("the security tests need two nodes, the cluster has %d", len(state.Nodes))
-	}
-	if adminCfg, err = clientcmd.BuildConfigFromFlags("", state.AdminKubeconfig); err != nil {
-		return err
-	}
-	adminCfg.QPS, adminCfg.Burst = 100, 200
-	if kube, err = kubernetes.NewForConfig(adminCfg); err != nil {
-		return err
-	}
-	if dyn, err = dynamic.NewForConfig(adminCfg); err != nil {
-		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -156,38 +126,24 @@ func podBoundToken(t *testing.T, ns, sa, pod, audience string) string {
 // newNamespace creates a fresh namespace for one test, removed at the end.
 func newNamespace(t *testing.T, prefix string) string {
 	t.Helper()
-	ns, err := kube.CoreV1().Namespaces().Create(ctxT(t, 10*time.Second),
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-sec-" + prefix + "-"}}, metav1.CreateOptions{})
+	ns, err := env.CreateNamespace(ctxT(t, 10*time.Second), "e2e-sec-"+prefix)
 	if err != nil {
 		t.Fatalf("create namespace: %v", err)
 	}
 	t.Cleanup(func() {
-		_ = kube.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
+		_ = kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
 	})
-	return ns.Name
+	return ns
 }
 
 // runningPod creates a pod on node and waits until kwok reports it Running.
 func runningPod(t *testing.T, ns, name, node string) *corev1.Pod {
 	t.Helper()
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{
-			Name: "app", Image: "registry.k8s.io/busybox", Command: []string{"sleep", "3600"}}}},
+	p, err := env.RunningPod(ctxT(t, 70*time.Second), ns, name, node, nil)
+	if err != nil {
+		t.Fatalf("pod %s/%s on %s: %v", ns, name, node, err)
 	}
-	if _, err := kube.CoreV1().Pods(ns).Create(ctxT(t, 10*time.Second), pod, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create pod %s/%s: %v", ns, name, err)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		p, err := kube.CoreV1().Pods(ns).Get(ctxT(t, 10*time.Second), name, metav1.GetOptions{})
-		if err == nil && p.Status.Phase == corev1.PodRunning {
-			return p
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("pod %s/%s not Running on %s within 60s", ns, name, node)
-	return nil
+	return p
 }
 
 func newPCP(t *testing.T, d dynamic.Interface, ns, name string, spec map[string]any) (*unstructured.Unstructured, error) {
