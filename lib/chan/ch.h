@@ -146,6 +146,8 @@ struct ch_server_ops {
 #define CH_DEFAULT_IDLE_TIMEOUT_S 30      /* no byte either way on an established connection */
 #define CH_DEFAULT_REVIEWS_PER_PEER_PER_MIN 120 /* TokenReviews a peer may cause (burst 4) */
 #define CH_DEFAULT_REVIEW_QUEUE 32        /* reviews waiting for the worker, all peers */
+#define CH_DEFAULT_CONNS_PER_PEER_PER_S 20 /* new connections (TLS handshakes) a peer may open (burst as many);
+					     * peers that authenticated lately are exempt */
 
 struct ch_server_opts {
 	const char *bind_address; /* "127.0.0.2" or "0.0.0.0" */
@@ -161,12 +163,13 @@ struct ch_server_opts {
 	int idle_timeout_s;
 	int reviews_per_peer_per_min;
 	int review_queue;
+	int conns_per_peer_per_s;
 };
 
 /* What the guard refused, for tests and figures (service thread counters, read racy). */
 struct ch_server_stats {
-	uint64_t accepted, refused_total, refused_peer, refused_rate, prechecked_deny, reviews,
-		review_denied, timed_out;
+	uint64_t accepted, refused_total, refused_peer, refused_conn_rate, refused_rate,
+		prechecked_deny, reviews, review_denied, timed_out;
 	unsigned int open_conns;
 };
 void ch_server_get_stats(struct ch_server *srv, struct ch_server_stats *out);

@@ -47,7 +47,9 @@ struct ch_peer {
 	double tokens;         /* review budget (token bucket) */
 	int64_t refill_ms;     /* last refill */
 	int64_t used_ms;       /* for eviction of idle peers */
-	int64_t good_until_ms; /* authenticated recently: may use the reserved slots */
+	int64_t good_until_ms; /* authenticated recently: reserved slots, no rate limit */
+	double conn_tokens;    /* new-connection budget (token bucket) */
+	int64_t conn_refill_ms;
 };
 
 enum ch_link_auth {
@@ -100,6 +102,7 @@ struct ch_limits {
 	unsigned int max_conns, max_per_peer, review_queue;
 	int handshake_s, auth_s, idle_s;
 	double review_per_ms, review_burst;
+	double conn_per_ms, conn_burst;
 };
 
 /* A review in flight: connections with the same token wait for the same answer. */

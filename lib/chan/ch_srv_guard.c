@@ -118,6 +118,8 @@ int ch_guard_init(struct ch_server *srv, const struct ch_server_opts *o)
 	l->idle_s = pos_or(o->idle_timeout_s, CH_DEFAULT_IDLE_TIMEOUT_S);
 	l->review_per_ms = (double)per_min / 60000.0;
 	l->review_burst = 4.0;
+	l->conn_burst = (double)pos_or(o->conns_per_peer_per_s, CH_DEFAULT_CONNS_PER_PEER_PER_S);
+	l->conn_per_ms = l->conn_burst / 1000.0;
 	if (pthread_mutex_init(&srv->amu, NULL) != 0)
 		return -ENOMEM;
 	if (pthread_cond_init(&srv->acv, NULL) != 0) {
@@ -214,8 +216,24 @@ static struct ch_peer *peer_find(struct ch_server *srv, const char *addr, bool a
 	memset(free_slot, 0, sizeof(*free_slot));
 	snprintf(free_slot->addr, sizeof(free_slot->addr), "%s", addr);
 	free_slot->tokens = srv->lim.review_burst;
-	free_slot->refill_ms = ch_now_ms();
+	free_slot->conn_tokens = srv->lim.conn_burst;
+	free_slot->refill_ms = free_slot->conn_refill_ms = ch_now_ms();
 	return free_slot;
+}
+
+/* Token bucket of new connections (each costs a TLS handshake). */
+static bool peer_may_connect(struct ch_server *srv, struct ch_peer *p)
+{
+	int64_t now = ch_now_ms();
+
+	p->conn_tokens += (double)(now - p->conn_refill_ms) * srv->lim.conn_per_ms;
+	if (p->conn_tokens > srv->lim.conn_burst)
+		p->conn_tokens = srv->lim.conn_burst;
+	p->conn_refill_ms = now;
+	if (p->conn_tokens < 1.0)
+		return false;
+	p->conn_tokens -= 1.0;
+	return true;
 }
 
 int ch_guard_filter(struct ch_server *srv, int fd)
@@ -235,6 +253,13 @@ int ch_guard_filter(struct ch_server *srv, int fd)
 		if (ch_guard_log_ok(srv))
 			LOG_WARN("msg=\"channel connection refused\" peer=%s why=\"%u connections open (limit)\"",
 				 addr, srv->nlinks);
+		return 1;
+	}
+	if (p && p->good_until_ms <= ch_now_ms() && !peer_may_connect(srv, p)) {
+		srv->stats.refused_conn_rate++;
+		if (ch_guard_log_ok(srv))
+			LOG_WARN("msg=\"channel connection refused\" peer=%s why=\"more than %.0f new connections per second from this peer\"",
+				 addr, srv->lim.conn_burst);
 		return 1;
 	}
 	if (p && p->conns >= srv->lim.max_per_peer) {

@@ -253,6 +253,31 @@ static void test_peer_limit(void **state)
 	gsrv_stop(g);
 }
 
+static void test_conn_rate(void **state)
+{
+	struct ch_server_opts lim = { .conns_per_peer_per_s = 3 };
+	struct gsrv *g;
+	int fds[8], open_ = 0;
+	char err[256];
+	struct ch_server_stats st;
+	(void)state;
+	g = gsrv_start(&lim);
+	for (int i = 0; i < 8; i++)
+		fds[i] = raw_connect(g, "127.0.0.9");
+	for (int i = 0; i < 8; i++)
+		open_ += closed_within(fds[i], 100) < 0;
+	ch_server_get_stats(g->srv, &st);
+	print_message("8 connections at once, 3/s allowed: %d kept, %llu refused\n", open_,
+		      (unsigned long long)st.refused_conn_rate);
+	assert_true(open_ >= 3 && open_ <= 5);
+	assert_true(st.refused_conn_rate >= 3);
+	/* the controller (another peer) is not affected */
+	assert_int_equal(call(g, FAST, "rate-other", err, sizeof(err)), 0);
+	for (int i = 0; i < 8; i++)
+		close(fds[i]);
+	gsrv_stop(g);
+}
+
 static void test_total_limit_reserved(void **state)
 {
 	struct ch_server_opts lim = { .max_conns = 4 };
@@ -356,6 +381,7 @@ int main(void)
 		cmocka_unit_test(test_precheck_deny),
 		cmocka_unit_test(test_review_off_thread),
 		cmocka_unit_test(test_peer_limit),
+		cmocka_unit_test(test_conn_rate),
 		cmocka_unit_test(test_total_limit_reserved),
 		cmocka_unit_test(test_handshake_timeout),
 		cmocka_unit_test(test_auth_timeout),
