@@ -41,22 +41,6 @@ struct nh_auth {
 	struct nh_auth_stats stats;
 };
 
-static bool has_audience(json_object *review, const char *aud)
-{
-	json_object *a = kc_json_get(review, "status.audiences");
-
-	if (!a || !json_object_is_type(a, json_type_array))
-		return false;
-	for (size_t i = 0; i < json_object_array_length(a); i++) {
-		json_object *s = json_object_array_get_idx(a, i);
-
-		if (s && json_object_is_type(s, json_type_string) &&
-		    strcmp(json_object_get_string(s), aud) == 0)
-			return true;
-	}
-	return false;
-}
-
 bool nh_auth_decide(json_object *review, const char *identity, char *why, size_t whylen)
 {
 	json_object *a = kc_json_get(review, "status.authenticated");
@@ -75,7 +59,8 @@ bool nh_auth_decide(json_object *review, const char *identity, char *why, size_t
 				 user ? user : "(none)");
 		return false;
 	}
-	if (!has_audience(review, CH_AUDIENCE)) {
+	/* status.audiences: the audiences the token is valid for, of those asked for */
+	if (!nh_jwt_aud_has(kc_json_get(review, "status.audiences"), CH_AUDIENCE)) {
 		if (why)
 			snprintf(why, whylen, "token not valid for audience %s", CH_AUDIENCE);
 		return false;

@@ -56,7 +56,7 @@ out:
 	return rc;
 }
 
-static bool aud_has(json_object *aud, const char *want)
+bool nh_jwt_aud_has(json_object *aud, const char *want)
 {
 	if (!aud || !want)
 		return false;
@@ -117,7 +117,7 @@ int nh_jwt_peek(const char *token, const char *aud, struct nh_jwt_claims *out, c
 		out->nbf = json_object_get_int64(v);
 	v = NULL;
 	json_object_object_get_ex(pl, "aud", &v);
-	out->has_aud = aud_has(v, aud);
+	out->has_aud = nh_jwt_aud_has(v, aud);
 	snprintf(why, whylen, "ok");
 	rc = 0;
 out:

@@ -12,8 +12,11 @@
 #ifndef PCP_NH_JWT_H
 #define PCP_NH_JWT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <json-c/json.h>
 
 #define NH_JWT_MAX 8192 /* a projected ServiceAccount token is ~1 KiB */
 
@@ -40,6 +43,9 @@ int nh_jwt_peek(const char *token, const char *aud, struct nh_jwt_claims *out, c
  */
 int nh_jwt_precheck(const char *token, const char *issuer, const char *aud, int64_t now_s,
 		    int64_t *exp_out, char *why, size_t whylen);
+
+/* true when aud (a JSON string, or an array of strings; borrowed) holds want. */
+bool nh_jwt_aud_has(json_object *aud, const char *want);
 
 /* The "iss" claim of a token, unverified (for the helper's own token). 0 or -EINVAL. */
 int nh_jwt_issuer(const char *token, char *iss, size_t cap);

@@ -103,6 +103,16 @@ static void areq_free(struct ch_areq *r)
 	free(r);
 }
 
+static void areq_list_free(struct ch_areq *r)
+{
+	while (r) {
+		struct ch_areq *next = r->next;
+
+		areq_free(r);
+		r = next;
+	}
+}
+
 int ch_guard_init(struct ch_server *srv, const struct ch_server_opts *o)
 {
 	struct ch_limits *l = &srv->lim;
@@ -153,19 +163,9 @@ void ch_guard_stop(struct ch_server *srv)
 
 void ch_guard_cleanup(struct ch_server *srv)
 {
-	while (srv->aq) {
-		struct ch_areq *r = srv->aq;
-
-		srv->aq = r->next;
-		areq_free(r);
-	}
-	while (srv->ad) {
-		struct ch_areq *r = srv->ad;
-
-		srv->ad = r->next;
-		areq_free(r);
-	}
-	srv->aqt = NULL;
+	areq_list_free(srv->aq);
+	areq_list_free(srv->ad);
+	srv->aq = srv->ad = srv->aqt = NULL;
 	srv->aqlen = 0;
 	pthread_cond_destroy(&srv->acv);
 	pthread_mutex_destroy(&srv->amu);
