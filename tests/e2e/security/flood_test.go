@@ -209,7 +209,7 @@ func TestChannelFlood(t *testing.T) {
 	}()
 
 	// 1. Idle TCP connections, re-opened as the helper closes them.
-	var idleOpen, idleRefused atomic.Int64
+	var idleOpen, idleRefused, idleHeld, idleHeldMax atomic.Int64
 	for s := 0; s < floodIdleSrcs; s++ {
 		src := fmt.Sprintf("127.0.1.%d", s+1)
 		for i := 0; i < floodIdle/floodIdleSrcs; i++ {
@@ -229,13 +229,24 @@ func TestChannelFlood(t *testing.T) {
 						continue
 					}
 					idleOpen.Add(1)
+					held := false
 					for !closedByPeer(c, 500*time.Millisecond) {
+						if !held { // survived the accept filter: the helper holds it
+							held = true
+							if v := idleHeld.Add(1); v > idleHeldMax.Load() {
+								idleHeldMax.Store(v)
+							}
+						}
 						select {
 						case <-stop:
+							idleHeld.Add(-1)
 							c.Close()
 							return
 						default:
 						}
+					}
+					if held {
+						idleHeld.Add(-1)
 					}
 					c.Close()
 					idleRefused.Add(1)
@@ -313,6 +324,8 @@ func TestChannelFlood(t *testing.T) {
 	wg.Wait()
 	elapsed := time.Since(t0)
 	tr1 := tokenReviews(t)
+	time.Sleep(6 * time.Second) // past the handshake timeout: what the flood left behind
+	rssAfter := rssKiB(t, pid)
 	reviews := tr1 - tr0
 	rate := reviews / elapsed.Seconds()
 
@@ -324,12 +337,12 @@ func TestChannelFlood(t *testing.T) {
 	codesMu.Unlock()
 	sort.Strings(summary)
 	fig := fmt.Sprintf("flood figures (%s, %.0fs): idle checkpoint median %v %v; under load median %v %v (ratio %.2f); "+
-		"helper RSS %d KiB before, max %d KiB under load (limit %d); TokenReviews at the API server %.0f (%.1f/s, "+
-		"all identities); idle connections opened %d, closed by the helper %d; half-open handshakes closed %d/%d, worst %d ms; "+
+		"helper RSS %d KiB before, max %d KiB under load (limit %d), %d KiB 6 s after; TokenReviews at the API server %.0f (%.1f/s, "+
+		"all identities); idle connections opened %d, closed by the helper %d, held by it at most %d at once; half-open handshakes closed %d/%d, worst %d ms; "+
 		"upgrade answers by HTTP status %s",
 		node.Name, elapsed.Seconds(), median(idle), idle, median(loaded), loaded,
-		float64(median(loaded))/float64(median(idle)), rss0, maxRSS.Load(), rssLimitKiB, reviews, rate,
-		idleOpen.Load(), idleRefused.Load(), halfClosed.Load(), floodHalfOpen, halfWorst.Load(), strings.Join(summary, " "))
+		float64(median(loaded))/float64(median(idle)), rss0, maxRSS.Load(), rssLimitKiB, rssAfter, reviews, rate,
+		idleOpen.Load(), idleRefused.Load(), idleHeldMax.Load(), halfClosed.Load(), floodHalfOpen, halfWorst.Load(), strings.Join(summary, " "))
 	t.Log(fig)
 	fmt.Println(fig)
 
