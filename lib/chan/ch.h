@@ -146,6 +146,8 @@ struct ch_server_ops {
 #define CH_DEFAULT_IDLE_TIMEOUT_S 30      /* no byte either way on an established connection */
 #define CH_DEFAULT_REVIEWS_PER_PEER_PER_MIN 120 /* TokenReviews a peer may cause (burst 4) */
 #define CH_DEFAULT_REVIEW_QUEUE 32        /* reviews waiting for the worker, all peers */
+#define CH_DEFAULT_REVIEWS_PER_S 20       /* all peers together (burst as many); peers that
+					   * authenticated lately are exempt */
 #define CH_DEFAULT_CONNS_PER_PEER_PER_S 20 /* new connections (TLS handshakes) a peer may open (burst as many);
 					     * peers that authenticated lately are exempt */
 
@@ -163,6 +165,7 @@ struct ch_server_opts {
 	int idle_timeout_s;
 	int reviews_per_peer_per_min;
 	int review_queue;
+	int reviews_per_s;
 	int conns_per_peer_per_s;
 };
 

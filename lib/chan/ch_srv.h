@@ -103,6 +103,7 @@ struct ch_limits {
 	int handshake_s, auth_s, idle_s;
 	double review_per_ms, review_burst;
 	double conn_per_ms, conn_burst;
+	double greview_per_ms, greview_burst;
 };
 
 /* A review in flight: connections with the same token wait for the same answer. */
@@ -131,6 +132,8 @@ struct ch_server {
 	uint64_t next_id, next_review_id;
 	struct ch_inflight inflight[CH_SRV_MAX_INFLIGHT];
 	struct ch_peer peers[CH_SRV_MAX_PEERS];
+	double greview_tokens;  /* the review budget of all peers together */
+	int64_t greview_refill_ms;
 	struct ch_server_stats stats;
 	struct ch_log_limit loglim;
 

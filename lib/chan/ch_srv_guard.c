@@ -130,6 +130,10 @@ int ch_guard_init(struct ch_server *srv, const struct ch_server_opts *o)
 	l->review_burst = 4.0;
 	l->conn_burst = (double)pos_or(o->conns_per_peer_per_s, CH_DEFAULT_CONNS_PER_PEER_PER_S);
 	l->conn_per_ms = l->conn_burst / 1000.0;
+	l->greview_burst = (double)pos_or(o->reviews_per_s, CH_DEFAULT_REVIEWS_PER_S);
+	l->greview_per_ms = l->greview_burst / 1000.0;
+	srv->greview_tokens = l->greview_burst;
+	srv->greview_refill_ms = ch_now_ms();
 	if (pthread_mutex_init(&srv->amu, NULL) != 0)
 		return -ENOMEM;
 	if (pthread_cond_init(&srv->acv, NULL) != 0) {
@@ -182,7 +186,12 @@ static int peer_addr(int fd, char *buf, size_t cap)
 		if (!inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)cap))
 			return -EINVAL;
 	} else if (ss.ss_family == AF_INET6) {
-		if (!inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)cap))
+		struct in6_addr a = ((struct sockaddr_in6 *)&ss)->sin6_addr;
+
+		/* One IPv6 peer is a /64 (one host can have all of it); v4-mapped stay whole. */
+		if (!IN6_IS_ADDR_V4MAPPED(&a))
+			memset(a.s6_addr + 8, 0, 8);
+		if (!inet_ntop(AF_INET6, &a, buf, (socklen_t)cap))
 			return -EINVAL;
 	} else {
 		return -EAFNOSUPPORT;
@@ -365,18 +374,29 @@ static unsigned int read_bearer(struct lws *wsi, char **buf, size_t *bufsz, cons
 	return 0;
 }
 
-/* Token bucket of the peer: true (and one review spent) when it may cause one more. */
+/*
+ * Token buckets of the peer and of all peers: true (and one review spent)
+ * when it may cause one more. A peer that authenticated lately is not held
+ * back by the others (an attacker with many addresses).
+ */
 static bool peer_may_review(struct ch_server *srv, struct ch_peer *p)
 {
 	int64_t now = ch_now_ms();
+	bool good = p->good_until_ms > now;
 
 	p->tokens += (double)(now - p->refill_ms) * srv->lim.review_per_ms;
 	if (p->tokens > srv->lim.review_burst)
 		p->tokens = srv->lim.review_burst;
 	p->refill_ms = now;
-	if (p->review_pending || p->tokens < 1.0)
+	srv->greview_tokens += (double)(now - srv->greview_refill_ms) * srv->lim.greview_per_ms;
+	if (srv->greview_tokens > srv->lim.greview_burst)
+		srv->greview_tokens = srv->lim.greview_burst;
+	srv->greview_refill_ms = now;
+	if (p->review_pending || p->tokens < 1.0 || (!good && srv->greview_tokens < 1.0))
 		return false;
 	p->tokens -= 1.0;
+	if (!good)
+		srv->greview_tokens -= 1.0;
 	return true;
 }
 

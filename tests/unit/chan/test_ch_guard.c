@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/ssl.h>
 
 #include "ch.h"
 #include "ch_internal.h"
@@ -162,6 +163,38 @@ static long closed_within(int fd, long wait_ms)
 		}
 	}
 	return -1;
+}
+
+/* TLS + WebSocket upgrade with token from source address src; the HTTP status (0: none). */
+static int raw_upgrade(struct gsrv *g, const char *src, const char *token)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl = NULL;
+	char req[512], resp[256];
+	int fd = raw_connect(g, src), code = 0, n;
+
+	assert_non_null(ctx);
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	if (SSL_connect(ssl) != 1)
+		goto out;
+	n = snprintf(req, sizeof(req),
+		     "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+		     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+		     "Sec-WebSocket-Protocol: pcp.checkpointing.dev.v1\r\nAuthorization: Bearer %s\r\n\r\n",
+		     token);
+	if (SSL_write(ssl, req, n) != n)
+		goto out;
+	n = SSL_read(ssl, resp, (int)sizeof(resp) - 1);
+	if (n > 12) {
+		resp[n] = '\0';
+		code = (int)strtol(resp + 9, NULL, 10); /* "HTTP/1.1 NNN" */
+	}
+out:
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	close(fd);
+	return code;
 }
 
 static void test_precheck_deny(void **state)
@@ -375,6 +408,35 @@ static void test_review_budget(void **state)
 	gsrv_stop(g);
 }
 
+/* Forged tokens from many addresses: the review budget of all peers holds,
+ * and a peer that authenticated lately is not held back by it. */
+static void test_global_review_budget(void **state)
+{
+	struct ch_server_opts lim = { .reviews_per_s = 3 };
+	struct gsrv *g;
+	char src[32], tok[64], err[256];
+	int c101 = 0, c429 = 0;
+	(void)state;
+	g = gsrv_start(&lim);
+	assert_int_equal(call(g, GOOD, "good-first", err, sizeof(err)), 0); /* 127.0.0.1: good */
+	for (int i = 0; i < 12; i++) {
+		int code;
+
+		snprintf(src, sizeof(src), "127.0.4.%d", i + 1);
+		snprintf(tok, sizeof(tok), "forged-many-%d.x.y", i);
+		code = raw_upgrade(g, src, tok);
+		c101 += code == 101;
+		c429 += code == 429;
+	}
+	print_message("12 forged tokens from 12 addresses, 3/s for all: %d upgraded for review, %d refused 429\n",
+		      c101, c429);
+	assert_true(c101 <= 4);
+	assert_true(c429 >= 8);
+	/* the budget is spent, yet the controller's new token is reviewed */
+	assert_int_equal(call(g, SLOW, "good-again", err, sizeof(err)), 0);
+	gsrv_stop(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -386,6 +448,7 @@ int main(void)
 		cmocka_unit_test(test_handshake_timeout),
 		cmocka_unit_test(test_auth_timeout),
 		cmocka_unit_test(test_review_budget),
+		cmocka_unit_test(test_global_review_budget),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	if (!getenv("PCP_TEST_VERBOSE")) {
