@@ -129,6 +129,7 @@ struct ch_server {
 	struct ch_conn *conns;  /* service thread only */
 	struct ch_link *links;  /* service thread only */
 	unsigned int nlinks;
+	unsigned int nlinks_peak; /* since the last trim */
 	uint64_t next_id, next_review_id;
 	struct ch_inflight inflight[CH_SRV_MAX_INFLIGHT];
 	struct ch_peer peers[CH_SRV_MAX_PEERS];

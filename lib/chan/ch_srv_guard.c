@@ -21,6 +21,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@
 
 #define CH_MAX_AUTH_HEADER 16384u /* a projected SA token is ~1-2 KiB */
 #define CH_LOG_PER_SEC 5u
+#define CH_SRV_TRIM_AFTER 32u /* connections at once before a malloc_trim is worth it */
 
 static int pos_or(int v, int dflt)
 {
@@ -307,6 +309,8 @@ int ch_guard_attach(struct ch_server *srv, struct lws *wsi)
 	l->next = srv->links;
 	srv->links = l;
 	srv->nlinks++;
+	if (srv->nlinks > srv->nlinks_peak)
+		srv->nlinks_peak = srv->nlinks;
 	srv->stats.accepted++;
 	lws_set_opaque_user_data(wsi, l);
 	return 0;
@@ -597,6 +601,12 @@ static void kill_link(struct ch_server *srv, struct ch_link *l, const char *why)
 void ch_guard_sweep(struct ch_server *srv)
 {
 	int64_t now = ch_now_ms();
+
+	/* After a flood is over, give the freed TLS state back to the system. */
+	if (srv->nlinks == 0 && srv->nlinks_peak >= CH_SRV_TRIM_AFTER) {
+		srv->nlinks_peak = 0;
+		(void)malloc_trim(0);
+	}
 
 	for (struct ch_link *l = srv->links; l; l = l->next) {
 		if (l->auth == CH_LINK_NEW && !l->conn &&
