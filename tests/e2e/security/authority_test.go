@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	authnv1 "k8s.io/api/authentication/v1"
 	coordv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -90,13 +89,7 @@ func TestHelperAuthorityPerNode(t *testing.T) {
 	mustAllow(t, "helper A deletes a pod on node A", err)
 
 	// The same identity without a node-name claim (a token not bound to a pod on a node).
-	exp := int64(600)
-	tr, err := kube.CoreV1().ServiceAccounts(operatorNS).CreateToken(ctxT(t, 10*time.Second), helperSA,
-		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	csN, _ := clientAs(t, tr.Status.Token)
+	csN, _ := clientAs(t, podBoundToken(t, operatorNS, helperSA, "", ""))
 	_, err = csN.CoordinationV1().Leases(operatorNS).Patch(ctxT(t, 10*time.Second), own.Name, types.MergePatchType,
 		[]byte(`{"metadata":{"annotations":{"e2e.checkpointing.dev/touched":"again"}}}`), metav1.PatchOptions{})
 	mustDeny(t, "helper identity without a node-name claim patches a Lease", err, "no node-name claim")
@@ -130,13 +123,7 @@ func TestLeaderLeaseOnlyController(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = ns
-	exp := int64(600)
-	tr, err := kube.CoreV1().ServiceAccounts(operatorNS).CreateToken(ctxT(t, 10*time.Second), sa,
-		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, _ := clientAs(t, tr.Status.Token)
+	cs, _ := clientAs(t, podBoundToken(t, operatorNS, sa, "", ""))
 	// RBAC alone allows it: an unrelated Lease is fine.
 	_, err = cs.CoordinationV1().Leases(operatorNS).Create(ctxT(t, 10*time.Second),
 		&coordv1.Lease{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-unrelated-"}}, metav1.CreateOptions{})

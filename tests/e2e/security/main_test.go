@@ -102,23 +102,25 @@ func clientAs(t *testing.T, token string) (*kubernetes.Clientset, dynamic.Interf
 }
 
 // podBoundToken: a token of ns/sa bound to pod ns/pod (as a projected token in
-// that pod would be). audience "" = the API server's.
+// that pod would be); pod "" = not bound to anything. audience "" = the API server's.
 func podBoundToken(t *testing.T, ns, sa, pod, audience string) string {
 	t.Helper()
-	p, err := kube.CoreV1().Pods(ns).Get(ctxT(t, 10*time.Second), pod, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("pod %s/%s: %v", ns, pod, err)
-	}
 	exp := int64(3600)
-	spec := authnv1.TokenRequestSpec{ExpirationSeconds: &exp,
-		BoundObjectRef: &authnv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod, UID: p.UID}}
+	spec := authnv1.TokenRequestSpec{ExpirationSeconds: &exp}
+	if pod != "" {
+		p, err := kube.CoreV1().Pods(ns).Get(ctxT(t, 10*time.Second), pod, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("pod %s/%s: %v", ns, pod, err)
+		}
+		spec.BoundObjectRef = &authnv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod, UID: p.UID}
+	}
 	if audience != "" {
 		spec.Audiences = []string{audience}
 	}
 	tr, err := kube.CoreV1().ServiceAccounts(ns).CreateToken(ctxT(t, 10*time.Second), sa,
 		&authnv1.TokenRequest{Spec: spec}, metav1.CreateOptions{})
 	if err != nil {
-		t.Fatalf("token for %s/%s bound to pod %s: %v", ns, sa, pod, err)
+		t.Fatalf("token for %s/%s (pod %q): %v", ns, sa, pod, err)
 	}
 	return tr.Status.Token
 }

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -41,15 +40,9 @@ func TestTenantRule(t *testing.T) {
 	grant("pcp-creator",
 		rbacv1.PolicyRule{APIGroups: []string{"checkpointing.dev"}, Resources: []string{"podcheckpoints"}, Verbs: []string{"create", "get", "list"}},
 		rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}})
-	exp := int64(600)
-	tr, err := kube.CoreV1().ServiceAccounts(ns).CreateToken(ctxT(t, 10*time.Second), sa,
-		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, dynT := clientAs(t, tr.Status.Token)
+	_, dynT := clientAs(t, podBoundToken(t, ns, sa, "", ""))
 
-	_, err = newPCP(t, dynT, ns, "delete-it", map[string]any{"podName": "victim", "leaveRunning": false})
+	_, err := newPCP(t, dynT, ns, "delete-it", map[string]any{"podName": "victim", "leaveRunning": false})
 	mustDeny(t, "tenant without exec/delete asks for leaveRunning: false", err, "podcheckpoint-tenant")
 	_, err = newPCP(t, dynT, ns, "dump-it", map[string]any{"podName": "victim"})
 	mustDeny(t, "tenant without exec asks for a memory dump", err, "podcheckpoint-tenant")
