@@ -6,14 +6,18 @@
  * struct ctl_obs and how to carry out a struct ctl_decision.
  */
 #include "ctl_io.h"
+#include "ctl_trust.h"
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "art.h"
 #include "ch.h"
@@ -446,6 +450,36 @@ static enum ctl_cert_check map_cert(enum art_cert_error why)
 	}
 }
 
+/* Wipes a string json-c owns (its bytes, in place). */
+static void wipe_jstr(json_object *v)
+{
+	if (v && json_object_is_type(v, json_type_string))
+		OPENSSL_cleanse((void *)(uintptr_t)json_object_get_string(v),
+				(size_t)json_object_get_string_len(v));
+}
+
+/*
+ * Before a Secret object is freed: wipe every data value (tls.key among
+ * them, though it is never read) and the last-applied annotation, which
+ * kubectl apply fills with the whole Secret.
+ */
+static void wipe_secret(json_object *sec)
+{
+	json_object *data = sec ? kc_json_get(sec, "data") : NULL;
+	json_object *ann = sec ? kc_json_get(sec, "metadata.annotations") : NULL;
+	json_object *v = NULL;
+
+	if (data && json_object_is_type(data, json_type_object)) {
+		json_object_object_foreach(data, key, val) {
+			(void)key;
+			wipe_jstr(val);
+		}
+	}
+	if (ann && json_object_is_type(ann, json_type_object) &&
+	    json_object_object_get_ex(ann, "kubectl.kubernetes.io/last-applied-configuration", &v))
+		wipe_jstr(v);
+}
+
 /* Reads the Secret and checks its tls.crt; *pem gets the certificate PEM. */
 static int get_secret(struct kc_client *c, struct ctl_ctx *ctx, struct ctl_obs *o, char **pem)
 {
@@ -487,7 +521,9 @@ static int get_secret(struct kc_client *c, struct ctl_ctx *ctx, struct ctl_obs *
 	}
 out:
 	art_cert_free(cert);
+	wipe_secret(sec);
 	json_object_put(sec);
+	kc_client_wipe_response(c);
 	return rc;
 }
 
@@ -498,6 +534,36 @@ static const char *annotation(json_object *ann, const char *key)
 	if (!ann || !json_object_object_get_ex(ann, key, &v) || !json_object_is_type(v, json_type_string))
 		return NULL;
 	return json_object_get_string(v);
+}
+
+/*
+ * A Lease whose endpoint is not an address of its node (when the node lists
+ * addresses) is not a helper we talk to: forget the endpoint, so the decision
+ * sees no available helper. A Node we cannot read is not a reason to refuse.
+ */
+static void check_endpoint(struct kc_client *c, struct ctl_obs *o, const char *node)
+{
+	json_object *n = NULL;
+	struct kc_status st;
+	char path[512], why[512];
+
+	kc_status_clear(&st);
+	if (!o->endpoint[0])
+		return;
+	if (kc_path(path, sizeof(path), &KC_RES_NODES, NULL, node, NULL, NULL) != 0 ||
+	    kc_get(c, path, &n, &st) != 0) {
+		LOG_DEBUG("msg=\"cannot read node\" pcp=%s/%s node=%s http=%ld", o->ns, o->name, node,
+			  st.http);
+		return;
+	}
+	if (!ctl_endpoint_on_node(o->endpoint, n, why, sizeof(why))) {
+		LOG_WARN("msg=\"helper lease refused\" pcp=%s/%s node=%s endpoint=%s why=\"%s\"", o->ns,
+			 o->name, node, o->endpoint, why);
+		o->endpoint[0] = '\0';
+		o->fingerprint[0] = '\0';
+		o->lease_fresh = false;
+	}
+	json_object_put(n);
 }
 
 static int get_lease(struct kc_client *c, struct ctl_ctx *ctx, struct ctl_obs *o, const char *node)
@@ -527,6 +593,7 @@ static int get_lease(struct kc_client *c, struct ctl_ctx *ctx, struct ctl_obs *o
 	ctl_copy(o->endpoint, sizeof(o->endpoint), annotation(l.annotations, "checkpointing.dev/endpoint"));
 	ctl_copy(o->fingerprint, sizeof(o->fingerprint),
 	     annotation(l.annotations, "checkpointing.dev/cert-sha256"));
+	check_endpoint(c, o, node);
 out:
 	kc_lease_cleanup(&l);
 	return rc;
@@ -574,11 +641,10 @@ static int call_helper(struct ctl_ctx *ctx, const struct ctl_obs *o, const struc
 		rc = -EHOSTUNREACH;
 		goto out;
 	}
-	rc = kc_config_token(ctx->cfg, token, TOKEN_MAX);
-	if (rc) {
-		snprintf(err, errlen, "the controller has no ServiceAccount token to present (%d)", rc);
+	/* The channel token, never the API token (kc_config_token). */
+	rc = ctl_channel_token(ctx->opts->channel_token_file, token, TOKEN_MAX, err, errlen);
+	if (rc)
 		goto out;
-	}
 	co.token = token;
 	rc = ch_call(&co, job, st, err, errlen);
 	ctl_metrics_helper_call(job->op == CH_OP_CHECKPOINT, rc);
@@ -946,6 +1012,8 @@ out:
 	if (mem)
 		free(mem->cert_pem);
 	free(mem);
+	if (pem)
+		OPENSSL_cleanse(pem, strlen(pem));
 	free(pem);
 	free(others);
 	free(names);

@@ -47,6 +47,10 @@ static const struct opt opts[] = {
 	  "accept expired or not-yet-valid encryption certificates" },
 	{ "identity", OPT_STR, OFF(identity), SZ(identity), 0, 0, NULL,
 	  "leader election identity (default: $POD_NAME, else the host name)" },
+	{ "channel-token-file", OPT_STR, OFF(channel_token_file), SZ(channel_token_file), 0, 0,
+	  "/var/run/secrets/checkpointing.dev/channel/token",
+	  "the token presented to node helpers: a projected ServiceAccount token with audience "
+	  "channel.checkpointing.dev (re-read on every call; the API token is never sent)" },
 	{ "log-level", OPT_STR, OFF(log_level), SZ(log_level), 0, 0, "info",
 	  "error, warn, info or debug" },
 	{ "metrics-addr", OPT_STR, OFF(metrics_addr), SZ(metrics_addr), 0, 0, ":8080",

@@ -29,6 +29,7 @@ struct ctl_options {
 	bool leader_elect;
 	bool allow_expired;
 	char identity[256];
+	char channel_token_file[4096]; /* audience-bound token for the helpers */
 	char log_level[16];
 	char metrics_addr[128]; /* /metrics, /healthz, /readyz; "" or "0": off */
 	bool help;

@@ -7,13 +7,18 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
+#include "ch.h"
 #include "ctl_io.h"
 #include "ctl_leader.h"
 #include "ctl_metrics.h"
 #include "ctl_queue.h"
+#include "ctl_trust.h"
 #include "kc.h"
 #include "log.h"
 #include "mx.h"
@@ -137,6 +142,28 @@ static void pool_stop(void *arg)
 	LOG_INFO("msg=\"workers stopped\"");
 }
 
+/*
+ * Says at startup when the channel token is missing or unusable: every
+ * dispatch would fail (the API token is never sent instead). Not fatal: a
+ * projected token may appear a moment later; each call reads it again.
+ */
+static void check_channel_token(const struct ctl_options *opts)
+{
+	char *tok = calloc(1, CTL_CHANNEL_TOKEN_MAX);
+	char err[512];
+
+	if (!tok)
+		return;
+	if (ctl_channel_token(opts->channel_token_file, tok, CTL_CHANNEL_TOKEN_MAX, err, sizeof(err)) != 0)
+		LOG_ERROR("msg=\"no channel token: node helpers will refuse every job\" error=\"%s\" "
+			  "fix=\"mount a projected serviceAccountToken with audience %s at --channel-token-file\"",
+			  err, CH_AUDIENCE);
+	else
+		LOG_INFO("msg=\"channel token\" file=%s audience=%s", opts->channel_token_file, CH_AUDIENCE);
+	OPENSSL_cleanse(tok, CTL_CHANNEL_TOKEN_MAX);
+	free(tok);
+}
+
 int ctl_run(const struct ctl_options *opts, volatile sig_atomic_t *stop)
 {
 	struct kc_config *cfg = NULL;
@@ -176,6 +203,7 @@ int ctl_run(const struct ctl_options *opts, volatile sig_atomic_t *stop)
 		 kc_config_server(cfg), opts->ns, opts->nwatch ? "some" : "all", opts->workers,
 		 opts->helper_wait_seconds, opts->job_margin_seconds, opts->poll_seconds,
 		 opts->leader_elect, opts->identity);
+	check_channel_token(opts);
 	rc = ctl_ctx_start_informers(&ctx);
 	if (rc)
 		goto out;

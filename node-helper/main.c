@@ -176,6 +176,7 @@ int main(int argc, char **argv)
 	sopts.port = (int)opt.port;
 	sopts.cert_pem = cert_pem;
 	sopts.key_pem = key_pem;
+	sopts.ops.precheck = nh_server_precheck;
 	sopts.ops.authenticate = nh_server_authenticate;
 	sopts.ops.on_job = nh_server_on_job;
 	sopts.ops.arg = &ctx;

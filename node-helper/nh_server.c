@@ -139,6 +139,12 @@ int nh_server_on_job(void *arg, const struct ch_job *job, struct ch_state *now)
 	return 0;
 }
 
+int nh_server_precheck(void *arg, const char *token)
+{
+	struct nh_server_ctx *ctx = arg;
+	return nh_auth_precheck(ctx->auth, token);
+}
+
 int nh_server_authenticate(void *arg, const char *token)
 {
 	struct nh_server_ctx *ctx = arg;

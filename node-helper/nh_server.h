@@ -2,7 +2,8 @@
  * nh_server.h - glue between the channel (lib/chan) and the job runner:
  * the on_job and authenticate callbacks and the progress notifier.
  *
- * Threads: on_job and authenticate run on the channel's lws thread and only
+ * Threads: precheck and on_job run on the channel's lws thread (authenticate
+ * on the channel server's auth worker) and only
  * do quick work (journal lookup, one journal write, enqueue; delete-artifact
  * is one GET of the CR with a short deadline and a couple of file operations;
  * cancel flags the running job). nh_server_notify runs on the worker.
@@ -30,6 +31,8 @@ struct nh_server_ctx {
 /* ch_server_ops.on_job; arg = struct nh_server_ctx *. */
 int nh_server_on_job(void *arg, const struct ch_job *job, struct ch_state *now);
 /* ch_server_ops.authenticate; arg = struct nh_server_ctx *. */
+/* ch_server_ops.precheck (service thread, never blocks) -> nh_auth_precheck. */
+int nh_server_precheck(void *arg, const char *token);
 int nh_server_authenticate(void *arg, const char *token);
 /* Runner notify callback; arg = struct nh_server_ctx *. */
 void nh_server_notify(void *arg, const struct ch_state *st);

@@ -35,7 +35,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 step "fuzz smoke: every libFuzzer driver, 10 s each (clang, ASan + UBSan)"
 CC=clang cmake -S . -B build-fuzz -DPCP_FUZZ=ON -DPCP_TESTS=OFF -DPCP_BENCH=OFF -DPCP_WERROR=ON >/dev/null
 # Every libFuzzer driver under tests/fuzz (one list, used for the build and the runs).
-FUZZERS=(fuzz_kubeconfig fuzz_watch fuzz_status fuzz_ch_message fuzz_cert fuzz_cms fuzz_mx_http)
+FUZZERS=(fuzz_kubeconfig fuzz_watch fuzz_status fuzz_ch_message fuzz_cert fuzz_cms fuzz_mx_http fuzz_jwt)
 cmake --build build-fuzz -j"$(nproc)" --target "${FUZZERS[@]}"
 for f in "${FUZZERS[@]}"; do
   corpus="build-fuzz/corpus/$f"

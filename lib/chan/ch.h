@@ -4,10 +4,13 @@
  * Transport: WebSocket over TLS (libwebsockets). The helper serves a
  * self-signed certificate whose SHA-256 fingerprint it publishes in its
  * Lease; the client pins that fingerprint during the TLS handshake (before
- * any byte of its own is sent) and presents its ServiceAccount token as
- * "Authorization: Bearer" on the upgrade request. The server's auth callback
- * decides (TokenReview); a refused client gets a 401/403 upgrade failure and
- * nothing else.
+ * any byte of its own is sent) and presents its channel token (audience
+ * CH_AUDIENCE, never its API token) as "Authorization: Bearer" on the
+ * upgrade request. The server first runs a cheap precheck on the service
+ * thread (403 at once when it refuses), limits connections per peer and in
+ * total, and asks the authority (TokenReview) on its own worker thread while
+ * the upgraded connection waits; a refusal there closes the WebSocket with
+ * 1008 (policy violation). See docs/channel.md.
  *
  * Protocol: one JSON text message per frame, each with "v": CH_PROTO_VERSION
  * and a "type". The client sends one "job"; the server answers with "state"
@@ -16,7 +19,8 @@
  * identified by the CR's UID: re-sending it returns the existing job's state.
  *
  * Threads: the server runs its lws loop in the thread that calls
- * ch_server_run; callbacks run on that thread and must not block for long.
+ * ch_server_run; precheck and on_job run on that thread and must not block;
+ * authenticate runs on the server's auth worker thread.
  * ch_server_notify may be called from any thread. ch_call is blocking and
  * thread-safe (one lws context per call).
  */
@@ -97,19 +101,55 @@ int ch_state_decode(const char *text, size_t len, struct ch_state *st, char *err
 
 /* ---------------------------------------------------------------- server */
 
+/*
+ * The audience of the channel credential: the controller presents a
+ * ServiceAccount token requested for this audience (never its API token), and
+ * the helper's TokenReview names it, so the token is good for the channel only.
+ */
+#define CH_AUDIENCE "channel.checkpointing.dev"
+
 struct ch_server;
 
+/* Verdicts of ch_server_ops.precheck. */
+enum ch_auth_verdict {
+	CH_AUTH_ALLOW = 0,  /* known good (e.g. a cached TokenReview answer) */
+	CH_AUTH_DENY = 1,   /* refused without asking anybody (403) */
+	CH_AUTH_REVIEW = 2, /* ask ops.authenticate on the auth worker */
+};
+
 struct ch_server_ops {
-	/* 0: allowed. Anything else: refused (the client sees 403, 401 if no token). */
+	/*
+	 * Cheap look at the bearer token on the service thread; must not block.
+	 * Returns an enum ch_auth_verdict. NULL: always CH_AUTH_REVIEW.
+	 */
+	int (*precheck)(void *arg, const char *bearer_token);
+	/*
+	 * The authority (a TokenReview): runs on the server's own auth worker
+	 * thread, never on the service thread, and may block (keep it bounded:
+	 * a connection waits at most auth_timeout_s). 0: allowed.
+	 */
 	int (*authenticate)(void *arg, const char *bearer_token);
 	/*
 	 * A job arrived from an authenticated client. Fill `now` with its state
 	 * (accepted, or the existing job's state for a known uid). Return 0, or
-	 * negative to refuse (now->reason/message say why).
+	 * negative to refuse (now->reason/message say why). Service thread.
 	 */
 	int (*on_job)(void *arg, const struct ch_job *job, struct ch_state *now);
 	void *arg;
 };
+
+/* Defaults of the limits in struct ch_server_opts (0 there means these). */
+#define CH_DEFAULT_MAX_CONNS 128          /* connections in total */
+#define CH_DEFAULT_MAX_CONNS_PER_PEER 16  /* per peer IP address */
+#define CH_DEFAULT_HANDSHAKE_TIMEOUT_S 5  /* accept -> WebSocket established */
+#define CH_DEFAULT_AUTH_TIMEOUT_S 8       /* established -> authentication answered */
+#define CH_DEFAULT_IDLE_TIMEOUT_S 30      /* no byte either way on an established connection */
+#define CH_DEFAULT_REVIEWS_PER_PEER_PER_MIN 120 /* TokenReviews a peer may cause (burst 4) */
+#define CH_DEFAULT_REVIEW_QUEUE 32        /* reviews waiting for the worker, all peers */
+#define CH_DEFAULT_REVIEWS_PER_S 20       /* all peers together (burst as many); peers that
+					   * authenticated lately are exempt */
+#define CH_DEFAULT_CONNS_PER_PEER_PER_S 20 /* new connections (TLS handshakes) a peer may open (burst as many);
+					     * peers that authenticated lately are exempt */
 
 struct ch_server_opts {
 	const char *bind_address; /* "127.0.0.2" or "0.0.0.0" */
@@ -117,7 +157,25 @@ struct ch_server_opts {
 	const char *cert_pem;     /* serving certificate (PEM, borrowed) */
 	const char *key_pem;      /* its private key (PEM, borrowed, not kept) */
 	struct ch_server_ops ops;
+	/* Limits: 0 = the CH_DEFAULT_* above. */
+	int max_conns;
+	int max_conns_per_peer;
+	int handshake_timeout_s;
+	int auth_timeout_s;
+	int idle_timeout_s;
+	int reviews_per_peer_per_min;
+	int review_queue;
+	int reviews_per_s;
+	int conns_per_peer_per_s;
 };
+
+/* What the guard refused, for tests and figures (service thread counters, read racy). */
+struct ch_server_stats {
+	uint64_t accepted, refused_total, refused_peer, refused_conn_rate, refused_rate,
+		prechecked_deny, reviews, review_denied, timed_out;
+	unsigned int open_conns;
+};
+void ch_server_get_stats(struct ch_server *srv, struct ch_server_stats *out);
 
 int ch_server_new(const struct ch_server_opts *opts, struct ch_server **out);
 /* Serves until *stop becomes non-zero (checked at least every 200 ms). */
@@ -160,7 +218,9 @@ struct ch_call_opts {
  * (succeeded/failed/refused) or once wait_ms passed since the first answer,
  * with the last state in *last. Errors: -ECONNREFUSED / -ETIMEDOUT /
  * -EHOSTUNREACH (helper unreachable), -EPERM (fingerprint mismatch),
- * -EACCES (refused credentials), -EPROTO (bad answer); err says which.
+ * -EACCES (refused credentials: 401/403, or closed 1008 after the review),
+ * -EAGAIN (the helper is limiting connections or reviews: 429/503, try
+ * later), -EPROTO (bad answer); err says which.
  */
 int ch_call(const struct ch_call_opts *opts, const struct ch_job *job, struct ch_state *last,
 	    char *err, size_t errlen);

@@ -189,6 +189,9 @@ static void map_connection_error(struct ch_call_ctx *c, struct lws *wsi, const c
 	} else if (status == 401 || status == 403) {
 		call_fail(c, -EACCES, "the helper at %s refused the credentials (HTTP %u)",
 			  c->opts->endpoint, status);
+	} else if (status == 429 || status == 503) {
+		call_fail(c, -EAGAIN, "the helper at %s is limiting connections (HTTP %u); try again later",
+			  c->opts->endpoint, status);
 	} else if (status != 0 && status != 101) {
 		call_fail(c, -EPROTO, "the helper at %s answered the upgrade with HTTP %u",
 			  c->opts->endpoint, status);
@@ -320,6 +323,9 @@ static int client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		if (c->have_state) {
 			c->done = true;
 			c->rc = 0;
+		} else if (c->close_code == LWS_CLOSE_STATUS_POLICY_VIOLATION) {
+			call_fail(c, -EACCES, "the helper at %s refused the credentials (closed 1008)",
+				  c->opts->endpoint);
 		} else if (c->close_code == LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE) {
 			call_fail(c, -EMSGSIZE, "the helper at %s refused the job as too large",
 				  c->opts->endpoint);

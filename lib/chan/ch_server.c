@@ -1,21 +1,19 @@
 /*
  * ch_server.c - the node helper's side of the channel: one libwebsockets
- * TLS vhost, one protocol, one service thread.
+ * TLS vhost, one protocol, one service thread; the messages of a connection.
  *
- * Ownership: everything in struct ch_server except the pending-notification
- * queue belongs to the service thread (the one in ch_server_run). The queue
- * is the only thing other threads touch, under srv->mu; they wake the loop
- * with lws_cancel_service() and the loop drains the queue in
- * LWS_CALLBACK_EVENT_WAIT_CANCELLED.
- *
- * Authentication happens before the upgrade is answered
- * (LWS_CALLBACK_HTTP_CONFIRM_UPGRADE): no "Authorization: Bearer" -> 401,
- * ops.authenticate != 0 -> 403, both as real HTTP answers. A marker on the
- * wsi is checked again at LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION so that no
- * path to the protocol skips the check.
+ * Ownership and the guard (limits, deadlines, the auth worker): ch_srv.h and
+ * ch_srv_guard.c. Authentication is decided before the upgrade is answered
+ * when it is cheap (no "Authorization: Bearer" -> 401, precheck DENY -> 403,
+ * over the peer's review budget -> 429, review queue full -> 503); otherwise
+ * the upgrade proceeds, the connection's messages wait, and the auth worker's
+ * answer either lets them through or closes with 1008. The link's state is
+ * checked again at LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION and before any
+ * message is handled, so no path to on_job skips authentication.
  */
 #include "ch.h"
 #include "ch_internal.h"
+#include "ch_srv.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,45 +35,6 @@
 #define CH_SRV_MAX_PENDING 4096u    /* notifications not yet drained */
 #define CH_SRV_TICK_US (100 * LWS_US_PER_MS)
 
-struct ch_out {
-	struct ch_out *next;
-	size_t len;
-	unsigned char buf[]; /* LWS_PRE + len */
-};
-
-struct ch_pending {
-	struct ch_pending *next;
-	struct ch_state st;
-};
-
-/* Per-connection state: lws allocates (zeroed) and frees it. */
-struct ch_conn {
-	struct ch_conn *next;
-	struct lws *wsi;
-	bool linked;
-	bool subscribed;
-	bool close_after_drain;
-	char uid[64];
-	char peer[64];
-	struct dbuf rx;
-	struct ch_out *oh, *ot;
-	size_t olen;
-};
-
-struct ch_server {
-	struct lws_context *ctx;
-	struct lws_protocols protocols[2];
-	struct ch_server_ops ops;
-	int port;
-	lws_sorted_usec_list_t tick;
-	char auth_marker; /* its address marks authenticated wsis */
-	struct ch_conn *conns;  /* service thread only */
-
-	pthread_mutex_t mu;     /* guards the pending queue */
-	struct ch_pending *ph, *pt;
-	size_t plen;
-};
-
 static struct ch_server *srv_of(struct lws *wsi)
 {
 	struct lws_context *ctx = wsi ? lws_get_context(wsi) : NULL;
@@ -87,43 +46,9 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 {
 	struct ch_server *srv = lws_container_of(sul, struct ch_server, tick);
 
-	/* Only here so that lws_service() returns and *stop gets checked. */
+	/* So that lws_service() returns and *stop gets checked; and the deadlines. */
+	ch_guard_sweep(srv);
 	lws_sul_schedule(srv->ctx, 0, &srv->tick, tick_cb, CH_SRV_TICK_US);
-}
-
-/* 0 when allowed, else the HTTP status to answer with. */
-static unsigned int srv_check_auth(struct ch_server *srv, struct lws *wsi)
-{
-	char *buf = NULL;
-	const char *tok;
-	unsigned int code = 401;
-	int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-	size_t sz;
-
-	if (n <= 0 || (unsigned)n > CH_MAX_AUTH_HEADER)
-		goto out;
-	sz = (size_t)n + 1;
-	buf = malloc(sz);
-	if (!buf) {
-		code = 503;
-		goto out;
-	}
-	if (lws_hdr_copy(wsi, buf, (int)sz, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
-		goto out;
-	if (strncasecmp(buf, "Bearer ", 7) != 0)
-		goto out;
-	tok = buf + 7;
-	while (*tok == ' ')
-		tok++;
-	if (*tok == '\0')
-		goto out;
-	code = srv->ops.authenticate(srv->ops.arg, tok) == 0 ? 0 : 403;
-out:
-	if (buf) {
-		OPENSSL_cleanse(buf, (size_t)n + 1);
-		free(buf);
-	}
-	return code;
 }
 
 static void conn_free_queue(struct ch_conn *c)
@@ -217,13 +142,17 @@ static void guess_uid(const char *text, size_t len, char *uid, size_t size)
 	uid[n] = '\0';
 }
 
-static int conn_handle_message(struct ch_server *srv, struct ch_conn *c)
+int ch_conn_handle_message(struct ch_server *srv, struct ch_conn *c)
 {
 	struct ch_job job;
 	struct ch_state now;
 	char err[256];
 	int rc;
 
+	if (!c->link || c->link->auth != CH_LINK_OK) { /* never without authentication */
+		dbuf_reset(&c->rx);
+		return -EACCES;
+	}
 	memset(&now, 0, sizeof(now));
 	rc = ch_job_decode(c->rx.data, c->rx.len, &job, err, sizeof(err));
 	if (rc) {
@@ -302,6 +231,9 @@ static void conn_unlink(struct ch_server *srv, struct ch_conn *c)
 		}
 	}
 	c->linked = false;
+	if (c->link)
+		c->link->conn = NULL;
+	c->link = NULL;
 	conn_free_queue(c);
 	dbuf_cleanup(&c->rx);
 }
@@ -311,27 +243,40 @@ static int srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 {
 	struct ch_server *srv = srv_of(wsi);
 	struct ch_conn *c = user;
+	struct ch_link *l;
 	unsigned int code;
 	int rc;
 
 	if (!srv)
 		return 0;
 	switch (reason) {
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		/* wsi is the listener here; in is the accepted socket. */
+		return ch_guard_filter(srv, (int)(intptr_t)in);
+
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+		return ch_guard_attach(srv, wsi);
+
+	case LWS_CALLBACK_WSI_DESTROY:
+		ch_guard_detach(srv, wsi);
+		return 0;
+
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		if (!in || strcmp((const char *)in, "websocket") != 0) {
 			lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST, NULL);
 			return 1;
 		}
-		code = srv_check_auth(srv, wsi);
+		code = ch_guard_upgrade(srv, wsi);
 		if (code) {
-			char peer[64];
+			if (ch_guard_log_ok(srv)) {
+				char peer[64];
 
-			lws_get_peer_simple(wsi, peer, sizeof(peer));
-			LOG_WARN("msg=\"channel client refused\" peer=%s status=%u", peer, code);
+				lws_get_peer_simple(wsi, peer, sizeof(peer));
+				LOG_WARN("msg=\"channel client refused\" peer=%s status=%u", peer, code);
+			}
 			lws_return_http_status(wsi, code, NULL);
 			return 1;
 		}
-		lws_set_opaque_user_data(wsi, &srv->auth_marker);
 		return 0;
 
 	case LWS_CALLBACK_HTTP:
@@ -340,29 +285,47 @@ static int srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return -1;
 
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		if (lws_get_opaque_user_data(wsi) != &srv->auth_marker) {
+		l = ch_guard_link(wsi);
+		if (!l || (l->auth != CH_LINK_OK && l->auth != CH_LINK_REVIEW)) {
 			LOG_WARN("msg=\"channel upgrade without authentication refused\"");
 			return 1;
 		}
 		return 0;
 
 	case LWS_CALLBACK_ESTABLISHED:
-		if (!c)
+		l = ch_guard_link(wsi);
+		if (!c || !l || l->auth == CH_LINK_NEW)
 			return -1;
 		c->wsi = wsi;
+		c->link = l;
+		l->conn = c;
+		ch_guard_touch(l);
 		dbuf_init(&c->rx, CH_MAX_MESSAGE);
 		lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
 		c->next = srv->conns;
 		srv->conns = c;
 		c->linked = true;
 		LOG_DEBUG("msg=\"channel connection\" peer=%s", c->peer);
+		if (l->auth == CH_LINK_DENIED) { /* refused before it was established */
+			c->deny_close = true;
+			lws_callback_on_writable(wsi);
+		}
 		return 0;
 
 	case LWS_CALLBACK_RECEIVE:
-		if (!c || !c->linked)
+		if (!c || !c->linked || !c->link)
 			return -1;
-		if (c->close_after_drain)
-			return 0; /* the conversation is over; ignore */
+		ch_guard_touch(c->link);
+		if (c->close_after_drain || c->deny_close || c->link->auth == CH_LINK_DENIED)
+			return 0; /* the conversation is over (the close is on its way); ignore */
+		if (c->job_ready) {
+			/* One message while authentication is pending, nothing more. */
+			static const char why[] = "one message before authentication";
+
+			lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)why,
+					 sizeof(why) - 1);
+			return -1;
+		}
 		rc = dbuf_add(&c->rx, in, len);
 		if (rc) {
 			static const char why[] = "message too large";
@@ -376,13 +339,25 @@ static int srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		}
 		if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) != 0)
 			return 0;
-		if (conn_handle_message(srv, c) != 0)
+		if (c->link->auth == CH_LINK_REVIEW) {
+			c->job_ready = true; /* handled when the auth worker answers */
+			return 0;
+		}
+		if (ch_conn_handle_message(srv, c) != 0)
 			return -1;
 		return 0;
 
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		if (!c || !c->linked)
 			return -1;
+		ch_guard_touch(c->link);
+		if (c->deny_close) {
+			static const char why[] = "unauthorized";
+
+			lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)why,
+					 sizeof(why) - 1);
+			return -1;
+		}
 		if (c->oh) {
 			struct ch_out *o = c->oh;
 			int n;
@@ -411,6 +386,7 @@ static int srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return 0;
 
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		ch_guard_drain(srv);
 		srv_drain_pending(srv);
 		return 0;
 
@@ -448,6 +424,12 @@ int ch_server_new(const struct ch_server_opts *opts, struct ch_server **out)
 		goto out;
 	}
 	srv->ops = opts->ops;
+	if (ch_guard_init(srv, opts) != 0) {
+		pthread_mutex_destroy(&srv->mu);
+		free(srv);
+		srv = NULL;
+		goto out;
+	}
 	srv->protocols[0].name = CH_PROTOCOL_NAME;
 	srv->protocols[0].callback = srv_cb;
 	srv->protocols[0].per_session_data_size = sizeof(struct ch_conn);
@@ -471,10 +453,13 @@ int ch_server_new(const struct ch_server_opts *opts, struct ch_server **out)
 	info.server_ssl_private_key_mem = opts->key_pem;
 	info.server_ssl_private_key_mem_len = (unsigned int)strlen(opts->key_pem);
 	info.alpn = "http/1.1";
-	info.timeout_secs = 10;
+	/* lws's own deadlines (TLS accept, headers) as a first line; ch_guard_sweep
+	 * enforces ours whatever state a connection is in. */
+	info.timeout_secs = (unsigned int)srv->lim.handshake_s;
+	info.keepalive_timeout = srv->lim.handshake_s;
 	info.max_http_header_data = (unsigned short)CH_MAX_AUTH_HEADER + 4096;
 	info.pt_serv_buf_size = 32768;
-	info.fd_limit_per_thread = 1024;
+	info.fd_limit_per_thread = srv->lim.max_conns + CH_SRV_RESERVED_CONNS + 16u; /* + listener, pipes */
 	info.count_threads = 1;
 
 	srv->ctx = ch_lws_create_context(&info, 0);
@@ -483,6 +468,11 @@ int ch_server_new(const struct ch_server_opts *opts, struct ch_server **out)
 			  "error=\"address in use or unusable, or certificate/key not loadable\"",
 			  opts->bind_address ? opts->bind_address : "0.0.0.0", opts->port);
 		rc = -EIO;
+		goto out;
+	}
+	rc = ch_guard_start(srv);
+	if (rc) {
+		LOG_ERROR("msg=\"channel server could not start its auth worker\" rc=%d", rc);
 		goto out;
 	}
 	vh = lws_get_vhost_by_name(srv->ctx, "pcp");
@@ -559,11 +549,14 @@ void ch_server_free(struct ch_server *srv)
 {
 	if (!srv)
 		return;
+	/* The worker wakes the loop through ctx: stop it first. */
+	ch_guard_stop(srv);
 	if (srv->ctx) {
 		lws_sul_cancel(&srv->tick);
 		lws_context_destroy(srv->ctx);
 		srv->ctx = NULL;
 	}
+	ch_guard_cleanup(srv);
 	while (srv->ph) {
 		struct ch_pending *p = srv->ph;
 

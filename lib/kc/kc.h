@@ -131,6 +131,12 @@ void kc_client_free(struct kc_client *c);
 void kc_client_set_timeout(struct kc_client *c, long timeout_ms);
 /* Sent as User-Agent (borrowed, static string). */
 void kc_client_set_user_agent(struct kc_client *c, const char *ua);
+/*
+ * Wipes (OPENSSL_cleanse) the client's response buffer, all of its capacity:
+ * call right after a request whose answer held secret data (a Secret GET).
+ * Also done by kc_client_free.
+ */
+void kc_client_wipe_response(struct kc_client *c);
 
 /*
  * The general request: method, path (from kc_path), optional body with its

@@ -63,8 +63,17 @@ void kc_client_free(struct kc_client *c)
 	if (!c)
 		return;
 	curl_easy_cleanup(c->h);
+	kc_client_wipe_response(c);
 	dbuf_cleanup(&c->resp);
 	free(c);
+}
+
+void kc_client_wipe_response(struct kc_client *c)
+{
+	if (!c || !c->resp.data)
+		return;
+	OPENSSL_cleanse(c->resp.data, c->resp.cap);
+	c->resp.len = 0;
 }
 
 void kc_client_set_timeout(struct kc_client *c, long timeout_ms)

@@ -8,6 +8,10 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include <json-c/json_tokener.h>
+#include <json-c/printbuf.h>
+#include <openssl/crypto.h>
+
 #include "kc_internal.h"
 
 #define KC_JSON_DEPTH 128
@@ -117,6 +121,10 @@ int kc_json_parse(const char *buf, size_t len, json_object **out)
 	rc = 0;
 out:
 	json_object_put(obj);
+	/* The tokener's scratch buffer holds the last string it parsed (a
+	 * Secret's data, a token in a TokenReview): wipe it before it is freed. */
+	if (tok->pb && tok->pb->buf)
+		OPENSSL_cleanse(tok->pb->buf, (size_t)tok->pb->size);
 	json_tokener_free(tok);
 	return rc;
 }

@@ -2,9 +2,12 @@
 # Deploys the operator onto the running test cluster as local processes with
 # real identities, the way the DaemonSet and Deployment would run them:
 #   - config/default/namespace.yaml and config/rbac (the same files a real install uses),
-#   - a ServiceAccount token from the TokenRequest API for each daemon, laid out
-#     like a projected token volume (token, ca.crt, namespace) and found through
-#     KUBERNETES_SERVICE_HOST/PORT, so the daemons use their in-cluster config,
+#   - config/policies (the ValidatingAdmissionPolicies of the trust boundaries),
+#   - a Pod object per daemon (helpers: spec.nodeName = their node) and a
+#     ServiceAccount token from the TokenRequest API bound to it, laid out like a
+#     projected token volume (token, ca.crt, namespace) and found through
+#     KUBERNETES_SERVICE_HOST/PORT, so the daemons use their in-cluster config;
+#     the controller also gets its channel token (audience channel.checkpointing.dev),
 #   - the controller, and one node helper per node bound to that node's address,
 #     talking to that node's kubelet stand-in, artifacts under that node's root.
 #
@@ -49,16 +52,54 @@ undeploy() {
 	echo "undeployed"
 }
 
-# sa_dir NAME SERVICEACCOUNT: a projected-token-like directory.
+# daemon_pod NAME SERVICEACCOUNT [NODE]: the Pod object a daemon's tokens are
+# bound to, as the DaemonSet/Deployment pod would be. A token bound to a pod
+# with spec.nodeName carries the node-name claim
+# (authentication.kubernetes.io/node-name) that config/policies checks; the
+# token dies with the pod. kwok marks pods on its nodes Running.
+daemon_pod() {
+	local name=$1 sa=$2 node=${3:-}
+	k -n "$NS" get pod "$name" >/dev/null 2>&1 && return 0
+	k apply -f - >/dev/null <<POD
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $name
+  namespace: $NS
+  labels: {app.kubernetes.io/name: podcheckpoint, app.kubernetes.io/component: ${sa#podcheckpoint-}}
+spec:
+  serviceAccountName: $sa
+  ${node:+nodeName: $node}
+  automountServiceAccountToken: false
+  containers: [{name: daemon, image: podcheckpoint:latest}]
+POD
+}
+
+# sa_dir NAME SERVICEACCOUNT POD: a projected-token-like directory with a token
+# bound to POD (the API token) and, for the controller, channel/token (audience
+# channel.checkpointing.dev, the only credential that goes to node helpers).
 sa_dir() {
 	local d="$DEPLOY/$1/sa"
 	mkdir -p "$d"
 	chmod 0700 "$DEPLOY/$1" "$d"
-	k -n "$NS" create token "$2" --duration=24h >"$d/token.new"
+	k -n "$NS" create token "$2" --duration=24h --bound-object-kind=Pod --bound-object-name="$3" >"$d/token.new"
 	mv "$d/token.new" "$d/token"
 	cp "$(js .caFile)" "$d/ca.crt"
 	printf '%s' "$NS" >"$d/namespace"
 	echo "$d"
+}
+
+# channel_token NAME POD: the controller's channel credential (a Deployment
+# gets it from a projected volume with expirationSeconds 600, rotated by the
+# kubelet; here it is minted for the length of an e2e run).
+channel_token() {
+	local d="$DEPLOY/$1/channel"
+	mkdir -p "$d"
+	chmod 0700 "$d"
+	k -n "$NS" create token podcheckpoint-controller --audience=channel.checkpointing.dev \
+		--duration="${PCP_CHANNEL_TOKEN_DURATION:-2h}" --bound-object-kind=Pod --bound-object-name="$2" >"$d/token.new"
+	mv "$d/token.new" "$d/token"
+	echo "$d/token"
 }
 
 start() { # name logfile args...
@@ -74,14 +115,16 @@ CTL="$BIN_DIR/controller/podcheckpoint-controller"
 NH="$BIN_DIR/node-helper/podcheckpoint-node-helper"
 
 start_controller() { # [name] [identity] [metrics port]: a second one makes a leader election
-	local name=${1:-controller} id=${2:-podcheckpoint-controller-0} mport=${3:-18080} sa
-	sa=$(sa_dir "$name" podcheckpoint-controller)
+	local name=${1:-controller} id=${2:-podcheckpoint-controller-0} mport=${3:-18080} sa ch
+	daemon_pod "$id" podcheckpoint-controller
+	sa=$(sa_dir "$name" podcheckpoint-controller "$id")
+	ch=$(channel_token "$name" "$id")
 	echo "http://127.0.0.1:$mport/metrics" >"$DEPLOY/$name/metrics-url"
 	# shellcheck disable=SC2086
 	start "$name" env KC_SA_DIR="$sa" KUBERNETES_SERVICE_HOST="$(js .apiServer.host)" \
 		KUBERNETES_SERVICE_PORT="$(js .apiServer.port)" \
 		POD_NAMESPACE="$NS" POD_NAME="$id" \
-		"$CTL" --helper-wait-seconds="${PCP_HELPER_WAIT:-15}" --job-margin-seconds=15 --poll-seconds=2 \
+		"$CTL" --channel-token-file="$ch" --helper-wait-seconds="${PCP_HELPER_WAIT:-15}" --job-margin-seconds=15 --poll-seconds=2 \
 		--metrics-addr="127.0.0.1:$mport" \
 		${PCP_CONTROLLER_ARGS:-}
 }
@@ -91,7 +134,8 @@ start_helper() { # node
 	ip=$(jq -r --arg n "$n" '.nodes[] | select(.name == $n) | .ip' "$STATE")
 	root=$(jq -r --arg n "$n" '.nodes[] | select(.name == $n) | .rootDir' "$STATE")
 	[ -n "$ip" ] && [ "$ip" != null ] || die "no node $n in $STATE"
-	sa=$(sa_dir "helper-$n" podcheckpoint-node-helper)
+	daemon_pod "pcp-helper-$n" podcheckpoint-node-helper "$n"
+	sa=$(sa_dir "helper-$n" podcheckpoint-node-helper "pcp-helper-$n")
 	echo "http://$ip:10444/metrics" >"$DEPLOY/helper-$n/metrics-url"
 	# shellcheck disable=SC2086
 	start "helper-$n" env KC_SA_DIR="$sa" KUBERNETES_SERVICE_HOST="$(js .apiServer.host)" \
@@ -133,6 +177,7 @@ deploy() {
 	mkdir -p "$DEPLOY"
 	k get namespace "$NS" >/dev/null 2>&1 || k apply -f "$ROOT/config/default/namespace.yaml" >/dev/null
 	k apply -k "$ROOT/config/rbac" >/dev/null
+	k apply -k "$ROOT/config/policies" >/dev/null
 
 	start_controller
 	local nodes n

@@ -57,7 +57,7 @@ want_deploy="${PCP_E2E_DEPLOY:-auto}"
 if [[ "$want_deploy" == auto ]]; then
 	want_deploy=0
 	for p in "${pkgs[@]}"; do
-		case "$p" in ./...|./pipeline*|pipeline*) want_deploy=1 ;; esac
+		case "$p" in ./...|./pipeline*|pipeline*|./security*|security*) want_deploy=1 ;; esac
 	done
 fi
 if [[ "$want_deploy" == 1 ]]; then

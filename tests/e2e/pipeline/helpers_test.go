@@ -96,6 +96,8 @@ func checkLogsHoldNoSecrets() error {
 	deploy := filepath.Join(workDir(), "deploy")
 	logs, _ := filepath.Glob(filepath.Join(deploy, "*", "log"))
 	tokens, _ := filepath.Glob(filepath.Join(deploy, "*", "sa", "token"))
+	channel, _ := filepath.Glob(filepath.Join(deploy, "*", "channel", "token"))
+	tokens = append(tokens, channel...)
 	if len(logs) == 0 {
 		return fmt.Errorf("no daemon logs under %s", deploy)
 	}

@@ -1,0 +1,631 @@
+/*
+ * ch_srv_guard.c - what stands between the network and the channel's
+ * protocol: connection limits per peer and in total, handshake/auth/idle
+ * deadlines, the cheap precheck, and the auth worker thread that asks the
+ * authority (ops.authenticate, a TokenReview) so that the service thread
+ * never waits for the API server.
+ *
+ * Order for one connection:
+ *   accept      -> ch_guard_filter: refused at once (fd closed before any TLS
+ *                  state exists) over max_conns or max_conns_per_peer
+ *   instantiate -> ch_guard_attach: a struct ch_link (lws opaque user data)
+ *   upgrade     -> ch_guard_upgrade: 401 no token; precheck DENY 403;
+ *                  ALLOW -> OK; REVIEW -> per-peer budget (429) and queue
+ *                  room (503), then a request for the worker
+ *   established -> messages are buffered until the worker answers:
+ *                  allowed -> handled; refused -> close 1008
+ *   destroy     -> ch_guard_detach: counts released, queued request dropped
+ * ch_guard_sweep closes links past their deadline (LWS_TO_KILL_ASYNC).
+ */
+#include "ch_srv.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include "ch_internal.h"
+#include "log.h"
+
+#define CH_MAX_AUTH_HEADER 16384u /* a projected SA token is ~1-2 KiB */
+#define CH_LOG_PER_SEC 5u
+#define CH_SRV_TRIM_AFTER 32u /* connections at once before a malloc_trim is worth it */
+
+static int pos_or(int v, int dflt)
+{
+	return v > 0 ? v : dflt;
+}
+
+bool ch_guard_log_ok(struct ch_server *srv)
+{
+	int64_t now = ch_now_ms();
+	struct ch_log_limit *l = &srv->loglim;
+
+	if (now - l->window_ms >= 1000) {
+		if (l->suppressed)
+			LOG_WARN("msg=\"channel refusals not logged\" count=%u window_ms=%lld", l->suppressed,
+				 (long long)(now - l->window_ms));
+		l->window_ms = now;
+		l->logged = 0;
+		l->suppressed = 0;
+	}
+	if (l->logged < CH_LOG_PER_SEC) {
+		l->logged++;
+		return true;
+	}
+	l->suppressed++;
+	return false;
+}
+
+static void *auth_worker(void *arg)
+{
+	struct ch_server *srv = arg;
+
+	for (;;) {
+		struct ch_areq *r;
+
+		pthread_mutex_lock(&srv->amu);
+		while (!srv->astop && !srv->aq)
+			pthread_cond_wait(&srv->acv, &srv->amu);
+		if (srv->astop) {
+			pthread_mutex_unlock(&srv->amu);
+			break;
+		}
+		r = srv->aq;
+		srv->aq = r->next;
+		if (!srv->aq)
+			srv->aqt = NULL;
+		srv->aqlen--;
+		pthread_mutex_unlock(&srv->amu);
+
+		r->verdict = srv->ops.authenticate(srv->ops.arg, r->token);
+		OPENSSL_cleanse(r->token, r->toklen);
+
+		pthread_mutex_lock(&srv->amu);
+		r->next = srv->ad;
+		srv->ad = r;
+		pthread_mutex_unlock(&srv->amu);
+		lws_cancel_service(srv->ctx);
+	}
+	return NULL;
+}
+
+static void areq_free(struct ch_areq *r)
+{
+	if (!r)
+		return;
+	OPENSSL_cleanse(r->token, r->toklen);
+	free(r);
+}
+
+static void areq_list_free(struct ch_areq *r)
+{
+	while (r) {
+		struct ch_areq *next = r->next;
+
+		areq_free(r);
+		r = next;
+	}
+}
+
+int ch_guard_init(struct ch_server *srv, const struct ch_server_opts *o)
+{
+	struct ch_limits *l = &srv->lim;
+	int per_min = pos_or(o->reviews_per_peer_per_min, CH_DEFAULT_REVIEWS_PER_PEER_PER_MIN);
+
+	l->max_conns = (unsigned)pos_or(o->max_conns, CH_DEFAULT_MAX_CONNS);
+	l->max_per_peer = (unsigned)pos_or(o->max_conns_per_peer, CH_DEFAULT_MAX_CONNS_PER_PEER);
+	l->review_queue = (unsigned)pos_or(o->review_queue, CH_DEFAULT_REVIEW_QUEUE);
+	if (l->review_queue > CH_SRV_MAX_INFLIGHT)
+		l->review_queue = CH_SRV_MAX_INFLIGHT;
+	l->handshake_s = pos_or(o->handshake_timeout_s, CH_DEFAULT_HANDSHAKE_TIMEOUT_S);
+	l->auth_s = pos_or(o->auth_timeout_s, CH_DEFAULT_AUTH_TIMEOUT_S);
+	l->idle_s = pos_or(o->idle_timeout_s, CH_DEFAULT_IDLE_TIMEOUT_S);
+	l->review_per_ms = (double)per_min / 60000.0;
+	l->review_burst = 4.0;
+	l->conn_burst = (double)pos_or(o->conns_per_peer_per_s, CH_DEFAULT_CONNS_PER_PEER_PER_S);
+	l->conn_per_ms = l->conn_burst / 1000.0;
+	l->greview_burst = (double)pos_or(o->reviews_per_s, CH_DEFAULT_REVIEWS_PER_S);
+	l->greview_per_ms = l->greview_burst / 1000.0;
+	srv->greview_tokens = l->greview_burst;
+	srv->greview_refill_ms = ch_now_ms();
+	if (pthread_mutex_init(&srv->amu, NULL) != 0)
+		return -ENOMEM;
+	if (pthread_cond_init(&srv->acv, NULL) != 0) {
+		pthread_mutex_destroy(&srv->amu);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int ch_guard_start(struct ch_server *srv)
+{
+	if (srv->athread_started)
+		return 0;
+	if (pthread_create(&srv->athread, NULL, auth_worker, srv) != 0)
+		return -EAGAIN;
+	srv->athread_started = true;
+	return 0;
+}
+
+void ch_guard_stop(struct ch_server *srv)
+{
+	pthread_mutex_lock(&srv->amu);
+	srv->astop = true;
+	pthread_cond_broadcast(&srv->acv);
+	pthread_mutex_unlock(&srv->amu);
+	if (srv->athread_started) {
+		pthread_join(srv->athread, NULL);
+		srv->athread_started = false;
+	}
+}
+
+void ch_guard_cleanup(struct ch_server *srv)
+{
+	areq_list_free(srv->aq);
+	areq_list_free(srv->ad);
+	srv->aq = srv->ad = srv->aqt = NULL;
+	srv->aqlen = 0;
+	pthread_cond_destroy(&srv->acv);
+	pthread_mutex_destroy(&srv->amu);
+}
+
+static int peer_addr(int fd, char *buf, size_t cap)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return -errno;
+	if (ss.ss_family == AF_INET) {
+		if (!inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)cap))
+			return -EINVAL;
+	} else if (ss.ss_family == AF_INET6) {
+		struct in6_addr a = ((struct sockaddr_in6 *)&ss)->sin6_addr;
+
+		/* One IPv6 peer is a /64 (one host can have all of it); v4-mapped stay whole. */
+		if (!IN6_IS_ADDR_V4MAPPED(&a))
+			memset(a.s6_addr + 8, 0, 8);
+		if (!inet_ntop(AF_INET6, &a, buf, (socklen_t)cap))
+			return -EINVAL;
+	} else {
+		return -EAFNOSUPPORT;
+	}
+	return 0;
+}
+
+/* The peer's slot; `add` takes a free one or evicts the least recently used idle peer. */
+static struct ch_peer *peer_find(struct ch_server *srv, const char *addr, bool add)
+{
+	struct ch_peer *free_slot = NULL, *lru = NULL;
+
+	for (size_t i = 0; i < CH_SRV_MAX_PEERS; i++) {
+		struct ch_peer *p = &srv->peers[i];
+
+		if (p->addr[0] && strcmp(p->addr, addr) == 0)
+			return p;
+		if (!p->addr[0]) {
+			if (!free_slot)
+				free_slot = p;
+		} else if (p->conns == 0 && !p->review_pending && (!lru || p->used_ms < lru->used_ms)) {
+			lru = p;
+		}
+	}
+	if (!add)
+		return NULL;
+	if (!free_slot)
+		free_slot = lru;
+	if (!free_slot)
+		return NULL;
+	memset(free_slot, 0, sizeof(*free_slot));
+	snprintf(free_slot->addr, sizeof(free_slot->addr), "%s", addr);
+	free_slot->tokens = srv->lim.review_burst;
+	free_slot->conn_tokens = srv->lim.conn_burst;
+	free_slot->refill_ms = free_slot->conn_refill_ms = ch_now_ms();
+	return free_slot;
+}
+
+/* Token bucket of new connections (each costs a TLS handshake). */
+static bool peer_may_connect(struct ch_server *srv, struct ch_peer *p)
+{
+	int64_t now = ch_now_ms();
+
+	p->conn_tokens += (double)(now - p->conn_refill_ms) * srv->lim.conn_per_ms;
+	if (p->conn_tokens > srv->lim.conn_burst)
+		p->conn_tokens = srv->lim.conn_burst;
+	p->conn_refill_ms = now;
+	if (p->conn_tokens < 1.0)
+		return false;
+	p->conn_tokens -= 1.0;
+	return true;
+}
+
+int ch_guard_filter(struct ch_server *srv, int fd)
+{
+	char addr[INET6_ADDRSTRLEN];
+	struct ch_peer *p;
+
+	if (peer_addr(fd, addr, sizeof(addr)) != 0)
+		return 1;
+	p = peer_find(srv, addr, false);
+	/* A flood from many addresses can fill max_conns; a peer that
+	 * authenticated lately (the controller) still finds a reserved slot. */
+	if (srv->nlinks >= srv->lim.max_conns &&
+	    !(p && p->good_until_ms > ch_now_ms() &&
+	      srv->nlinks < srv->lim.max_conns + CH_SRV_RESERVED_CONNS)) {
+		srv->stats.refused_total++;
+		if (ch_guard_log_ok(srv))
+			LOG_WARN("msg=\"channel connection refused\" peer=%s why=\"%u connections open (limit)\"",
+				 addr, srv->nlinks);
+		return 1;
+	}
+	if (p && p->good_until_ms <= ch_now_ms() && !peer_may_connect(srv, p)) {
+		srv->stats.refused_conn_rate++;
+		if (ch_guard_log_ok(srv))
+			LOG_WARN("msg=\"channel connection refused\" peer=%s why=\"more than %.0f new connections per second from this peer\"",
+				 addr, srv->lim.conn_burst);
+		return 1;
+	}
+	if (p && p->conns >= srv->lim.max_per_peer) {
+		srv->stats.refused_peer++;
+		if (ch_guard_log_ok(srv))
+			LOG_WARN("msg=\"channel connection refused\" peer=%s why=\"%u connections from this peer (limit)\"",
+				 addr, p->conns);
+		return 1;
+	}
+	return 0;
+}
+
+int ch_guard_attach(struct ch_server *srv, struct lws *wsi)
+{
+	char addr[INET6_ADDRSTRLEN];
+	struct ch_link *l;
+	struct ch_peer *p;
+	int fd = (int)lws_get_socket_fd(wsi);
+
+	if (fd < 0 || peer_addr(fd, addr, sizeof(addr)) != 0)
+		return -1;
+	p = peer_find(srv, addr, true);
+	if (!p || p->conns >= srv->lim.max_per_peer ||
+	    srv->nlinks >= srv->lim.max_conns + CH_SRV_RESERVED_CONNS)
+		return -1;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -1;
+	l->id = ++srv->next_id;
+	l->wsi = wsi;
+	l->peer = p;
+	l->auth = CH_LINK_NEW;
+	l->created_ms = l->last_ms = ch_now_ms();
+	p->conns++;
+	p->used_ms = l->created_ms;
+	l->next = srv->links;
+	srv->links = l;
+	srv->nlinks++;
+	if (srv->nlinks > srv->nlinks_peak)
+		srv->nlinks_peak = srv->nlinks;
+	srv->stats.accepted++;
+	lws_set_opaque_user_data(wsi, l);
+	return 0;
+}
+
+struct ch_link *ch_guard_link(struct lws *wsi)
+{
+	return wsi ? lws_get_opaque_user_data(wsi) : NULL;
+}
+
+void ch_guard_detach(struct ch_server *srv, struct lws *wsi)
+{
+	struct ch_link *l = ch_guard_link(wsi);
+
+	if (!l)
+		return;
+	lws_set_opaque_user_data(wsi, NULL);
+	for (struct ch_link **pp = &srv->links; *pp; pp = &(*pp)->next) {
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	}
+	srv->nlinks--;
+	if (l->peer) {
+		l->peer->conns--;
+		l->peer->used_ms = ch_now_ms();
+	}
+	/* A review it asked for still comes back (ch_guard_drain) and finds no link: fine. */
+	if (l->conn)
+		l->conn->link = NULL;
+	free(l);
+}
+
+void ch_guard_touch(struct ch_link *l)
+{
+	if (l)
+		l->last_ms = ch_now_ms();
+}
+
+/* Bearer token out of the Authorization header into a new buffer (wipe + free it). */
+static unsigned int read_bearer(struct lws *wsi, char **buf, size_t *bufsz, const char **tok)
+{
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	const char *t;
+
+	*buf = NULL;
+	*bufsz = 0;
+	*tok = NULL;
+	if (n <= 0 || (unsigned)n > CH_MAX_AUTH_HEADER)
+		return 401;
+	*bufsz = (size_t)n + 1;
+	*buf = malloc(*bufsz);
+	if (!*buf)
+		return 503;
+	if (lws_hdr_copy(wsi, *buf, (int)*bufsz, WSI_TOKEN_HTTP_AUTHORIZATION) < 0 ||
+	    strncasecmp(*buf, "Bearer ", 7) != 0)
+		return 401;
+	t = *buf + 7;
+	while (*t == ' ')
+		t++;
+	if (*t == '\0')
+		return 401;
+	*tok = t;
+	return 0;
+}
+
+/*
+ * Token buckets of the peer and of all peers: true (and one review spent)
+ * when it may cause one more. A peer that authenticated lately is not held
+ * back by the others (an attacker with many addresses).
+ */
+static bool peer_may_review(struct ch_server *srv, struct ch_peer *p)
+{
+	int64_t now = ch_now_ms();
+	bool good = p->good_until_ms > now;
+
+	p->tokens += (double)(now - p->refill_ms) * srv->lim.review_per_ms;
+	if (p->tokens > srv->lim.review_burst)
+		p->tokens = srv->lim.review_burst;
+	p->refill_ms = now;
+	srv->greview_tokens += (double)(now - srv->greview_refill_ms) * srv->lim.greview_per_ms;
+	if (srv->greview_tokens > srv->lim.greview_burst)
+		srv->greview_tokens = srv->lim.greview_burst;
+	srv->greview_refill_ms = now;
+	if (p->review_pending || p->tokens < 1.0 || (!good && srv->greview_tokens < 1.0))
+		return false;
+	p->tokens -= 1.0;
+	if (!good)
+		srv->greview_tokens -= 1.0;
+	return true;
+}
+
+static struct ch_inflight *inflight_find(struct ch_server *srv, const unsigned char *h)
+{
+	for (size_t i = 0; i < CH_SRV_MAX_INFLIGHT; i++)
+		if (srv->inflight[i].id && CRYPTO_memcmp(srv->inflight[i].hash, h, 32) == 0)
+			return &srv->inflight[i];
+	return NULL;
+}
+
+static struct ch_inflight *inflight_free_slot(struct ch_server *srv)
+{
+	for (size_t i = 0; i < CH_SRV_MAX_INFLIGHT; i++)
+		if (!srv->inflight[i].id)
+			return &srv->inflight[i];
+	return NULL;
+}
+
+static void link_wait(struct ch_link *l, uint64_t review_id)
+{
+	l->auth = CH_LINK_REVIEW;
+	l->review_id = review_id;
+	l->auth_ms = ch_now_ms();
+}
+
+/*
+ * A review for this token: joins one in flight for the same token (parallel
+ * calls of the controller cost one TokenReview), else spends one of the peer's
+ * budget (one distinct review in flight per peer, a token bucket over time)
+ * and queues a request for the worker. 0, 429 or 503.
+ */
+static unsigned int queue_review(struct ch_server *srv, struct ch_link *l, const char *tok)
+{
+	size_t n = strlen(tok);
+	unsigned char h[32];
+	struct ch_inflight *inf;
+	struct ch_areq *r;
+	unsigned int code = 0;
+
+	SHA256((const unsigned char *)tok, n, h);
+	inf = inflight_find(srv, h);
+	if (inf) {
+		link_wait(l, inf->id);
+		goto out;
+	}
+	inf = inflight_free_slot(srv);
+	if (!inf) {
+		code = 503;
+		goto out;
+	}
+	if (!peer_may_review(srv, l->peer)) {
+		code = 429;
+		goto out;
+	}
+	r = malloc(sizeof(*r) + n + 1);
+	if (!r) {
+		code = 503;
+		goto out;
+	}
+	r->next = NULL;
+	r->id = ++srv->next_review_id;
+	r->peer = l->peer;
+	r->verdict = -EACCES;
+	r->toklen = n;
+	memcpy(r->token, tok, n + 1);
+	pthread_mutex_lock(&srv->amu);
+	if (srv->aqlen >= srv->lim.review_queue) {
+		code = 503;
+	} else {
+		if (srv->aqt)
+			srv->aqt->next = r;
+		else
+			srv->aq = r;
+		srv->aqt = r;
+		srv->aqlen++;
+		pthread_cond_signal(&srv->acv);
+	}
+	pthread_mutex_unlock(&srv->amu);
+	if (code) {
+		areq_free(r);
+		goto out;
+	}
+	inf->id = r->id;
+	memcpy(inf->hash, h, sizeof(h));
+	l->peer->review_pending = true;
+	link_wait(l, r->id);
+	srv->stats.reviews++;
+out:
+	if (code)
+		srv->stats.refused_rate++;
+	OPENSSL_cleanse(h, sizeof(h));
+	return code;
+}
+
+unsigned int ch_guard_upgrade(struct ch_server *srv, struct lws *wsi)
+{
+	struct ch_link *l = ch_guard_link(wsi);
+	char *buf = NULL;
+	size_t bufsz = 0;
+	const char *tok = NULL;
+	unsigned int code;
+	int v;
+
+	if (!l || l->auth != CH_LINK_NEW)
+		return 403;
+	code = read_bearer(wsi, &buf, &bufsz, &tok);
+	if (code)
+		goto out;
+	v = srv->ops.precheck ? srv->ops.precheck(srv->ops.arg, tok) : CH_AUTH_REVIEW;
+	if (v == CH_AUTH_ALLOW) {
+		l->auth = CH_LINK_OK;
+		l->peer->good_until_ms = ch_now_ms() + CH_SRV_GOOD_PEER_MS;
+	} else if (v == CH_AUTH_REVIEW) {
+		code = queue_review(srv, l, tok);
+	} else {
+		srv->stats.prechecked_deny++;
+		code = 403;
+	}
+out:
+	if (buf) {
+		OPENSSL_cleanse(buf, bufsz);
+		free(buf);
+	}
+	return code;
+}
+
+/* The worker's answer to one request, for every connection waiting on it. */
+static void apply_verdict(struct ch_server *srv, const struct ch_areq *r)
+{
+	for (struct ch_link *l = srv->links; l; l = l->next) {
+		struct ch_conn *c = l->conn;
+
+		if (l->auth != CH_LINK_REVIEW || l->review_id != r->id)
+			continue;
+		l->auth = r->verdict == 0 ? CH_LINK_OK : CH_LINK_DENIED;
+		l->last_ms = ch_now_ms();
+		if (r->verdict == 0 && l->peer)
+			l->peer->good_until_ms = l->last_ms + CH_SRV_GOOD_PEER_MS;
+		if (r->verdict != 0) {
+			srv->stats.review_denied++;
+			if (ch_guard_log_ok(srv))
+				LOG_WARN("msg=\"channel client refused\" peer=%s why=\"authentication refused\"",
+					 l->peer ? l->peer->addr : "?");
+		}
+		if (!c)
+			continue; /* not established yet: ESTABLISHED sees the verdict */
+		if (r->verdict == 0 && c->job_ready) {
+			c->job_ready = false;
+			if (ch_conn_handle_message(srv, c) != 0) {
+				c->deny_close = true;
+				lws_callback_on_writable(c->wsi);
+			}
+		} else if (r->verdict != 0) {
+			c->deny_close = true;
+			lws_callback_on_writable(c->wsi);
+		}
+	}
+}
+
+void ch_guard_drain(struct ch_server *srv)
+{
+	struct ch_areq *list;
+
+	pthread_mutex_lock(&srv->amu);
+	list = srv->ad;
+	srv->ad = NULL;
+	pthread_mutex_unlock(&srv->amu);
+	while (list) {
+		struct ch_areq *r = list;
+
+		list = r->next;
+		for (size_t i = 0; i < CH_SRV_MAX_INFLIGHT; i++)
+			if (srv->inflight[i].id == r->id)
+				memset(&srv->inflight[i], 0, sizeof(srv->inflight[i]));
+		if (r->peer)
+			r->peer->review_pending = false;
+		apply_verdict(srv, r);
+		areq_free(r);
+	}
+}
+
+static void kill_link(struct ch_server *srv, struct ch_link *l, const char *why)
+{
+	char peer[64];
+
+	if (l->killed)
+		return;
+	l->killed = true;
+	srv->stats.timed_out++;
+	if (ch_guard_log_ok(srv)) {
+		lws_get_peer_simple(l->wsi, peer, sizeof(peer));
+		LOG_WARN("msg=\"channel connection closed\" peer=%s why=\"%s\"", peer, why);
+	}
+	lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+void ch_guard_sweep(struct ch_server *srv)
+{
+	int64_t now = ch_now_ms();
+
+	/* After a flood is over, give the freed TLS state back to the system. */
+	if (srv->nlinks == 0 && srv->nlinks_peak >= CH_SRV_TRIM_AFTER) {
+		srv->nlinks_peak = 0;
+		(void)malloc_trim(0);
+	}
+
+	for (struct ch_link *l = srv->links; l; l = l->next) {
+		if (l->auth == CH_LINK_NEW && !l->conn &&
+		    now - l->created_ms > (int64_t)srv->lim.handshake_s * 1000)
+			kill_link(srv, l, "no WebSocket upgrade within the handshake timeout");
+		else if (l->auth == CH_LINK_REVIEW && now - l->auth_ms > (int64_t)srv->lim.auth_s * 1000)
+			kill_link(srv, l, "authentication not answered in time");
+		else if (l->auth == CH_LINK_OK && now - l->last_ms > (int64_t)srv->lim.idle_s * 1000)
+			kill_link(srv, l, "idle");
+		else if (l->auth == CH_LINK_DENIED && now - l->last_ms > 2000)
+			kill_link(srv, l, "refused");
+	}
+}
+
+void ch_server_get_stats(struct ch_server *srv, struct ch_server_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!srv)
+		return;
+	*out = srv->stats;
+	out->open_conns = srv->nlinks;
+}
