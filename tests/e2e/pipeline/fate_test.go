@@ -293,8 +293,8 @@ func TestLateArchiveIsSwept(t *testing.T) {
 // ---------------------------------------------------------------- the channel, as the controller
 
 // helperCall sends one raw job text to node's helper the way the controller
-// does (pinned certificate from its Lease, a token of the controller's
-// ServiceAccount) and returns the first state.
+// does (pinned certificate from its Lease, a channel token of the controller's
+// ServiceAccount: audience channel.checkpointing.dev) and returns the first state.
 func helperCall(t *testing.T, node, text string) map[string]any {
 	t.Helper()
 	ctx := ctxT(t, 20*time.Second)
@@ -306,7 +306,8 @@ func helperCall(t *testing.T, node, text string) map[string]any {
 	pin := lease.Annotations["checkpointing.dev/cert-sha256"]
 	exp := int64(600)
 	tr, err := kube.CoreV1().ServiceAccounts(operatorNS).CreateToken(ctx, "podcheckpoint-controller",
-		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
+		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: &exp,
+			Audiences: []string{"channel.checkpointing.dev"}}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("token for the controller's ServiceAccount: %v", err)
 	}
