@@ -58,6 +58,10 @@ static const struct nh_opt nh_opts[] = {
 	  "the only user allowed on the channel (checked by TokenReview)" },
 	{ "lease-duration-seconds", NULL, NUM(lease_duration_seconds, NH_OPT_LONG), "15", 3, 3600,
 	  "Lease duration; renewed every third of it" },
+	{ "kube-api-qps", NULL, NUM(kube_api_qps, NH_OPT_LONG), "200", 0, 100000,
+	  "client-side limit on API requests per second (watches excepted); 0: none" },
+	{ "kube-api-burst", NULL, NUM(kube_api_burst, NH_OPT_LONG), "400", 1, 100000,
+	  "requests allowed at once above --kube-api-qps" },
 	{ "log-level", NULL, STR(log_level), "info", 0, 0, "error, warn, info or debug" },
 	{ "help", NULL, NUM(help, NH_OPT_BOOL), "false", 0, 1, "show this help" },
 };
