@@ -1,6 +1,6 @@
 /* The client-side rate limit: the token bucket's arithmetic with made-up
- * times, the wait (deadline, cancel), and the limit applied to real requests
- * through kc_config_set_rate_limit against the in-test server. */
+ * times and the wait (deadline, cancel). The limit on real requests
+ * (kc_config_set_rate_limit) is tested in test_kc_http.c. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,28 +14,9 @@
 
 #include <cmocka.h>
 
-#include "fake_server.h"
-#include "kc.h"
 #include "kc_ratelimit.h"
 
 #define MS 1000000LL
-
-static char tmpdir[256];
-
-static int setup(void **state)
-{
-	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/kc-rl-XXXXXX");
-	return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmd[512];
-	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
-}
 
 static int64_t mono_ms(void)
 {
@@ -151,59 +132,6 @@ static void test_wait(void **state)
 	kc_ratelimit_free(rl);
 }
 
-static int h_ok(struct fake_server *s, int fd, const struct fs_req *r, void *arg)
-{
-	(void)s;
-	(void)r;
-	(void)arg;
-	return fs_reply_json(fd, 200, "{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"p1\"}}");
-}
-
-/* the limit as the daemons set it: shared by every client of one config */
-static void test_config_limit(void **state)
-{
-	struct fake_server *s = NULL;
-	struct kc_config *cfg = NULL;
-	struct kc_client *a = NULL, *b = NULL;
-	struct kc_status st;
-	char path[512], err[512];
-	int64_t t;
-	(void)state;
-
-	assert_int_equal(fs_start(h_ok, NULL, &s), 0);
-	assert_int_equal(fs_kubeconfig(s, tmpdir, "    token: tok\n", path, sizeof(path)), 0);
-	if (kc_config_load_kubeconfig(path, NULL, &cfg, err, sizeof(err)))
-		fail_msg("kubeconfig: %s", err);
-	assert_int_equal(kc_config_set_rate_limit(cfg, KC_MAX_QPS + 1, 1), -EINVAL);
-	assert_int_equal(kc_config_set_rate_limit(cfg, 20, 2), 0);
-	assert_int_equal(kc_client_new(cfg, &a), 0);
-	assert_int_equal(kc_client_new(cfg, &b), 0);
-	t = mono_ms();
-	/* 6 requests over two clients at 20/s after a burst of 2: >= 4 x 50 ms */
-	for (int i = 0; i < 3; i++) {
-		assert_int_equal(kc_get(a, "/api/v1/namespaces/ns1/pods/p1", NULL, &st), 0);
-		assert_int_equal(kc_get(b, "/api/v1/namespaces/ns1/pods/p1", NULL, &st), 0);
-	}
-	assert_true(mono_ms() - t >= 190);
-	assert_int_equal(fs_count(s), 6);
-	/* a client whose deadline is shorter than the wait fails without sending */
-	kc_client_set_timeout(a, 1);
-	assert_int_equal(kc_get(a, "/api/v1/namespaces/ns1/pods/p1", NULL, &st), -ETIMEDOUT);
-	assert_int_equal(st.http, 0);
-	assert_non_null(strstr(st.message, "rate limit"));
-	assert_int_equal(fs_count(s), 6);
-	/* qps 0 lifts the limit */
-	assert_int_equal(kc_config_set_rate_limit(cfg, 0, 1), 0);
-	t = mono_ms();
-	for (int i = 0; i < 20; i++)
-		assert_int_equal(kc_get(b, "/api/v1/namespaces/ns1/pods/p1", NULL, &st), 0);
-	assert_true(mono_ms() - t < 900);
-	kc_client_free(a);
-	kc_client_free(b);
-	kc_config_free(cfg);
-	fs_stop(s);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -211,8 +139,7 @@ int main(void)
 		cmocka_unit_test(test_burst_then_rate),
 		cmocka_unit_test(test_deadline_takes_nothing),
 		cmocka_unit_test(test_wait),
-		cmocka_unit_test(test_config_limit),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }
