@@ -4,7 +4,7 @@
 // Succeeded), without doing any checkpoint. It is what a Go operator pays just
 // to watch and write. Test tooling only (bench/scale runs it); never shipped.
 //
-//	peer --kubeconfig=FILE [--qps=20 --burst=30 --workers=2]
+//	peer --kubeconfig=FILE [--qps=20 --burst=30 --workers=2]   (--kubeconfig is controller-runtime's own flag)
 //
 // It prints "peer: synced" on stderr once its caches are filled.
 package main
@@ -27,9 +27,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -112,14 +112,13 @@ func cond(typ, status, reason string, gen int64, now string) map[string]any {
 }
 
 func main() {
-	kubeconfig := flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file")
 	qps := flag.Float64("qps", 20, "client QPS (controller-runtime's default 20)")
 	burst := flag.Int("burst", 30, "client burst (controller-runtime's default 30)")
 	workers := flag.Int("workers", 2, "MaxConcurrentReconciles (the C controller's --workers default)")
 	flag.Parse()
 	log.SetLogger(zap.New(zap.UseDevMode(false), zap.Level(zapcore.ErrorLevel)))
 
-	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	cfg, err := ctrlconfig.GetConfig() // --kubeconfig (controller-runtime's flag), $KUBECONFIG, in-cluster
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "peer: %v\n", err)
 		os.Exit(1)

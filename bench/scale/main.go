@@ -461,8 +461,17 @@ func (b *bench) peerPhase(ctx context.Context, name string, qps float64, burst i
 		}
 		_, _ = io.Copy(io.Discard, stderr)
 	}()
+	exited := make(chan struct{})
+	go func() {
+		for readProc(cmd.Process.Pid).OK && !strings.Contains(procState(cmd.Process.Pid), "Z") {
+			time.Sleep(200 * time.Millisecond)
+		}
+		close(exited)
+	}()
 	select {
 	case <-synced:
+	case <-exited:
+		return nil, fmt.Errorf("the peer exited before its caches synced (its stderr is above)")
 	case <-time.After(3 * time.Minute):
 		return nil, fmt.Errorf("peer did not sync its caches within 3 min")
 	}

@@ -78,3 +78,17 @@ func readPidFile(path string) int {
 }
 
 func mib(kib int64) float64 { return float64(kib) / 1024 }
+
+// procState is the state letter of /proc/<pid>/stat ("Z" for a zombie), or "".
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+3 > len(s) {
+		return ""
+	}
+	return s[i+2 : i+3]
+}
