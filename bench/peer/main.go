@@ -131,6 +131,9 @@ func main() {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		LeaderElection:         false,
+		// Reads of PodCheckpoints (unstructured) from the informer cache, as a typed
+		// operator's would be; by default controller-runtime sends them to the API server.
+		Client: client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "peer: manager: %v\n", err)
