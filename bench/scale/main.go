@@ -215,24 +215,21 @@ func run(c config) error {
 				return fmt.Errorf("our controller is not running (deploy/controller/pid)")
 			}
 			pr, err = b.phase(ctx, "ours", "ours", pid, true)
-			if err == nil && c.deploySh != "" {
-				out, derr := exec.Command(c.deploySh, "stop", "controller").CombinedOutput()
-				if derr != nil {
-					return fmt.Errorf("stop controller: %v: %s", derr, out)
-				}
-				logf("our controller stopped")
-			}
 		case "peer":
 			if c.peerBin == "" {
 				continue
 			}
-			pr, err = b.peerPhase(ctx, "peer", c.peerQPS, c.peerBurst)
+			if err = b.stopOurs(); err == nil {
+				pr, err = b.peerPhase(ctx, "peer", c.peerQPS, c.peerBurst)
+			}
 		case "peerfast":
 			// the peer with our controller's default client limit (200/400)
 			if c.peerBin == "" {
 				continue
 			}
-			pr, err = b.peerPhase(ctx, "peerfast", 200, 400)
+			if err = b.stopOurs(); err == nil {
+				pr, err = b.peerPhase(ctx, "peerfast", 200, 400)
+			}
 		default:
 			return fmt.Errorf("--which: unknown phase %q", which)
 		}
@@ -425,6 +422,23 @@ func (b *bench) helpers() (maxHWM int64, cpu float64) {
 		cpu += s.CPUSec
 	}
 	return maxHWM, cpu
+}
+
+// stopOurs stops our controller (deploy.sh stop controller) so that only the
+// peer acts on the peer's CRs.
+func (b *bench) stopOurs() error {
+	if !readProc(readPidFile(filepath.Join(b.c.work, "deploy", "controller", "pid"))).OK {
+		return nil
+	}
+	if b.c.deploySh == "" {
+		return fmt.Errorf("our controller runs and no --deploy-sh to stop it before the peer")
+	}
+	out, err := exec.Command(b.c.deploySh, "stop", "controller").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("stop controller: %v: %s", err, out)
+	}
+	logf("our controller stopped")
+	return nil
 }
 
 func (b *bench) peerPhase(ctx context.Context, name string, qps float64, burst int) (*phaseResult, error) {
