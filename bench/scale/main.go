@@ -711,7 +711,7 @@ func report(w io.Writer, r *result) {
 	for _, p := range r.Phases {
 		fmt.Fprintf(w, "apiserver, %s phase (request latency from its own histogram; p50/p99 are bucket upper bounds):\n", p.Controller)
 		for i, d := range p.APIServerDelta {
-			if i >= 8 {
+			if i >= 12 {
 				break
 			}
 			fmt.Fprintf(w, "  %-36s %7.0f req  mean %6.1f ms  p50 <= %5.0f ms  p99 <= %6.0f ms  codes %v\n", d.Key, d.Requests, d.MeanMs, d.P50Ms, d.P99Ms, d.Codes)
