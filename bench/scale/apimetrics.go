@@ -90,8 +90,8 @@ type apiDelta struct {
 	Key      string             `json:"key"`
 	Requests float64            `json:"requests"`
 	MeanMs   float64            `json:"meanMs"`
-	P50Ms    float64            `json:"p50Ms"` // bucket upper bound
-	P99Ms    float64            `json:"p99Ms"` // bucket upper bound
+	P50Ms    float64            `json:"p50Ms"` // bucket upper bound; -B: above the largest bound B
+	P99Ms    float64            `json:"p99Ms"` // bucket upper bound; -B: above the largest bound B
 	Codes    map[string]float64 `json:"codes,omitempty"`
 }
 
@@ -101,12 +101,17 @@ func quantile(b map[float64]float64, total, q float64) float64 {
 		les = append(les, le)
 	}
 	sort.Float64s(les)
+	finite := 0.0
 	for _, le := range les {
+		if math.IsInf(le, 1) {
+			break
+		}
+		finite = le
 		if b[le] >= q*total {
 			return le
 		}
 	}
-	return math.Inf(1)
+	return -finite // above the largest bucket: -(that bound), JSON has no +Inf
 }
 
 func diffAPI(before, after *apiScrape) []apiDelta {

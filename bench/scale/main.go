@@ -241,7 +241,10 @@ func run(c config) error {
 	res.Ratios = ratios(res.Phases)
 	report(os.Stdout, res)
 	if c.out != "" {
-		bs, _ := json.MarshalIndent(res, "", "  ")
+		bs, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return fmt.Errorf("results as JSON: %w", err)
+		}
 		if err := os.WriteFile(c.out, append(bs, '\n'), 0o644); err != nil {
 			return err
 		}

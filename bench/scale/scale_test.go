@@ -33,6 +33,13 @@ func TestAPIDelta(t *testing.T) {
 	if len(d) != 1 || d[0].Requests != 100 || math.Abs(d[0].MeanMs-9) > 1e-9 || d[0].P50Ms != 5 || d[0].P99Ms != 100 || d[0].Codes["409"] != 1 {
 		t.Fatalf("diffAPI = %+v", d)
 	}
+	// every request slower than the largest finite bucket: reported as -(that bound)
+	slow := mk(0, 0, 0)
+	slow.buckets["PATCH podcheckpoints/status"][math.Inf(1)] = 10
+	slow.count["PATCH podcheckpoints/status"] = 10
+	if d := diffAPI(before, slow); len(d) != 1 || d[0].P99Ms != -100 {
+		t.Fatalf("diffAPI above the buckets = %+v", d)
+	}
 	if diffAPI(nil, after) != nil {
 		t.Fatal("diffAPI without a before scrape")
 	}
