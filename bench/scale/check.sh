@@ -14,5 +14,5 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 exec "$HERE/run.sh" "${PCP_CHECK_N:-300}" "${PCP_CHECK_NODES:-4}" \
 	--which=ours,peerfast --idle=0 --timeout=5m \
-	--min-cr-ratio="${PCP_CHECK_MIN_CR_RATIO:-0.05}" \
-	--max-hwm-ratio="${PCP_CHECK_MAX_HWM_RATIO:-8}"
+	--min-cr-ratio="${PCP_CHECK_MIN_CR_RATIO:-0.1}" \
+	--max-hwm-ratio="${PCP_CHECK_MAX_HWM_RATIO:-2.6}"
