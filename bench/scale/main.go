@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -448,6 +449,7 @@ func (b *bench) peerPhase(ctx context.Context, name string, qps float64, burst i
 	cmd := exec.Command(b.c.peerBin, "--kubeconfig="+b.st.AdminKubeconfig,
 		fmt.Sprintf("--qps=%g", qps), fmt.Sprintf("--burst=%d", burst),
 		fmt.Sprintf("--workers=%d", b.c.peerWorkers))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlives the bench
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err

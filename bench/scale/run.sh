@@ -52,5 +52,10 @@ trap 'exit 130' INT TERM
 "$CLUSTER" down >&2 || true # a fresh cluster: empty etcd, exactly NODES nodes
 PCP_NODES="$NODES" "$CLUSTER" up >&2
 "$CLUSTER" deploy >&2
-"$BIN/scale" --n="$N" --deploy-sh="$ROOT/tests/e2e/deploy.sh" --peer-bin="$BIN/peer" --out="$OUT" "$@"
+# In the background and waited for, so that a TERM/INT (e.g. from timeout)
+# reaches the program at once and the cluster still comes down.
+"$BIN/scale" --n="$N" --deploy-sh="$ROOT/tests/e2e/deploy.sh" --peer-bin="$BIN/peer" --out="$OUT" "$@" &
+spid=$!
+trap 'kill -TERM "$spid" 2>/dev/null; wait "$spid"; exit 130' INT TERM
+wait "$spid"
 echo "run.sh: results in $OUT" >&2
