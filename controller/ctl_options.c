@@ -51,6 +51,10 @@ static const struct opt opts[] = {
 	  "/var/run/secrets/checkpointing.dev/channel/token",
 	  "the token presented to node helpers: a projected ServiceAccount token with audience "
 	  "channel.checkpointing.dev (re-read on every call; the API token is never sent)" },
+	{ "kube-api-qps", OPT_INT, OFF(kube_api_qps), 0, 0, 100000, "200",
+	  "client-side limit on API requests per second (watches excepted); 0: none" },
+	{ "kube-api-burst", OPT_INT, OFF(kube_api_burst), 0, 1, 100000, "400",
+	  "requests allowed at once above --kube-api-qps" },
 	{ "log-level", OPT_STR, OFF(log_level), SZ(log_level), 0, 0, "info",
 	  "error, warn, info or debug" },
 	{ "metrics-addr", OPT_STR, OFF(metrics_addr), SZ(metrics_addr), 0, 0, ":8080",

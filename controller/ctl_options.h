@@ -26,6 +26,8 @@ struct ctl_options {
 	int queue_wait_seconds;
 	int job_margin_seconds;
 	int poll_seconds;
+	int kube_api_qps;   /* 0: no client-side limit */
+	int kube_api_burst;
 	bool leader_elect;
 	bool allow_expired;
 	char identity[256];

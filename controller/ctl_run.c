@@ -186,6 +186,11 @@ int ctl_run(const struct ctl_options *opts, volatile sig_atomic_t *stop)
 		LOG_ERROR("msg=\"cannot load the Kubernetes configuration\" error=\"%s\" rc=%d", err, rc);
 		goto out;
 	}
+	rc = kc_config_set_rate_limit(cfg, opts->kube_api_qps, opts->kube_api_burst);
+	if (rc) {
+		LOG_ERROR("msg=\"cannot set the API client rate limit\" rc=%d", rc);
+		goto out;
+	}
 	rc = ctl_queue_new(&q);
 	if (rc)
 		goto out;
@@ -199,10 +204,10 @@ int ctl_run(const struct ctl_options *opts, volatile sig_atomic_t *stop)
 		LOG_ERROR("msg=\"cannot serve metrics\" error=\"%s\" rc=%d", err, rc);
 		goto out;
 	}
-	LOG_INFO("msg=\"starting\" server=%s namespace=%s watch=%s workers=%d helper_wait_s=%d job_margin_s=%d poll_s=%d leader_elect=%d identity=%s",
+	LOG_INFO("msg=\"starting\" server=%s namespace=%s watch=%s workers=%d helper_wait_s=%d job_margin_s=%d poll_s=%d kube_api_qps=%d kube_api_burst=%d leader_elect=%d identity=%s",
 		 kc_config_server(cfg), opts->ns, opts->nwatch ? "some" : "all", opts->workers,
 		 opts->helper_wait_seconds, opts->job_margin_seconds, opts->poll_seconds,
-		 opts->leader_elect, opts->identity);
+		 opts->kube_api_qps, opts->kube_api_burst, opts->leader_elect, opts->identity);
 	check_channel_token(opts);
 	rc = ctl_ctx_start_informers(&ctx);
 	if (rc)

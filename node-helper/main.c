@@ -120,6 +120,11 @@ int main(int argc, char **argv)
 		LOG_ERROR("msg=\"cannot load API server credentials\" err=\"%s\"", err);
 		goto out;
 	}
+	rc = kc_config_set_rate_limit(cfg, (double)opt.kube_api_qps, (int)opt.kube_api_burst);
+	if (rc) {
+		LOG_ERROR("msg=\"cannot set the API client rate limit\" err=\"%s\"", strerror(-rc));
+		goto out;
+	}
 	rc = nh_journal_open(opt.state_dir, &journal);
 	if (rc) {
 		LOG_ERROR("msg=\"cannot open the journal\" dir=%s err=\"%s\"", opt.state_dir,

@@ -33,6 +33,8 @@ struct nh_options {
 	uint64_t min_free_bytes;
 	char controller_identity[256];
 	long lease_duration_seconds;
+	long kube_api_qps; /* 0: no client-side limit */
+	long kube_api_burst;
 	char log_level[16];
 	char metrics_addr[128]; /* /metrics, /healthz, /readyz; "" or "0": off */
 	bool help;

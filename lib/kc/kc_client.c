@@ -313,6 +313,14 @@ int kc_request(struct kc_client *c, const char *method, const char *path, const 
 	if (!c || !method || !path)
 		return -EINVAL;
 	c->resp.max = KC_MAX_RESPONSE;
+	/* the client-side rate limit: never waits past this request's own deadline */
+	rc = kc_ratelimit_wait(kc_config_rate_limit(c->cfg), c->timeout_ms, c->abort_fn, c->abort_arg);
+	if (rc) {
+		kc_status_set_transport(st, rc == -ETIMEDOUT ?
+					"client rate limit: no request slot before the deadline" :
+					"request cancelled while waiting for the client rate limit");
+		return rc;
+	}
 	rc = perform(c, method, path, content_type, body, body_len, c->timeout_ms, &http, st);
 	if (rc) {
 		LOG_DEBUG("msg=\"request failed\" method=%s path=%s http=%ld err=%d", method, path,

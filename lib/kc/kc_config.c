@@ -42,6 +42,8 @@ struct kc_config {
 	off_t token_size;
 	ino_t token_ino;
 	int64_t token_read_ms;
+
+	struct kc_ratelimit *rl; /* owned; NULL: no client-side limit */
 };
 
 static void blob_free(struct kc_blob *b)
@@ -88,7 +90,31 @@ void kc_config_free(struct kc_config *cfg)
 	str_wipe_free(cfg->token);
 	free(cfg->token_file);
 	pthread_mutex_destroy(&cfg->lock);
+	kc_ratelimit_free(cfg->rl);
 	free(cfg);
+}
+
+int kc_config_set_rate_limit(struct kc_config *cfg, double qps, int burst)
+{
+	struct kc_ratelimit *rl = NULL;
+	int rc;
+
+	if (!cfg)
+		return -EINVAL;
+	if (qps > 0) {
+		rc = kc_ratelimit_new(qps, burst, &rl);
+		if (rc)
+			return rc;
+	}
+	/* set once at start-up, before any client exists (kc.h) */
+	kc_ratelimit_free(cfg->rl);
+	cfg->rl = rl;
+	return 0;
+}
+
+struct kc_ratelimit *kc_config_rate_limit(const struct kc_config *cfg)
+{
+	return cfg ? cfg->rl : NULL;
 }
 
 const char *kc_config_server(const struct kc_config *cfg)

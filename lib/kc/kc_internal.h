@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 
 #include "kc.h"
+#include "kc_ratelimit.h"
 
 /* Bearer tokens are small (a JWT is ~1 KiB); anything bigger is refused. */
 #define KC_MAX_TOKEN 16384u
@@ -16,6 +17,8 @@
 
 /* kc_config.c: sets TLS options (blobs, verification) on a reset handle. */
 int kc_config_apply_tls(const struct kc_config *cfg, CURL *h);
+/* The config's limiter (kc_config_set_rate_limit), or NULL. */
+struct kc_ratelimit *kc_config_rate_limit(const struct kc_config *cfg);
 /* True when the config carries a bearer token (static or file). */
 bool kc_config_has_token(const struct kc_config *cfg);
 

@@ -35,6 +35,8 @@ static void test_defaults(void **state)
 	assert_int_equal(o.helper_wait_seconds, 60);
 	assert_int_equal(o.job_margin_seconds, 60);
 	assert_int_equal(o.poll_seconds, 5);
+	assert_int_equal(o.kube_api_qps, 200);
+	assert_int_equal(o.kube_api_burst, 400);
 	assert_true(o.leader_elect);
 	assert_false(o.allow_expired);
 	assert_string_equal(o.identity, "ctl-pod-0");
@@ -76,6 +78,13 @@ static void test_forms(void **state)
 	assert_true(o.allow_expired);
 	assert_string_equal(o.identity, "me");
 	assert_string_equal(o.log_level, "debug");
+
+	assert_int_equal(PARSE(&o, err, "--kube-api-qps=0", "--kube-api-burst", "7"), 0);
+	assert_int_equal(o.kube_api_qps, 0);
+	assert_int_equal(o.kube_api_burst, 7);
+	assert_int_not_equal(PARSE(&o, err, "--kube-api-burst=0"), 0);
+	assert_non_null(strstr(err, "--kube-api-burst"));
+	assert_int_not_equal(PARSE(&o, err, "--kube-api-qps=100001"), 0);
 
 	assert_int_equal(PARSE(&o, err, "--no-leader-elect", "--help"), 0);
 	assert_false(o.leader_elect);

@@ -728,6 +728,58 @@ static void test_informer_unreachable(void **state)
 	kc_config_free(cfg);
 }
 
+/* ------------------------------------------------------------ rate limit */
+
+static int h_ok(struct fake_server *s, int fd, const struct fs_req *r, void *arg)
+{
+	(void)s;
+	(void)r;
+	(void)arg;
+	return fs_reply_json(fd, 200, "{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"p1\"}}");
+}
+
+/* the limit as the daemons set it: shared by every client of one config */
+static void test_config_limit(void **state)
+{
+	struct fake_server *s = NULL;
+	struct kc_config *cfg = NULL;
+	struct kc_client *a = NULL, *b = NULL;
+	struct kc_status st;
+	int64_t t;
+	(void)state;
+
+	assert_int_equal(fs_start(h_ok, NULL, &s), 0);
+	cfg = config_for(s, "    token: tok\n");
+	assert_int_equal(kc_config_set_rate_limit(cfg, 100001, 1), -EINVAL);
+	assert_int_equal(kc_config_set_rate_limit(cfg, 20, 2), 0);
+	assert_int_equal(kc_client_new(cfg, &a), 0);
+	assert_int_equal(kc_client_new(cfg, &b), 0);
+	t = mono_ms();
+	/* 6 requests over two clients at 20/s after a burst of 2: >= 4 x 50 ms */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(kc_get(a, "/api/v1/namespaces/ns1/pods/p1", NULL, &st), 0);
+		assert_int_equal(kc_get(b, "/api/v1/namespaces/ns1/pods/p1", NULL, &st), 0);
+	}
+	assert_true(mono_ms() - t >= 190);
+	assert_int_equal(fs_count(s), 6);
+	/* a client whose deadline is shorter than the wait fails without sending */
+	kc_client_set_timeout(a, 1);
+	assert_int_equal(kc_get(a, "/api/v1/namespaces/ns1/pods/p1", NULL, &st), -ETIMEDOUT);
+	assert_int_equal(st.http, 0);
+	assert_non_null(strstr(st.message, "rate limit"));
+	assert_int_equal(fs_count(s), 6);
+	/* qps 0 lifts the limit */
+	assert_int_equal(kc_config_set_rate_limit(cfg, 0, 1), 0);
+	t = mono_ms();
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(kc_get(b, "/api/v1/namespaces/ns1/pods/p1", NULL, &st), 0);
+	assert_true(mono_ms() - t < 900);
+	kc_client_free(a);
+	kc_client_free(b);
+	kc_config_free(cfg);
+	fs_stop(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -737,6 +789,7 @@ int main(void)
 		cmocka_unit_test(test_lease),
 		cmocka_unit_test(test_informer),
 		cmocka_unit_test(test_informer_unreachable),
+		cmocka_unit_test(test_config_limit),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -52,6 +52,8 @@ static void test_defaults(void **state)
 	assert_string_equal(o.controller_identity,
 			    "system:serviceaccount:podcheckpoint-system:podcheckpoint-controller");
 	assert_int_equal(o.lease_duration_seconds, 15);
+	assert_int_equal(o.kube_api_qps, 200);
+	assert_int_equal(o.kube_api_burst, 400);
 	assert_false(o.kubelet_insecure_skip_verify);
 	assert_string_equal(o.log_level, "info");
 }

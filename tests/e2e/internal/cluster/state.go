@@ -140,6 +140,21 @@ func envInt(name string, def int) int {
 	return n
 }
 
+// MaxNodes bounds PCP_NODES: node-N is on 127.0.0.(10+N), which stays below
+// 127.0.0.255.
+const MaxNodes = 200
+
+// NodeCount is ${PCP_NODES:-2}: how many kwok nodes (node-1..node-N on
+// 127.0.0.11..) a fresh `up` creates, each with its own kubelet stand-in. A value
+// that is not a whole number in 1..MaxNodes is ignored (2).
+func NodeCount() int {
+	n, err := strconv.Atoi(os.Getenv("PCP_NODES"))
+	if err != nil || n < 1 || n > MaxNodes {
+		return 2
+	}
+	return n
+}
+
 // newState lays out every path under work; ports are filled in by the caller.
 func newState(work string) *State {
 	p := func(parts ...string) string { return filepath.Join(append([]string{work}, parts...)...) }
@@ -167,8 +182,9 @@ func newState(work string) *State {
 		},
 		Etcd: Etcd{DataDir: p("etcd"), LogFile: p("logs", "etcd.log")},
 	}
-	for i, ip := range []string{"127.0.0.11", "127.0.0.12"} {
+	for i := 0; i < NodeCount(); i++ {
 		name := fmt.Sprintf("node-%d", i+1)
+		ip := fmt.Sprintf("127.0.0.%d", 11+i)
 		root := p("nodes", name, "var", "lib", "kubelet")
 		st.Nodes = append(st.Nodes, Node{
 			Name:           name,
