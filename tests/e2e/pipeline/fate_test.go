@@ -401,3 +401,95 @@ func TestJobDisagreeingWithItsCRDoesNothing(t *testing.T) {
 		t.Errorf("the artifact of a live CR was deleted")
 	}
 }
+
+// setContainerState writes what a kubelet would report for one container
+// (kwok reports every container of spec.containers running, and nothing else).
+func setContainerState(t *testing.T, ns, pod, name string, init bool, st corev1.ContainerState) {
+	t.Helper()
+	for attempt := 0; attempt < 10; attempt++ {
+		p, err := kube.CoreV1().Pods(ns).Get(ctxT(t, 10*time.Second), pod, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("get pod: %v", err)
+		}
+		list := &p.Status.ContainerStatuses
+		if init {
+			list = &p.Status.InitContainerStatuses
+		}
+		found := false
+		for i := range *list {
+			if (*list)[i].Name == name {
+				(*list)[i].State, found = st, true
+			}
+		}
+		if !found {
+			*list = append(*list, corev1.ContainerStatus{Name: name, State: st, Image: "registry.k8s.io/busybox"})
+		}
+		if _, err = kube.CoreV1().Pods(ns).UpdateStatus(ctxT(t, 10*time.Second), p, metav1.UpdateOptions{}); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("could not update the status of pod %s/%s", ns, pod)
+}
+
+// A selected container that is not running: refused before any container is frozen.
+func TestExitedContainerRefused(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	newPod(t, ns, "half", "node-1", nil, "app", "side")
+	setContainerState(t, ns, "half", "side", false, corev1.ContainerState{
+		Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}})
+	newPCP(t, ns, "cp", map[string]any{"podName": "half"})
+	u := waitDone(t, ns, "cp", done)
+	expectFailed(t, u, "ContainerNotRunning")
+	if n := len(kubeletLog(t, ns, "half")); n != 0 {
+		t.Errorf("the kubelet was asked %d times although a selected container is not running", n)
+	}
+}
+
+// Native sidecars (initContainers with restartPolicy Always) that run are part
+// of the pod-level checkpoint, and can be named.
+func TestNativeSidecarIncluded(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	always := corev1.ContainerRestartPolicyAlways
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "mesh", Namespace: ns},
+		Spec: corev1.PodSpec{NodeName: "node-2",
+			InitContainers: []corev1.Container{{Name: "proxy", Image: "registry.k8s.io/busybox", RestartPolicy: &always}},
+			Containers:     []corev1.Container{{Name: "app", Image: "registry.k8s.io/busybox"}}},
+	}
+	if _, err := kube.CoreV1().Pods(ns).Create(ctxT(t, 10*time.Second), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create pod: %v", err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		p, err := kube.CoreV1().Pods(ns).Get(ctxT(t, 10*time.Second), "mesh", metav1.GetOptions{})
+		if err == nil && p.Status.Phase == corev1.PodRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod mesh not Running")
+		}
+	}
+	setContainerState(t, ns, "mesh", "proxy", true, corev1.ContainerState{
+		Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}})
+	newPCP(t, ns, "all", map[string]any{"podName": "mesh"})
+	u := waitDone(t, ns, "all", done)
+	if phaseOf(u) != "Succeeded" {
+		t.Fatalf("phase %s: %v", phaseOf(u), u.Object["status"])
+	}
+	got := []string{}
+	cs, _, _ := unstructured.NestedSlice(u.Object, "status", "containers")
+	for _, c := range cs {
+		if m, ok := c.(map[string]any); ok {
+			got = append(got, fmt.Sprint(m["name"]))
+		}
+	}
+	if strings.Join(got, ",") != "app,proxy" {
+		t.Errorf("status.containers %v, want app and the running native sidecar proxy", got)
+	}
+	newPCP(t, ns, "named", map[string]any{"podName": "mesh", "containers": []any{"proxy"}})
+	if u := waitDone(t, ns, "named", done); phaseOf(u) != "Succeeded" {
+		t.Errorf("naming the native sidecar: phase %s: %v", phaseOf(u), u.Object["status"])
+	}
+}
