@@ -318,12 +318,18 @@ func expectFailed(t *testing.T, u *unstructured.Unstructured, reason string) {
 // waitEvent waits for an events.k8s.io/v1 Event about the PodCheckpoint.
 func waitEvent(t *testing.T, ns, name, typ, reason string) {
 	t.Helper()
+	waitEventOn(t, ns, "PodCheckpoint", name, typ, reason)
+}
+
+// waitEventOn waits for an events.k8s.io/v1 Event about the object kind/name.
+func waitEventOn(t *testing.T, ns, kind, name, typ, reason string) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		evs, err := kube.EventsV1().Events(ns).List(ctxT(t, 10*time.Second), metav1.ListOptions{})
 		if err == nil {
 			for _, e := range evs.Items {
-				if e.Regarding.Name == name && e.Regarding.Kind == "PodCheckpoint" && e.Type == typ && e.Reason == reason {
+				if e.Regarding.Name == name && e.Regarding.Kind == kind && e.Type == typ && e.Reason == reason {
 					if e.Note == "" {
 						t.Errorf("event %s/%s for %s has no note", typ, reason, name)
 					}
@@ -333,7 +339,7 @@ func waitEvent(t *testing.T, ns, name, typ, reason string) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	t.Errorf("no %s Event with reason %s about PodCheckpoint %s/%s", typ, reason, ns, name)
+	t.Errorf("no %s Event with reason %s about %s %s/%s", typ, reason, kind, ns, name)
 }
 
 // ---------------------------------------------------------------- certificates

@@ -48,6 +48,8 @@ func TestCheckpointPlain(t *testing.T) {
 	data := checkArtifactFile(t, u, false, "")
 	checkBundle(t, data, ns, "web", string(pod.UID), []string{"app", "sidecar"})
 	waitEvent(t, ns, "plain", "Normal", "CheckpointCompleted")
+	// the pod's own Events say so too (kubectl describe pod)
+	waitEventOn(t, ns, "Pod", "web", "Normal", "Checkpointed")
 	// leaveRunning defaults to true: the pod is still there.
 	if _, err := kube.CoreV1().Pods(ns).Get(ctxT(t, 10*time.Second), "web", metav1.GetOptions{}); err != nil {
 		t.Errorf("pod gone although leaveRunning defaults to true: %v", err)
@@ -113,6 +115,8 @@ func TestLeaveRunningFalse(t *testing.T) {
 	if !podGone(t, ns, "batch", 15*time.Second) {
 		t.Errorf("pod batch still exists although leaveRunning is false")
 	}
+	waitEventOn(t, ns, "Pod", "batch", "Normal", "Checkpointed")
+	waitEventOn(t, ns, "Pod", "batch", "Normal", "DeletedAfterCheckpoint")
 	checkArtifactFile(t, u, false, "")
 }
 
