@@ -53,3 +53,11 @@ fi
 
 step "e2e: real kube-apiserver + etcd + controller-manager + scheduler + kwok/stand-ins + real node"
 PCP_BIN_DIR="$ROOT/build" tests/e2e/run.sh
+
+# The other kubelet certificate mode: serverTLSBootstrap (serving certificate
+# from a CSR, signed by the cluster CA); the operator from
+# config/overlays/kubelet-serving-ca, the same checkpoint test on the real node.
+if [ "${PCP_E2E_NO_REAL_NODE:-0}" != 1 ]; then
+  step "e2e: real node with serverTLSBootstrap (config/overlays/kubelet-serving-ca)"
+  PCP_REAL_NODE_SERVING_CERT=bootstrap PCP_BIN_DIR="$ROOT/build" tests/e2e/run.sh ./realnode/...
+fi
