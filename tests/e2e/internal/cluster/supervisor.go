@@ -401,7 +401,7 @@ func (s *supervisor) startAll(ctx context.Context, failed func(string, error) in
 		"--manage-nodes-with-annotation-selector="+KwokAnnotation+"=fake",
 		"--cidr=10.244.0.1/16",
 		"--node-lease-duration-seconds=40", // Leases for kube-controller-manager's node lifecycle
-		"--config="+kwokConf, // not ~/.kwok/kwok.yaml from the user's home; default stages
+		"--config="+kwokConf,               // not ~/.kwok/kwok.yaml from the user's home; default stages
 	); err != nil {
 		return failed("kwok", err)
 	}
