@@ -269,6 +269,8 @@ int nh_options_parse(struct nh_options *o, int argc, char **argv, char *err, siz
 		rc = -EINVAL;
 		goto out;
 	}
+	_Static_assert(sizeof(o->kubelet_address) >= sizeof(o->bind_address),
+		       "kubelet_address holds a bind_address");
 	if (!o->kubelet_address[0])
 		memcpy(o->kubelet_address, o->bind_address, sizeof(o->bind_address));
 	if (!o->kubelet_url[0]) {
