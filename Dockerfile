@@ -1,14 +1,19 @@
-# Image with both daemons: podcheckpoint-controller and podcheckpoint-node-helper.
+# Image with both daemons, podcheckpoint-controller and podcheckpoint-node-helper,
+# and the podcheckpoint-decrypt tool.
 #
 # No registry is reachable on our build machines, so the base is a Debian 12
 # root filesystem made locally: scripts/make-base-image.sh builds it with
 # debootstrap and `docker import`s it as podcheckpoint-base:bookworm. Elsewhere,
 # `--build-arg BASE=debian:bookworm-slim` works the same.
+#
+# The runtime stage is FROM scratch: the three binaries, the shared libraries they
+# load (collected with ldd by scripts/image/make-rootfs.sh), CA certificates and
+# passwd lines for root and 65532. No shell, no package manager.
 ARG BASE=podcheckpoint-base:bookworm
 
 FROM ${BASE} AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential cmake pkg-config \
+ && apt-get install -y --no-install-recommends build-essential cmake pkg-config ca-certificates \
       libcurl4-openssl-dev libjson-c-dev libwebsockets-dev libssl-dev libyaml-dev libarchive-dev \
  && rm -rf /var/lib/apt/lists/*
 COPY CMakeLists.txt /src/
@@ -17,14 +22,13 @@ COPY controller /src/controller
 COPY node-helper /src/node-helper
 COPY tools /src/tools
 RUN cmake -S /src -B /build -DPCP_TESTS=OFF -DPCP_BENCH=OFF -DCMAKE_BUILD_TYPE=Release \
- && cmake --build /build -j"$(nproc)" \
- && cmake --install /build --prefix /out --strip
+ && cmake --build /build -j"$(nproc)" --target podcheckpoint-controller podcheckpoint-node-helper podcheckpoint-decrypt \
+ && mkdir -p /out/bin \
+ && cp /build/controller/podcheckpoint-controller /build/node-helper/podcheckpoint-node-helper /build/tools/podcheckpoint-decrypt /out/bin/
+COPY scripts/image /src/scripts/image
+RUN /src/scripts/image/make-rootfs.sh /rootfs /out/bin/podcheckpoint-controller /out/bin/podcheckpoint-node-helper /out/bin/podcheckpoint-decrypt
 
-FROM ${BASE}
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
-      libcurl4 libjson-c5 libwebsockets17 libssl3 libyaml-0-2 libarchive13 \
- && rm -rf /var/lib/apt/lists/*
-COPY --from=build /out/bin/ /usr/local/bin/
+FROM scratch
+COPY --from=build /rootfs/ /
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/podcheckpoint-controller"]

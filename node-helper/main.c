@@ -93,6 +93,9 @@ int main(int argc, char **argv)
 		 opt.node_name, opt.bind_address, opt.port, opt.namespace_, opt.kubelet_url,
 		 opt.artifact_dir, opt.state_dir, opt.host_root[0] ? opt.host_root : "-",
 		 opt.controller_identity);
+	LOG_INFO("msg=\"kubelet client\" kubelet=%s address=%s verify=%s ca=%s", opt.kubelet_url,
+		 opt.kubelet_address, opt.kubelet_insecure_skip_verify ? "off" : "on",
+		 opt.kubelet_ca[0] ? opt.kubelet_ca : "system");
 	if (opt.kubelet_insecure_skip_verify)
 		LOG_WARN("msg=\"kubelet certificate verification is OFF (--kubelet-insecure-skip-verify)\" kubelet=%s",
 			 opt.kubelet_url);

@@ -396,6 +396,8 @@ int nh_runner_new(const struct nh_runner_opts *opts, struct nh_runner **out, cha
 	rn->sweep = opts->sweep;
 	memset(&kopts, 0, sizeof(kopts));
 	kopts.url = rn->opt.kubelet_url;
+	kopts.node_name = rn->opt.node_name;
+	kopts.address = rn->opt.kubelet_address;
 	kopts.ca_file = rn->opt.kubelet_ca;
 	kopts.insecure_skip_verify = rn->opt.kubelet_insecure_skip_verify;
 	kopts.margin_seconds = rn->opt.kubelet_timeout_margin_seconds;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <json-c/json.h>
 
@@ -24,6 +25,7 @@
 struct nh_kubelet {
 	CURL *curl;
 	char url[512];
+	struct curl_slist *resolve; /* "<node>:<port>:<address>", or NULL */
 	char *ca;         /* PEM bundle in memory, or NULL */
 	size_t ca_len;
 	bool insecure;
@@ -62,6 +64,55 @@ static int nh_progress_cb(void *arg, curl_off_t dlt, curl_off_t dln, curl_off_t 
 	(void)ult;
 	(void)uln;
 	return x->stop && *x->stop ? 1 : 0;
+}
+
+/*
+ * With the URL's host equal to the node name, pins that name to the node's
+ * address: libcurl then connects to the address, sends the name as SNI and
+ * verifies the certificate against the name. That is how kubelet serving
+ * certificates are made (kubeadm/kind self-signed: the hostname only;
+ * serverTLSBootstrap: the name plus addresses the kubelet knows).
+ */
+static int nh_kubelet_pin(struct nh_kubelet *k, const struct nh_kubelet_opts *opts, char *err,
+			  size_t errlen)
+{
+	CURLU *u = NULL;
+	char *host = NULL, *port = NULL, entry[600];
+	bool v6;
+	int rc = 0, n;
+
+	if (!opts->node_name || !opts->node_name[0] || !opts->address || !opts->address[0])
+		goto out;
+	u = curl_url();
+	if (!u) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (curl_url_set(u, CURLUPART_URL, opts->url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+		snprintf(err, errlen, "--kubelet-url \"%.200s\" is not a URL with a host", opts->url);
+		rc = -EINVAL;
+		goto out;
+	}
+	if (strcasecmp(host, opts->node_name) != 0)
+		goto out; /* another host name or an IP: verified as given */
+	v6 = strchr(opts->address, ':') != NULL;
+	n = snprintf(entry, sizeof(entry), "%s:%s:%s%s%s", host, port, v6 ? "[" : "",
+		     opts->address, v6 ? "]" : "");
+	if (n < 0 || (size_t)n >= sizeof(entry)) {
+		snprintf(err, errlen, "kubelet host name or address too long");
+		rc = -ENAMETOOLONG;
+		goto out;
+	}
+	k->resolve = curl_slist_append(NULL, entry);
+	if (!k->resolve)
+		rc = -ENOMEM;
+out:
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return rc;
 }
 
 int nh_kubelet_new(const struct nh_kubelet_opts *opts, struct nh_kubelet **out, char *err,
@@ -113,6 +164,9 @@ int nh_kubelet_new(const struct nh_kubelet_opts *opts, struct nh_kubelet **out, 
 		rc = -ENOMEM;
 		goto out;
 	}
+	rc = nh_kubelet_pin(k, opts, err, errlen);
+	if (rc)
+		goto out;
 	*out = k;
 	k = NULL;
 out:
@@ -126,6 +180,7 @@ void nh_kubelet_free(struct nh_kubelet *k)
 		return;
 	if (k->curl)
 		curl_easy_cleanup(k->curl);
+	curl_slist_free_all(k->resolve);
 	free(k->ca);
 	free(k);
 }
@@ -362,6 +417,8 @@ int nh_kubelet_checkpoint(struct nh_kubelet *k, const char *ns, const char *pod,
 		headers = h2;
 	}
 	curl_easy_setopt(k->curl, CURLOPT_URL, url);
+	if (k->resolve)
+		curl_easy_setopt(k->curl, CURLOPT_RESOLVE, k->resolve);
 	curl_easy_setopt(k->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(k->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(k->curl, CURLOPT_POST, 1L);

@@ -24,7 +24,14 @@
 typedef int (*nh_token_fn)(void *arg, char *buf, size_t cap);
 
 struct nh_kubelet_opts {
-	const char *url;         /* "https://10.0.0.5:10250" or "http://127.0.0.1:x" (tests) */
+	const char *url;         /* "https://node-1:10250", "https://10.0.0.5:10250" or "http://127.0.0.1:x" (tests) */
+	/*
+	 * When the URL's host is node_name, connect to address instead of asking
+	 * DNS (CURLOPT_RESOLVE): the certificate is verified for the node name,
+	 * the connection goes to the node IP. NULL/"" for either: plain URL.
+	 */
+	const char *node_name;
+	const char *address;
 	const char *ca_file;     /* PEM bundle, or NULL/"" for the system store */
 	bool insecure_skip_verify;
 	long margin_seconds;     /* added to the per-container timeout */
@@ -47,7 +54,7 @@ struct nh_kubelet_result {
 
 struct nh_kubelet;
 
-/* Reads the CA file into memory. -errno with a sentence in err. */
+/* Reads the CA file into memory, parses the URL. -errno with a sentence in err. */
 int nh_kubelet_new(const struct nh_kubelet_opts *opts, struct nh_kubelet **out, char *err,
 		   size_t errlen);
 void nh_kubelet_free(struct nh_kubelet *k);

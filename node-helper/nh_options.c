@@ -38,9 +38,16 @@ static const struct nh_opt nh_opts[] = {
 	{ "kubeconfig", NULL, STR(kubeconfig), "", 0, 0,
 	  "kubeconfig file (default: $KUBECONFIG, else in-cluster)" },
 	{ "kubelet-url", NULL, STR(kubelet_url), "", 0, 0,
-	  "kubelet base URL (default https://<bind-address>:10250)" },
+	  "kubelet base URL (default https://<node-name>:<kubelet-port>, connected to at "
+	  "--kubelet-address)" },
+	{ "kubelet-port", NULL, NUM(kubelet_port, NH_OPT_LONG), "10250", 1, 65535,
+	  "kubelet port of the default --kubelet-url" },
+	{ "kubelet-address", NULL, STR(kubelet_address), "", 0, 0,
+	  "IP the kubelet URL's host connects to when that host is the node name "
+	  "(default: --bind-address); the certificate is still verified for the name" },
 	{ "kubelet-ca", NULL, STR(kubelet_ca), "", 0, 0,
-	  "CA bundle (PEM) to verify the kubelet's serving certificate" },
+	  "PEM file that verifies the kubelet's serving certificate: the node's self-signed "
+	  "<kubelet-root>/pki/kubelet.crt, or the cluster CA with serverTLSBootstrap" },
 	{ "kubelet-insecure-skip-verify", NULL, NUM(kubelet_insecure_skip_verify, NH_OPT_BOOL),
 	  "false", 0, 1, "do not verify the kubelet's certificate (logged as a warning)" },
 	{ "kubelet-timeout-margin-seconds", NULL, NUM(kubelet_timeout_margin_seconds, NH_OPT_LONG),
@@ -274,13 +281,19 @@ int nh_options_parse(struct nh_options *o, int argc, char **argv, char *err, siz
 		rc = -EINVAL;
 		goto out;
 	}
+	_Static_assert(sizeof(o->kubelet_address) >= sizeof(o->bind_address),
+		       "kubelet_address holds a bind_address");
+	if (!o->kubelet_address[0])
+		memcpy(o->kubelet_address, o->bind_address, sizeof(o->bind_address));
 	if (!o->kubelet_url[0]) {
-		if (strchr(o->bind_address, ':'))
-			n = snprintf(o->kubelet_url, sizeof(o->kubelet_url), "https://[%s]:10250",
-				     o->bind_address);
-		else
-			n = snprintf(o->kubelet_url, sizeof(o->kubelet_url), "https://%s:10250",
-				     o->bind_address);
+		/*
+		 * By name, like the API server's own kubelet client: the kubelet's
+		 * serving certificate names the node (self-signed kubelet.crt: the
+		 * hostname only, no IP), while the connection goes to the node IP
+		 * (nh_kubelet pins the name to --kubelet-address, no DNS involved).
+		 */
+		n = snprintf(o->kubelet_url, sizeof(o->kubelet_url), "https://%s:%ld", o->node_name,
+			     o->kubelet_port);
 		if (n < 0 || (size_t)n >= sizeof(o->kubelet_url)) {
 			snprintf(err, errlen, "--kubelet-url: derived URL too long");
 			rc = -EINVAL;

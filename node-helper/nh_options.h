@@ -21,6 +21,8 @@ struct nh_options {
 	char namespace_[64];
 	char kubeconfig[NH_PATH_MAX];
 	char kubelet_url[512];
+	long kubelet_port;
+	char kubelet_address[64];
 	char kubelet_ca[NH_PATH_MAX];
 	bool kubelet_insecure_skip_verify;
 	long kubelet_timeout_margin_seconds;
@@ -45,7 +47,8 @@ struct nh_options {
  * Returns 0, or -EINVAL with one sentence in err ("--port: 70000 is out of
  * range 1..65535"). With --help, returns 0 with o->help set and skips the
  * checks for required options. Derived defaults: --kubelet-url is
- * https://<bind-address>:10250 when not given.
+ * https://<node-name>:<kubelet-port> when not given, --kubelet-address is
+ * --bind-address.
  */
 int nh_options_parse(struct nh_options *o, int argc, char **argv, char *err, size_t errlen);
 /* Writes the option table as help text. */

@@ -371,8 +371,8 @@ void nh_remove_archives(const struct nh_record *r)
 			LOG_INFO("msg=\"kubelet archive removed\" pcp=%s/%s uid=%s path=%s", r->job.ns,
 				 r->job.name, r->job.uid, a);
 		else if (errno != ENOENT)
-			LOG_ERROR("msg=\"cannot remove kubelet archive\" pcp=%s/%s uid=%s path=%s errno=%d",
-				  r->job.ns, r->job.name, r->job.uid, a, errno);
+			LOG_ERROR("msg=\"cannot remove kubelet archive\" pcp=%s/%s uid=%s path=%s errno=%d err=\"%s\"",
+				  r->job.ns, r->job.name, r->job.uid, a, errno, strerror(errno));
 	}
 }
 
@@ -589,10 +589,13 @@ static bool nh_step_kubelet(struct nh_run *run)
 		/* Journal the archive at once: a restart must find it to remove it. */
 		if (!nh_step(run, NH_J_CHECKPOINTING))
 			return false;
-		if (stat(kres.local_path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		int e = stat(kres.local_path, &sb) != 0 ? errno : !S_ISREG(sb.st_mode) ? EINVAL : 0;
+		if (e) {
 			nh_fail(run, "KubeletError",
-				"the kubelet's archive %s for container %s is not visible at %s (check --host-root)",
-				kres.node_path, ctr, kres.local_path);
+				"cannot read the kubelet's archive %s for container %s at %s: %s%s",
+				kres.node_path, ctr, kres.local_path,
+				e == EINVAL ? "not a regular file" : strerror(e),
+				e == ENOENT ? " (is the kubelet's checkpoints directory mounted at --host-root?)" : "");
 			return false;
 		}
 		c->size_bytes = (uint64_t)sb.st_size;

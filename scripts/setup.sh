@@ -9,6 +9,13 @@ PKGS=(
   libarchive-dev libcmocka-dev
   openssl ca-certificates curl jq tar git iproute2 procps
   prometheus   # the e2e tests scrape both daemons with it; promtool checks their pages
+  # the test cluster's real node (tests/e2e: kubelet + containerd + runc):
+  # runc links libseccomp; CNI plugins from Debian; busybox for the images;
+  # iptables for the kubelet and the bridge plugin; criu so the runtime has one
+  # (Debian's 3.17.1 fails `criu check` on kernels >= 6.13: see docs/test-cluster.md)
+  libseccomp-dev containernetworking-plugins busybox-static iptables criu
+  # scripts/make-base-image.sh (the image's base without a registry)
+  debootstrap
 )
 
 # The crypto stack every machine must test on: the version a fresh machine
@@ -58,6 +65,10 @@ fi
 
 command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || {
   echo "setup: Go is needed for the test cluster (tests/e2e); install Go >= 1.26 to /usr/local/go" >&2
+  exit 1
+}
+command -v docker >/dev/null || {
+  echo "setup: a Docker engine is needed for the operator's image (tests/e2e/cluster install)" >&2
   exit 1
 }
 echo "setup: all packages present; $(openssl version)"

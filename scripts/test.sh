@@ -3,8 +3,11 @@
 #   1. installs what it needs (scripts/setup.sh),
 #   2. builds with warnings as errors and runs the unit tests (ctest),
 #   3. builds again with ASan + UBSan and runs the unit tests there,
-#   4. builds the real test cluster (etcd, kube-apiserver, kwok, kubelet stand-in),
-#      deploys the operator on it and runs the end-to-end tests (go test).
+#   4. builds the real test cluster (etcd, kube-apiserver, kube-controller-manager,
+#      kube-scheduler, kwok + kubelet stand-ins, and a real node: kubelet + containerd
+#      + runc), deploys the operator on it as local processes and runs the end-to-end
+#      tests (go test); the realnode tests then install the shipped image and
+#      config/default on the real node and checkpoint real containers through it.
 # Exits non-zero when any step or test fails.
 #
 # Options (environment): PCP_SKIP_E2E=1 skips step 4 (says so loudly).
@@ -53,5 +56,13 @@ if [ "${PCP_SKIP_E2E:-0}" = 1 ]; then
   exit 0
 fi
 
-step "e2e: real kube-apiserver + etcd + kwok + kubelet stand-in"
+step "e2e: real kube-apiserver + etcd + controller-manager + scheduler + kwok/stand-ins + real node"
 PCP_BIN_DIR="$ROOT/build" tests/e2e/run.sh
+
+# The other kubelet certificate mode: serverTLSBootstrap (serving certificate
+# from a CSR, signed by the cluster CA); the operator from
+# config/overlays/kubelet-serving-ca, the same checkpoint test on the real node.
+if [ "${PCP_E2E_NO_REAL_NODE:-0}" != 1 ]; then
+  step "e2e: real node with serverTLSBootstrap (config/overlays/kubelet-serving-ca)"
+  PCP_REAL_NODE_SERVING_CERT=bootstrap PCP_BIN_DIR="$ROOT/build" tests/e2e/run.sh ./realnode/...
+fi

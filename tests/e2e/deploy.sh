@@ -142,6 +142,7 @@ start_helper() { # node
 		KUBERNETES_SERVICE_PORT="$(js .apiServer.port)" \
 		POD_NAMESPACE="$NS" NODE_NAME="$n" NODE_IP="$ip" \
 		"$NH" --port=10443 --kubelet-ca="$(js .kubeletCAFile)" \
+		--kubelet-port="$(jq -r --arg n "$n" '.nodes[] | select(.name == $n) | .kubeletPort' "$STATE")" \
 		--artifact-dir="$(dirname "$root")/podcheckpoint/artifacts" \
 		--state-dir="$(dirname "$root")/podcheckpoint/state" \
 		--kubelet-timeout-margin-seconds=3 --min-free-bytes=67108864 \

@@ -123,7 +123,7 @@ func Down() error {
 
 // Node returns the node by name.
 func (e *Env) Node(name string) cluster.Node {
-	for _, n := range e.State.Nodes {
+	for _, n := range e.State.AllNodes() {
 		if n.Name == name {
 			return n
 		}

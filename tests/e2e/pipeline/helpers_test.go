@@ -199,6 +199,10 @@ func newPod(t *testing.T, ns, name, node string, annotations map[string]string, 
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Annotations: annotations},
 		Spec:       corev1.PodSpec{NodeName: node},
 	}
+	if node == "" {
+		// no node: stays Pending, also with kube-scheduler running (no node has this label)
+		pod.Spec.NodeSelector = map[string]string{"podcheckpoint.test/no-such-node": "true"}
+	}
 	for _, c := range containers {
 		pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{
 			Name: c, Image: "registry.k8s.io/busybox",

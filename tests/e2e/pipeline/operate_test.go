@@ -351,7 +351,7 @@ func TestHealthThroughAPIServerRestart(t *testing.T) {
 	}
 	wd, _ := os.Getwd()
 	t0 := time.Now()
-	out, err := exec.Command(filepath.Join(wd, "..", "cluster"), "restart", "kube-apiserver", "--down=8").CombinedOutput()
+	out, err := exec.Command(filepath.Join(wd, "..", "cluster"), "restart", "kube-apiserver").CombinedOutput()
 	if err != nil {
 		close(stop)
 		wg.Wait()

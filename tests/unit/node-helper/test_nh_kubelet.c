@@ -170,6 +170,37 @@ static struct nh_kubelet *mk(const char *host_root, long margin)
 	return k;
 }
 
+/* The URL names the node; the connection goes to the pinned address, no DNS. */
+static void test_pinned_name(void **state)
+{
+	char url[64], err[256];
+	struct nh_kubelet_opts o;
+	struct nh_kubelet *k = NULL;
+	struct nh_kubelet_result r;
+	(void)state;
+	F.status = 200;
+	F.body = "{\"items\":[\"/var/lib/kubelet/checkpoints/checkpoint-web_default-app-2024-03-04T12:20:30Z.tar\"]}";
+	F.big = 0;
+	F.hang_ms = 0;
+	snprintf(url, sizeof(url), "http://pcp-no-such-host.invalid:%d", F.port);
+	memset(&o, 0, sizeof(o));
+	o.url = url;
+	o.node_name = "pcp-no-such-host.invalid";
+	o.address = "127.0.0.1";
+	o.margin_seconds = 5;
+	o.host_root = "";
+	assert_int_equal(nh_kubelet_new(&o, &k, err, sizeof(err)), 0);
+	assert_int_equal(nh_kubelet_checkpoint(k, "default", "web", "app", 30, &r), 0);
+	assert_true(r.ok);
+	nh_kubelet_free(k);
+	/* another name is not pinned: DNS says no */
+	o.node_name = "other-node";
+	assert_int_equal(nh_kubelet_new(&o, &k, err, sizeof(err)), 0);
+	assert_int_not_equal(nh_kubelet_checkpoint(k, "default", "web", "app", 30, &r), 0);
+	assert_string_equal(r.reason, "KubeletError");
+	nh_kubelet_free(k);
+}
+
 static void scenario(int status, const char *body)
 {
 	F.status = status;
@@ -358,6 +389,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ok),
+		cmocka_unit_test(test_pinned_name),
 		cmocka_unit_test(test_200_bad),
 		cmocka_unit_test(test_404),
 		cmocka_unit_test(test_500),

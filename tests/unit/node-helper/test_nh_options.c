@@ -43,7 +43,9 @@ static void test_defaults(void **state)
 	assert_string_equal(o.node_name, "n1");
 	assert_int_equal(o.port, 10443);
 	assert_string_equal(o.namespace_, "podcheckpoint-system");
-	assert_string_equal(o.kubelet_url, "https://10.0.0.5:10250");
+	/* by name (the kubelet's certificate names the node), connected to at the IP */
+	assert_string_equal(o.kubelet_url, "https://n1:10250");
+	assert_string_equal(o.kubelet_address, "10.0.0.5");
 	assert_int_equal(o.kubelet_timeout_margin_seconds, 30);
 	assert_string_equal(o.artifact_dir, "/var/lib/podcheckpoint/artifacts");
 	assert_string_equal(o.state_dir, "/var/lib/podcheckpoint/state");

@@ -30,7 +30,10 @@ commands:
   down      stop everything the cluster started; no-op when not up
   status    what runs where (--json: cluster.json)
   kubectl   run the built kubectl with the admin kubeconfig
-  restart kube-apiserver [--down=SECONDS]   stop the API server, wait, start it again
+  restart   NAME: kill one component and start it again with the same flags
+            (kube-apiserver, etcd, kube-controller-manager, kube-scheduler,
+            kubelet-real-1, containerd-real-1); waits until it is ready
+  import-image NODE TAR: import a docker-save archive into a real node's containerd
 
 environment:
   PCP_CLUSTER_DIR   work dir (default $PCP_CACHE/cluster)
@@ -38,6 +41,10 @@ environment:
   PCP_APISERVER_PORT, PCP_ETCD_PORT, PCP_KUBELET_PORT   port defaults 26443, 23790, 10250
   PCP_UP_TIMEOUT    seconds for up (default 240)
   PCP_STANDIN_PAYLOAD_BYTES   default CRIU payload size of the stand-ins (1048576)
+  PCP_E2E_NO_REAL_NODE=1      no real node (kubelet + containerd); said loudly
+  PCP_REAL_NODE_ROOT          the real node's kubelet root (default /var/lib/kubelet)
+  PCP_REAL_NODE_SERVING_CERT  self-signed (default: kubelet.crt as on kubeadm/kind)
+                              or bootstrap (serverTLSBootstrap, CSR approved by up)
 `)
 }
 
@@ -61,7 +68,7 @@ func main() {
 		}
 	case "status":
 		if len(args) > 0 && args[0] == "--json" {
-			b, err := cluster.StatusJSON(work)
+			b, err := os.ReadFile(filepath.Join(work, cluster.StateFile))
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "cluster: not up:", err)
 				os.Exit(1)
@@ -85,12 +92,36 @@ func main() {
 			os.Exit(1)
 		}
 	case "restart":
-		if len(args) < 1 {
-			fmt.Fprintln(os.Stderr, "cluster: restart kube-apiserver [--down=SECONDS]")
+		if len(args) != 1 {
+			fmt.Fprintln(os.Stderr, "usage: cluster restart NAME")
 			os.Exit(2)
 		}
-		if err := cluster.RequestRestart(work, args[0], cluster.ParseDown(args[1:]), 180*time.Second); err != nil {
+		if err := cluster.Restart(work, args[0], os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	case "import-image":
+		if len(args) != 2 {
+			fmt.Fprintln(os.Stderr, "usage: cluster import-image NODE TAR")
+			os.Exit(2)
+		}
+		st, err := cluster.LoadState(work)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cluster: not up:", err)
+			os.Exit(1)
+		}
+		found := false
+		for _, n := range st.RealNodes {
+			if n.Name == args[0] {
+				found = true
+				if err := cluster.ImportImage(st, n, args[1]); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(1)
+				}
+			}
+		}
+		if !found {
+			fmt.Fprintf(os.Stderr, "cluster: no real node %q\n", args[0])
 			os.Exit(1)
 		}
 	case "supervise":
@@ -127,6 +158,7 @@ func up(work string) int {
 	start := time.Now()
 	err = cluster.Up(cluster.Options{
 		Work: work, BinDir: bin, HarnessBin: self, CRDFile: os.Getenv("PCP_E2E_CRD"),
+		NodeBinDir: os.Getenv("PCP_E2E_NODE_BIN_DIR"), ImagesDir: os.Getenv("PCP_E2E_IMAGES_DIR"),
 		Timeout: timeout, Out: os.Stdout, Err: os.Stderr,
 	})
 	if err != nil {

@@ -61,6 +61,11 @@ func Down(work string, out io.Writer) error {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 	}
 	killLeftovers(work)
+	// a real node's shims, mounts, bridge, iptables chains (the supervisor does
+	// this on a clean stop; again here for a supervisor that was killed)
+	for _, n := range st.RealNodes {
+		cleanupRealNode(st, n, func(f string, a ...any) { fmt.Fprintf(out, "cluster: "+f+"\n", a...) })
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if len(groupAlive(pid)) == 0 && !leftoversAlive(work) {
@@ -127,12 +132,45 @@ func Status(work string, out io.Writer) bool {
 	fmt.Fprintf(out, "  apiserver        %s (CA %s)\n", st.APIServer.URL, st.CAFile)
 	fmt.Fprintf(out, "  etcd             %s\n", st.Etcd.URL)
 	for _, n := range st.Nodes {
-		fmt.Fprintf(out, "  node %-11s %s kubelet %s root %s\n", n.Name, n.IP, n.KubeletURL, n.RootDir)
+		fmt.Fprintf(out, "  node %-11s %s kubelet %s root %s runtime %s\n", n.Name, n.IP, n.KubeletURL, n.RootDir, n.Runtime)
 	}
+	realNodeStatus(out, st)
 	fmt.Fprintf(out, "  kubelet CA       %s\n", st.KubeletCAFile)
 	fmt.Fprintf(out, "  state            %s\n", work+"/"+StateFile)
 	fmt.Fprintf(out, "KUBECONFIG=%s\n", st.AdminKubeconfig)
 	return true
+}
+
+// Restart asks the supervisor to kill one component and start it again with the
+// same flags (kube-apiserver, etcd, kube-controller-manager, kube-scheduler,
+// kubelet-<node>, containerd-<node>), and waits for it to be ready.
+func Restart(work, name string, out io.Writer) error {
+	st, alive := running(work)
+	if !alive {
+		return errors.New("cluster: not up")
+	}
+	res := filepath.Join(work, RestartResultFile)
+	_ = os.Remove(res)
+	if err := os.WriteFile(filepath.Join(work, RestartRequestFile), []byte(name+"\n"), 0o644); err != nil {
+		return err
+	}
+	if err := syscall.Kill(st.SupervisorPID, syscall.SIGUSR1); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(180 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(res); err == nil {
+			_ = os.Remove(res)
+			msg := strings.TrimSpace(string(b))
+			if msg != "ok" {
+				return fmt.Errorf("cluster: restart %s: %s", name, msg)
+			}
+			fmt.Fprintf(out, "cluster: restarted %s\n", name)
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("cluster: restart %s: no answer from the supervisor within 180s", name)
 }
 
 // stopDeployed stops what `cluster deploy` (deploy.sh) started: processes whose

@@ -162,7 +162,8 @@ func generatePKI(st *State) error {
 	if err != nil {
 		return fmt.Errorf("kubelet CA: %w", err)
 	}
-	if err := kca.write(st.KubeletCAFile, ""); err != nil {
+	// the key is kept: further node serving certificates can be signed (tests)
+	if err := kca.write(st.KubeletCAFile, st.KubeletCAKeyFile); err != nil {
 		return err
 	}
 	for _, n := range st.Nodes {
@@ -173,6 +174,38 @@ func generatePKI(st *State) error {
 		if err := kp.write(n.CertFile, n.KeyFile); err != nil {
 			return err
 		}
+	}
+	// Control-plane and node identities (client certs of the cluster CA).
+	caPEM := ca.certPEM
+	idents := []struct {
+		cn, org, kubeconfig string
+	}{
+		{"system:kube-controller-manager", "", st.ControllerManager.Kubeconfig},
+		{"system:kube-scheduler", "", st.Scheduler.Kubeconfig},
+	}
+	for _, n := range st.RealNodes {
+		idents = append(idents, struct{ cn, org, kubeconfig string }{"system:node:" + n.Name, "system:nodes", n.Real.Kubeconfig})
+	}
+	for _, id := range idents {
+		var orgs []string
+		if id.org != "" {
+			orgs = []string{id.org}
+		}
+		kp, err := ca.issue(id.cn, orgs, false, nil, nil)
+		if err != nil {
+			return fmt.Errorf("%s cert: %w", id.cn, err)
+		}
+		if err := os.WriteFile(id.kubeconfig, kubeconfig(st.APIServer.URL, caPEM, kp.certPEM, kp.keyPEM), 0o600); err != nil {
+			return err
+		}
+	}
+	// the API server's client certificate for kubelets (kubectl logs/exec)
+	kc, err := ca.issue("kube-apiserver-kubelet-client", []string{"system:masters"}, false, nil, nil)
+	if err != nil {
+		return err
+	}
+	if err := kc.write(st.KubeletClientCertFile, st.KubeletClientKeyFile); err != nil {
+		return err
 	}
 	tok := make([]byte, 24)
 	if _, err := rand.Read(tok); err != nil {

@@ -28,8 +28,11 @@ const (
 	KwokAnnotation    = "kwok.x-k8s.io/node"
 )
 
-// Node is one fake node: a kwok-managed Node object plus a kubelet stand-in.
+// Node is one node: a kwok-managed Node object plus a kubelet stand-in
+// (Runtime "standin"), or a real kubelet with containerd (Runtime "containerd",
+// the fields under "real" below; see realnode.go).
 type Node struct {
+	Runtime        string `json:"runtime"` // standin or containerd
 	Name           string `json:"name"`
 	IP             string `json:"ip"`
 	KubeletPort    int    `json:"kubeletPort"`
@@ -38,8 +41,13 @@ type Node struct {
 	CheckpointsDir string `json:"checkpointsDir"` // RootDir/checkpoints
 	CertFile       string `json:"certFile"`       // stand-in serving cert (signed by KubeletCAFile)
 	KeyFile        string `json:"keyFile"`
-	RequestLog     string `json:"requestLog"` // JSON lines, one per request served
-	LogFile        string `json:"logFile"`
+	RequestLog     string `json:"requestLog,omitempty"` // stand-ins: JSON lines, one per request served
+	LogFile        string `json:"logFile"`              // the stand-in's or the kubelet's log
+	// KubeletCAFile verifies this node's kubelet serving certificate: the
+	// kubelet CA for stand-ins, the real kubelet's self-signed kubelet.crt (or
+	// the cluster CA with serverTLSBootstrap) for a real node.
+	KubeletCAFile string    `json:"kubeletCAFile"`
+	Real          *RealNode `json:"real,omitempty"`
 }
 
 // APIServer describes the kube-apiserver endpoint and its files.
@@ -84,8 +92,30 @@ type State struct {
 	SupervisorLogFile     string    `json:"supervisorLogFile"`
 	SupervisorPID         int       `json:"supervisorPid"`
 	Namespace             string    `json:"namespace"`
-	Nodes                 []Node    `json:"nodes"`
+	// Nodes are the kwok nodes with kubelet stand-ins (what most tests use);
+	// RealNodes the real kubelets with containerd (realnode.go).
+	Nodes     []Node `json:"nodes"`
+	RealNodes []Node `json:"realNodes"`
+
+	KubeletCAKeyFile      string    `json:"kubeletCAKeyFile"`      // signs further kubelet serving certs
+	KubeletClientCertFile string    `json:"kubeletClientCertFile"` // the API server's client cert for kubelets (logs, exec)
+	KubeletClientKeyFile  string    `json:"kubeletClientKeyFile"`
+	NodeBinDir            string    `json:"nodeBinDir,omitempty"` // containerd, runc, crictl, ...
+	ImagesDir             string    `json:"imagesDir,omitempty"`  // pause.tar, counter.tar (docker save)
+	ControllerManager     Component `json:"controllerManager"`
+	Scheduler             Component `json:"scheduler"`
+	WithoutRealNode       bool      `json:"withoutRealNode,omitempty"` // PCP_E2E_NO_REAL_NODE=1
+	WithoutRealNodeReason string    `json:"withoutRealNodeReason,omitempty"`
 }
+
+// Component is a control-plane process with its own kubeconfig.
+type Component struct {
+	Kubeconfig string `json:"kubeconfig"`
+	LogFile    string `json:"logFile"`
+}
+
+// AllNodes: stand-in nodes, then real nodes.
+func (st *State) AllNodes() []Node { return append(append([]Node(nil), st.Nodes...), st.RealNodes...) }
 
 // Process is one child of the supervisor.
 type Process struct {
@@ -195,8 +225,15 @@ func newState(work string) *State {
 			KeyFile:        p("nodes", name, "kubelet.key"),
 			RequestLog:     p("nodes", name, "requests.jsonl"),
 			LogFile:        p("logs", "standin-"+name+".log"),
+			Runtime:        "standin",
+			KubeletCAFile:  p("pki", "kubelet-ca.crt"),
 		})
 	}
+	st.KubeletCAKeyFile = p("pki", "kubelet-ca.key")
+	st.KubeletClientCertFile = p("pki", "apiserver-kubelet-client.crt")
+	st.KubeletClientKeyFile = p("pki", "apiserver-kubelet-client.key")
+	st.ControllerManager = Component{Kubeconfig: p("kube-controller-manager.kubeconfig"), LogFile: p("logs", "kube-controller-manager.log")}
+	st.Scheduler = Component{Kubeconfig: p("kube-scheduler.kubeconfig"), LogFile: p("logs", "kube-scheduler.log")}
 	return st
 }
 

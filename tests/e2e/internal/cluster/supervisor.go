@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -29,17 +30,18 @@ type supervisor struct {
 }
 
 type child struct {
-	name     string
-	cmd      *exec.Cmd
-	done     chan struct{}
-	idx      int
-	spec     *childSpec // how it was started (for a restart)
-	expected bool       // stopped on purpose: not "degraded"
-}
-
-type childSpec struct {
-	name, logFile, addr, bin string
-	args                     []string
+	name    string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	idx     int
+	logFile string
+	addr    string
+	env     []string
+	bin     string
+	args    []string
+	ready   func() error // readiness check, for restarts
+	// restarting: the exit is expected (cluster restart NAME), not a degradation
+	restarting bool
 }
 
 func (s *supervisor) save() {
@@ -59,17 +61,25 @@ func (s *supervisor) setPhase(phase, component, msg string) {
 }
 
 func (s *supervisor) start(name, logFile, addr string, bin string, args ...string) (*child, error) {
-	return s.startAt(-1, name, logFile, addr, bin, args...)
+	return s.startEnv(name, logFile, addr, nil, bin, args...)
 }
 
-// startAt starts a child; idx >= 0 replaces that entry of runtime.json (a restart).
-func (s *supervisor) startAt(idx int, name, logFile, addr string, bin string, args ...string) (*child, error) {
+// startEnv starts a child with env (nil: the supervisor's own environment).
+func (s *supervisor) startEnv(name, logFile, addr string, env []string, bin string, args ...string) (*child, error) {
+	c := &child{name: name, logFile: logFile, addr: addr, env: env, bin: bin, args: args, idx: -1}
+	return c, s.spawn(c)
+}
+
+// spawn starts (or starts again) the process of c.
+func (s *supervisor) spawn(c *child) error {
+	name, logFile, addr, bin, args := c.name, c.logFile, c.addr, c.bin, c.args
 	lf, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer lf.Close()
 	cmd := exec.Command(bin, args...)
+	cmd.Env = c.env
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Dir = s.st.WorkDir
 	// Same process group as the supervisor (so `down` can kill the group); die
@@ -77,39 +87,40 @@ func (s *supervisor) startAt(idx int, name, logFile, addr string, bin string, ar
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	fmt.Fprintf(lf, "---- %s: starting %s %q\n", time.Now().Format(time.RFC3339), bin, args)
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
-	c := &child{name: name, cmd: cmd, done: make(chan struct{}),
-		spec: &childSpec{name: name, logFile: logFile, addr: addr, bin: bin, args: args}}
+	done := make(chan struct{})
 	s.mu.Lock()
-	p := Process{Name: name, PID: cmd.Process.Pid, Address: addr, LogFile: logFile}
-	if idx >= 0 && idx < len(s.rt.Processes) {
-		c.idx = idx
-		s.rt.Processes[idx] = p
-	} else {
+	c.cmd, c.done, c.restarting = cmd, done, false
+	proc := Process{Name: name, PID: cmd.Process.Pid, Address: addr, LogFile: logFile}
+	if c.idx < 0 {
 		c.idx = len(s.rt.Processes)
-		s.rt.Processes = append(s.rt.Processes, p)
+		s.rt.Processes = append(s.rt.Processes, proc)
 		s.kids = append(s.kids, c)
+	} else {
+		s.rt.Processes[c.idx] = proc
 	}
+	idx := c.idx
 	s.mu.Unlock()
 	s.save()
 	log.Printf("event=started component=%s pid=%d addr=%s", name, cmd.Process.Pid, addr)
 	go func() {
 		err := cmd.Wait()
 		s.mu.Lock()
-		if s.rt.Processes[c.idx].PID == cmd.Process.Pid {
-			s.rt.Processes[c.idx].Exited = true
+		expected := c.restarting
+		if s.rt.Processes[idx].PID == cmd.Process.Pid {
+			s.rt.Processes[idx].Exited = true
 			if err != nil {
-				s.rt.Processes[c.idx].ExitInfo = err.Error()
+				s.rt.Processes[idx].ExitInfo = err.Error()
 			} else {
-				s.rt.Processes[c.idx].ExitInfo = "exit status 0"
+				s.rt.Processes[idx].ExitInfo = "exit status 0"
 			}
 		}
 		s.mu.Unlock()
 		s.save()
-		log.Printf("event=exited component=%s pid=%d err=%v", name, cmd.Process.Pid, err)
-		close(c.done)
-		if c.expected {
+		log.Printf("event=exited component=%s pid=%d err=%v expected=%v", name, cmd.Process.Pid, err, expected)
+		close(done)
+		if expected {
 			return
 		}
 		select {
@@ -117,7 +128,7 @@ func (s *supervisor) startAt(idx int, name, logFile, addr string, bin string, ar
 		default:
 		}
 	}()
-	return c, nil
+	return nil
 }
 
 // waitFor polls check until it succeeds, the child dies, or the deadline passes.
@@ -150,15 +161,70 @@ func (s *supervisor) stopAll() {
 			continue
 		default:
 		}
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.done:
-		case <-time.After(10 * time.Second):
-			log.Printf("event=kill component=%s pid=%d reason=sigterm-timeout", c.name, c.cmd.Process.Pid)
-			_ = c.cmd.Process.Kill()
-			<-c.done
+		stopChild(c)
+		s.afterStop(c.name)
+	}
+}
+
+func stopChild(c *child) {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		log.Printf("event=kill component=%s pid=%d reason=sigterm-timeout", c.name, c.cmd.Process.Pid)
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+// afterStop: once a real node's kubelet is gone its pods are removed through
+// CRI (containerd still runs); once containerd is gone, what is left is cleaned.
+func (s *supervisor) afterStop(name string) {
+	for _, n := range s.st.RealNodes {
+		switch name {
+		case "kubelet-" + n.Name:
+			if err := removeAllPods(s.st, n); err != nil {
+				log.Printf("event=remove-pods-failed node=%s err=%q", n.Name, err)
+			}
+		case "containerd-" + n.Name:
+			cleanupRealNode(s.st, n, log.Printf)
 		}
 	}
+}
+
+// restart kills one child (SIGTERM, then SIGKILL after 10 s) and starts it again
+// with the same flags, waiting for its readiness check.
+func (s *supervisor) restart(name string) error {
+	s.mu.Lock()
+	var c *child
+	for _, k := range s.kids {
+		if k.name == name {
+			c = k
+		}
+	}
+	if c != nil {
+		c.restarting = true
+	}
+	s.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("no component %q", name)
+	}
+	select {
+	case <-c.done:
+	default:
+		stopChild(c)
+	}
+	if err := s.spawn(c); err != nil {
+		return err
+	}
+	s.save()
+	if c.ready != nil {
+		if err := waitFor(c, 150*time.Second, c.ready); err != nil {
+			return err
+		}
+	}
+	log.Printf("event=restarted component=%s pid=%d", name, c.cmd.Process.Pid)
+	return nil
 }
 
 // Supervise is the `supervise` subcommand: start everything, report readiness in
@@ -176,8 +242,6 @@ func Supervise(work string) int {
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -205,6 +269,8 @@ func Supervise(work string) int {
 		s.setPhase("stopped", "", "")
 		return 0
 	}
+	usr := make(chan os.Signal, 4)
+	signal.Notify(usr, syscall.SIGUSR1)
 	for {
 		select {
 		case <-ctx.Done():
@@ -212,8 +278,8 @@ func Supervise(work string) int {
 			s.stopAll()
 			s.setPhase("stopped", "", "")
 			return 0
-		case <-usr1:
-			go s.handleRestart()
+		case <-usr:
+			s.handleRestartRequest()
 		case name := <-s.dead:
 			// Keep running so that `status` and `up` can report which component
 			// died; `down` still stops the rest.
@@ -236,7 +302,7 @@ func (s *supervisor) startAll(ctx context.Context, failed func(string, error) in
 		return failed("etcd", err)
 	}
 	hc := &http.Client{Timeout: 2 * time.Second}
-	if err := waitFor(etcd, 60*time.Second, func() error {
+	etcd.ready = func() error {
 		resp, err := hc.Get(st.Etcd.URL + "/health")
 		if err != nil {
 			return err
@@ -246,7 +312,8 @@ func (s *supervisor) startAll(ctx context.Context, failed func(string, error) in
 			return fmt.Errorf("etcd /health: %s", resp.Status)
 		}
 		return nil
-	}); err != nil {
+	}
+	if err := waitFor(etcd, 60*time.Second, etcd.ready); err != nil {
 		return failed("etcd", err)
 	}
 	if ctx.Err() != nil {
@@ -267,7 +334,11 @@ func (s *supervisor) startAll(ctx context.Context, failed func(string, error) in
 		"--service-account-key-file="+st.SAPubFile,
 		"--service-account-signing-key-file="+st.SAKeyFile,
 		"--service-cluster-ip-range=10.0.0.0/24",
-		"--authorization-mode=RBAC",
+		// Node: kubelets read their pods and review tokens (as on kubeadm clusters)
+		"--authorization-mode=Node,RBAC",
+		"--kubelet-client-certificate="+st.KubeletClientCertFile,
+		"--kubelet-client-key="+st.KubeletClientKeyFile,
+		"--kubelet-preferred-address-types=InternalIP,Hostname",
 		"--disable-admission-plugins=ServiceAccount",
 		"--allow-privileged=true",
 		"--profiling=false",
@@ -279,11 +350,43 @@ func (s *supervisor) startAll(ctx context.Context, failed func(string, error) in
 	if err != nil {
 		return failed("kube-apiserver", err)
 	}
-	if err := waitFor(api, 150*time.Second, func() error { return readyz(apiClient, st.APIServer.URL) }); err != nil {
+	api.ready = func() error { return readyz(apiClient, st.APIServer.URL) }
+	if err := waitFor(api, 150*time.Second, api.ready); err != nil {
 		return failed("kube-apiserver", err)
 	}
 	if ctx.Err() != nil {
 		return 0
+	}
+
+	// kube-controller-manager and kube-scheduler: Deployments and DaemonSets get
+	// pods, namespaces finish terminating, garbage collection, kube-root-ca.crt,
+	// CSR signing with the cluster CA, node lifecycle (it lifts the kubelet's
+	// not-ready taint; kwok renews its nodes' Leases). No taint eviction: a
+	// NoExecute taint must never delete the tests' pods behind their back.
+	if _, err := s.start("kube-controller-manager", st.ControllerManager.LogFile, "", bin("kube-controller-manager"),
+		"--kubeconfig="+st.ControllerManager.Kubeconfig,
+		"--authentication-kubeconfig="+st.ControllerManager.Kubeconfig,
+		"--authorization-kubeconfig="+st.ControllerManager.Kubeconfig,
+		"--bind-address=127.0.0.1", "--secure-port=0",
+		"--leader-elect=false",
+		"--controllers=*,-taint-eviction-controller,-device-taint-eviction-controller",
+		"--root-ca-file="+st.CAFile,
+		"--service-account-private-key-file="+st.SAKeyFile,
+		"--use-service-account-credentials=true",
+		"--cluster-signing-cert-file="+st.CAFile,
+		"--cluster-signing-key-file="+st.CAKeyFile,
+		"--concurrent-gc-syncs=5",
+		"--v=1"); err != nil {
+		return failed("kube-controller-manager", err)
+	}
+	if _, err := s.start("kube-scheduler", st.Scheduler.LogFile, "", bin("kube-scheduler"),
+		"--kubeconfig="+st.Scheduler.Kubeconfig,
+		"--authentication-kubeconfig="+st.Scheduler.Kubeconfig,
+		"--authorization-kubeconfig="+st.Scheduler.Kubeconfig,
+		"--bind-address=127.0.0.1", "--secure-port=0",
+		"--leader-elect=false",
+		"--v=1"); err != nil {
+		return failed("kube-scheduler", err)
 	}
 
 	kwokConf := filepath.Join(st.WorkDir, "kwok.yaml")
@@ -297,7 +400,8 @@ func (s *supervisor) startAll(ctx context.Context, failed func(string, error) in
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector="+KwokAnnotation+"=fake",
 		"--cidr=10.244.0.1/16",
-		"--config="+kwokConf, // not ~/.kwok/kwok.yaml from the user's home; default stages
+		"--node-lease-duration-seconds=40", // Leases for kube-controller-manager's node lifecycle
+		"--config="+kwokConf,               // not ~/.kwok/kwok.yaml from the user's home; default stages
 	); err != nil {
 		return failed("kwok", err)
 	}
@@ -323,6 +427,11 @@ func (s *supervisor) startAll(ctx context.Context, failed func(string, error) in
 			return failed("standin-"+n.Name, err)
 		}
 	}
+	for _, n := range st.RealNodes {
+		if comp, err := s.startRealNode(ctx, n); err != nil {
+			return failed(comp, err)
+		}
+	}
 	// kwok may not have started listening anywhere; only check that it is alive.
 	time.Sleep(200 * time.Millisecond)
 	s.mu.Lock()
@@ -335,6 +444,38 @@ func (s *supervisor) startAll(ctx context.Context, failed func(string, error) in
 	s.mu.Unlock()
 	s.setPhase("ready", "", "")
 	return 0
+}
+
+// RestartRequestFile: `cluster restart NAME` writes NAME here and sends SIGUSR1;
+// the supervisor answers in RestartResultFile ("ok" or the error).
+const (
+	RestartRequestFile = "restart.request"
+	RestartResultFile  = "restart.result"
+)
+
+func (s *supervisor) handleRestartRequest() {
+	req := filepath.Join(s.st.WorkDir, RestartRequestFile)
+	b, err := os.ReadFile(req)
+	if err != nil {
+		return
+	}
+	_ = os.Remove(req)
+	name := strings.TrimSpace(string(b))
+	log.Printf("event=restart component=%s", name)
+	msg := "ok"
+	if err := s.restart(name); err != nil {
+		msg = err.Error()
+		log.Printf("event=restart-failed component=%s err=%q", name, err)
+	} else {
+		s.mu.Lock()
+		back := s.rt.Phase == "degraded" && s.rt.Component == name
+		s.mu.Unlock()
+		if back {
+			s.setPhase("ready", "", "")
+		}
+	}
+	_ = os.WriteFile(filepath.Join(s.st.WorkDir, RestartResultFile+".tmp"), []byte(msg+"\n"), 0o644)
+	_ = os.Rename(filepath.Join(s.st.WorkDir, RestartResultFile+".tmp"), filepath.Join(s.st.WorkDir, RestartResultFile))
 }
 
 func adminHTTPClient(st *State) (*http.Client, error) {

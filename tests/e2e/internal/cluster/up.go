@@ -36,7 +36,9 @@ import (
 // Options for Up.
 type Options struct {
 	Work       string
-	BinDir     string // kube-apiserver, kubectl, etcd, kwok
+	BinDir     string // kube-apiserver, kubectl, etcd, kwok, kubelet, ...
+	NodeBinDir string // containerd, runc, crictl, ... (build.sh node)
+	ImagesDir  string // pause.tar, counter.tar (build.sh images)
 	HarnessBin string // this program, for the supervisor and the stand-ins
 	CRDFile    string // crds/podcheckpoint.yaml; missing file = warning
 	Timeout    time.Duration
@@ -219,6 +221,15 @@ processesReady:
 			return &ComponentError{Component: "standin-" + n.Name, Err: err, LogFile: n.LogFile}
 		}
 	}
+	// 5. real nodes registered, addressed, Ready, serving TLS for their names
+	for _, n := range st.RealNodes {
+		if err := finishRealNode(ctx, st, cs, n); err != nil {
+			return &ComponentError{Component: "kubelet-" + n.Name, Err: err, LogFile: n.LogFile}
+		}
+	}
+	if st.WithoutRealNode {
+		fmt.Fprintf(o.Err, "cluster: WARNING: running WITHOUT the real node (%s)\n", st.WithoutRealNodeReason)
+	}
 	return nil
 }
 
@@ -278,6 +289,11 @@ func startFresh(o Options) (*State, error) {
 	}
 	st := newState(work)
 	st.BinDir, st.HarnessBin = o.BinDir, o.HarnessBin
+	st.NodeBinDir, st.ImagesDir = o.NodeBinDir, o.ImagesDir
+	if RealNodeDisabled() {
+		st.WithoutRealNode = true
+		st.WithoutRealNodeReason = "PCP_E2E_NO_REAL_NODE=1"
+	}
 	for _, d := range []string{"pki", "logs", "etcd"} {
 		if err := os.MkdirAll(filepath.Join(work, d), 0o700); err != nil {
 			return nil, err
@@ -285,6 +301,12 @@ func startFresh(o Options) (*State, error) {
 	}
 	for _, n := range st.Nodes {
 		if err := os.MkdirAll(n.CheckpointsDir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	if !st.WithoutRealNode {
+		st.RealNodes = []Node{newRealNode(work, envInt("PCP_KUBELET_PORT", 10250))}
+		if err := os.MkdirAll(filepath.Join(work, "nodes", RealNodeName), 0o700); err != nil {
 			return nil, err
 		}
 	}
@@ -311,6 +333,18 @@ func startFresh(o Options) (*State, error) {
 			return nil, &ComponentError{Component: "standin-" + n.Name, Err: fmt.Errorf("%s:%d is not free (set PCP_KUBELET_PORT?): %w", n.IP, kport, err)}
 		}
 		l.Close()
+	}
+	for i := range st.RealNodes {
+		n := &st.RealNodes[i]
+		for _, port := range []int{kport, 10248} {
+			addr := net.JoinHostPort(n.IP, strconv.Itoa(port))
+			if RealNodeListening(addr) {
+				return nil, &ComponentError{Component: "kubelet-" + n.Name, Err: fmt.Errorf("%s is taken (a kubelet left running?)", addr)}
+			}
+		}
+		if err := prepareRealNode(st, n); err != nil {
+			return nil, &ComponentError{Component: "real node " + n.Name, Err: fmt.Errorf("%w (PCP_E2E_NO_REAL_NODE=1 runs without it)", err)}
+		}
 	}
 	if err := generatePKI(st); err != nil {
 		return nil, err
@@ -420,6 +454,15 @@ func nodeAddressOK(node *corev1.Node, n Node) bool {
 	return ok && node.Status.DaemonEndpoints.KubeletEndpoint.Port == int32(n.KubeletPort)
 }
 
+func hasTaint(node *corev1.Node, key string) bool {
+	for _, t := range node.Spec.Taints {
+		if t.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
 func nodeReady(node *corev1.Node) bool {
 	for _, c := range node.Status.Conditions {
 		if c.Type == corev1.NodeReady {
@@ -440,6 +483,9 @@ func waitNodesReady(ctx context.Context, cs kubernetes.Interface, nodes []Node) 
 				allOK, last = false, fmt.Sprintf("node %s: %v", n.Name, err)
 			case !nodeReady(node):
 				allOK, last = false, fmt.Sprintf("node %s not Ready", n.Name)
+			case hasTaint(node, "node.kubernetes.io/not-ready"):
+				// lifted by kube-controller-manager's node lifecycle once Ready
+				allOK, last = false, fmt.Sprintf("node %s still has the not-ready taint", n.Name)
 			case !nodeAddressOK(node, n):
 				return fmt.Errorf("node %s lost its InternalIP %s / kubelet port %d: %+v", n.Name, n.IP, n.KubeletPort, node.Status.Addresses)
 			}
