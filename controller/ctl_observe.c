@@ -247,6 +247,11 @@ int ctl_status_patch(const struct ctl_decision *d, json_object *existing_conditi
 		if (rc)
 			goto out;
 	}
+	if (pst_terminal((enum pst_phase)s->phase)) {
+		rc = pst_clear_progress(status);
+		if (rc)
+			goto out;
+	}
 	if (s->completion_ms > 0) {
 		kc_time_rfc3339(s->completion_ms / 1000, ts);
 		rc = kc_json_set_str(status, "completionTime", ts);

@@ -421,6 +421,10 @@ int nh_kubelet_checkpoint(struct nh_kubelet *k, const char *ns, const char *pod,
 		curl_easy_setopt(k->curl, CURLOPT_RESOLVE, k->resolve);
 	curl_easy_setopt(k->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(k->curl, CURLOPT_NOSIGNAL, 1L);
+	/* One connection per call, closed when the call ends, also when we give up:
+	 * the kubelet sees the client go away (a kept-alive or multiplexed
+	 * connection would leave it working on a call nobody waits for). */
+	curl_easy_setopt(k->curl, CURLOPT_FORBID_REUSE, 1L);
 	curl_easy_setopt(k->curl, CURLOPT_POST, 1L);
 	curl_easy_setopt(k->curl, CURLOPT_POSTFIELDS, "");
 	curl_easy_setopt(k->curl, CURLOPT_POSTFIELDSIZE, 0L);

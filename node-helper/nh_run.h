@@ -58,6 +58,8 @@ struct nh_run {
 	json_object *cr;  /* last CR seen (owned) */
 	json_object *pod; /* the live pod (owned) */
 	char why[512];    /* why the job stopped without writing (guard verdict) */
+	size_t progress_done; /* containers checkpointed, for status.progress */
+	int64_t progress_ms;  /* monotonic time of the last status write (rate of progress writes) */
 };
 
 /* A new checkpoint job (journal state accepted). */

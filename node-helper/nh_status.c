@@ -33,6 +33,39 @@ out:
 	return rc;
 }
 
+int nh_status_add_progress(json_object *patch, const char *container, size_t done, size_t total)
+{
+	json_object *st = kc_json_get(patch, "status"), *pr = json_object_new_object();
+	int rc = 0;
+
+	if (!st) {
+		json_object_put(pr);
+		return -EINVAL;
+	}
+	NH_ADD(st, "progress", pr);
+	NH_ADD(pr, "container", json_object_new_string(container ? container : ""));
+	NH_ADD(pr, "containersDone", json_object_new_int64((int64_t)done));
+	NH_ADD(pr, "containersTotal", json_object_new_int64((int64_t)total));
+out:
+	return rc;
+}
+
+int nh_status_progress(json_object *cr, const char *message, const char *container,
+		       size_t done, size_t total, const char *now, json_object **patch)
+{
+	json_object *st = NULL;
+	int rc;
+
+	rc = pst_patch_running(cr, message, now, patch, &st);
+	if (rc == 0)
+		rc = nh_status_add_progress(*patch, container, done, total);
+	if (rc) {
+		json_object_put(*patch);
+		*patch = NULL;
+	}
+	return rc;
+}
+
 int nh_status_failed(json_object *cr, const char *reason, const char *message, const char *now,
 		     json_object **patch)
 {

@@ -29,6 +29,12 @@
 /* phase Running, Ready=False/CheckpointInProgress, message, startTime (when given). */
 int nh_status_running(json_object *cr, const char *message, const char *start_time,
 		      const char *now, json_object **patch);
+/* Running with status.progress {container, containersDone, containersTotal}:
+ * a long checkpoint is not silent (kubectl checkpoint create --wait shows it). */
+int nh_status_progress(json_object *cr, const char *message, const char *container,
+		       size_t done, size_t total, const char *now, json_object **patch);
+/* Adds status.progress to a patch built by one of these (0, -EINVAL, -ENOMEM). */
+int nh_status_add_progress(json_object *patch, const char *container, size_t done, size_t total);
 /* phase Failed, Ready=False/CheckpointFailed, Stalled=True/<reason>, message, completionTime. */
 int nh_status_failed(json_object *cr, const char *reason, const char *message, const char *now,
 		     json_object **patch);

@@ -266,7 +266,17 @@ static int nh_refresh(struct nh_run *run)
 	}
 }
 
-enum nh_patch_kind { NH_P_RUNNING, NH_P_SUCCEEDED, NH_P_FAILED, NH_P_DELETING_POD, NH_P_KEPT };
+enum nh_patch_kind {
+	NH_P_RUNNING,  /* started: startTime, progress at the first container */
+	NH_P_PROGRESS, /* a later container (rate-limited, NH_PROGRESS_EVERY_MS) */
+	NH_P_SUCCEEDED,
+	NH_P_FAILED,
+	NH_P_DELETING_POD,
+	NH_P_KEPT,
+};
+
+/* A progress write at most this often: short jobs pay none, long ones are not silent. */
+#define NH_PROGRESS_EVERY_MS 2000
 
 /*
  * Writes a status patch built from the freshest guarded CR: patch with the
@@ -298,6 +308,13 @@ static int nh_write_status(struct nh_run *run, enum nh_patch_kind kind, const ch
 		switch (kind) {
 		case NH_P_RUNNING:
 			rc = nh_status_running(run->cr, message, r->start_time, now, &patch);
+			if (rc == 0 && r->job.ncontainers)
+				rc = nh_status_add_progress(patch, r->job.containers[0], 0,
+							    r->job.ncontainers);
+			break;
+		case NH_P_PROGRESS:
+			rc = nh_status_progress(run->cr, message, r->container, run->progress_done,
+						r->job.ncontainers, now, &patch);
 			break;
 		case NH_P_SUCCEEDED:
 			rc = nh_status_succeeded(run->cr, r, now, &patch);
@@ -321,6 +338,7 @@ static int nh_write_status(struct nh_run *run, enum nh_patch_kind kind, const ch
 		if (rc == 0) {
 			json_object_put(run->cr);
 			run->cr = res; /* the updated CR, for Events */
+			run->progress_ms = nh_mono_ms();
 			return 0;
 		}
 		json_object_put(res);
@@ -555,6 +573,19 @@ static bool nh_step_kubelet(struct nh_run *run)
 			return false;
 		}
 		nh_strlcpy(r->container, ctr, sizeof(r->container));
+		if (i > 0 && nh_mono_ms() - run->progress_ms >= NH_PROGRESS_EVERY_MS) {
+			char msg[512];
+
+			run->progress_done = i;
+			snprintf(msg, sizeof(msg), "Checkpointing container %.200s (%zu of %zu) of pod %s/%.200s",
+				 ctr, i + 1, r->job.ncontainers, r->job.ns, r->job.pod);
+			rc = nh_write_status(run, NH_P_PROGRESS, NULL, msg);
+			if (rc == -ENOENT || rc == -ESTALE) {
+				nh_superseded(run, false);
+				return false;
+			}
+			/* other failures: progress is best effort, the job goes on */
+		}
 		started = (int64_t)time(NULL);
 		r->kubelet_started = started;
 		snprintf(r->message, sizeof(r->message),

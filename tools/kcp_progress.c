@@ -61,6 +61,9 @@ void kcp_progress_line(json_object *obj, char *buf, size_t cap)
 	json_object *done = kc_json_get(obj, "status.containers");
 	bool has_bytes = false;
 	int64_t bytes = kc_json_int64(obj, "status.progress.bytes", 0, &has_bytes);
+	bool has_total = false;
+	int64_t total = kc_json_int64(obj, "status.progress.containersTotal", 0, &has_total);
+	int64_t ndone = kc_json_int64(obj, "status.progress.containersDone", 0, NULL);
 	char part[160];
 	const char *sep = ": ";
 
@@ -79,7 +82,14 @@ void kcp_progress_line(json_object *obj, char *buf, size_t cap)
 		kcp_append(buf, cap, "", ctr && ctr[0] ? ctr : part);
 		sep = ", ";
 	}
-	if (done && json_object_is_type(done, json_type_array) && json_object_array_length(done)) {
+	if (has_total && total > 0) {
+		/* the helper's own count while Running (status.progress) */
+		snprintf(part, sizeof(part), "%lld of %lld container%s done", (long long)ndone,
+			 (long long)total, total == 1 ? "" : "s");
+		kcp_append(buf, cap, sep, part);
+		sep = ", ";
+	} else if (done && json_object_is_type(done, json_type_array) &&
+		   json_object_array_length(done)) {
 		size_t k = json_object_array_length(done);
 
 		snprintf(part, sizeof(part), "%zu container%s done", k, k == 1 ? "" : "s");

@@ -185,6 +185,12 @@ out:
 
 /* ---------------------------------------------------------------- patches */
 
+int pst_clear_progress(json_object *status)
+{
+	/* JSON merge patch: null removes the field */
+	return json_object_object_add(status, "progress", NULL) == 0 ? 0 : -ENOMEM;
+}
+
 struct pst_cond pst_reconciling(enum pst_phase phase, const char *reason, const char *message)
 {
 	return (struct pst_cond){ "Reconciling", pst_terminal(phase) ? "False" : "True",
@@ -261,6 +267,8 @@ int pst_patch_failed(json_object *cr, const char *reason, const char *message, c
 	};
 	int rc = pst_patch_new(cr, PST_FAILED, message, set, 2, now, patch, status);
 
+	if (rc == 0)
+		rc = pst_clear_progress(*status);
 	if (rc == 0) {
 		rc = kc_json_set(*status, "completionTime", json_object_new_string(now));
 		if (rc) {
@@ -281,6 +289,8 @@ int pst_patch_succeeded(json_object *cr, const char *message, const char *comple
 	};
 	int rc = pst_patch_new(cr, PST_SUCCEEDED, message, set, 2, now, patch, status);
 
+	if (rc == 0)
+		rc = pst_clear_progress(*status);
 	if (rc == 0) {
 		rc = kc_json_set(*status, "completionTime",
 				 json_object_new_string(completion && *completion ? completion : now));

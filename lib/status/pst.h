@@ -96,7 +96,15 @@ int pst_patch_new(json_object *cr, enum pst_phase phase, const char *message,
 		  const struct pst_cond *set, size_t n, const char *now, json_object **patch,
 		  json_object **status);
 
+/*
+ * status.progress ({container, containersDone, containersTotal}) is the
+ * helper's account of a long checkpoint; a terminal patch removes it (a merge
+ * patch's null). 0 or -ENOMEM.
+ */
+int pst_clear_progress(json_object *status);
+
 /* The patches both daemons write (the caller adds its own fields). */
+/* Failed and Succeeded also clear status.progress. */
 /* Pending, Ready=False/<reason> (Pending or Queued), Stalled dropped. */
 int pst_patch_pending(json_object *cr, const char *reason, const char *message, const char *now,
 		      json_object **patch, json_object **status);

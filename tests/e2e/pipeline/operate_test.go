@@ -406,10 +406,13 @@ func TestPluginWaitShowsProgress(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("create --wait: exit %d:\n%s", code, out)
 	}
-	// What the helper writes to status today: phase Running and its message
-	// (per-container lines come from status.message / status.progress when
-	// the helper publishes them; the unit tests cover those shapes).
-	for _, want := range []string{" Running on node-2 - Checkpointing 2 containers of pod " + ns + "/slow on node node-2\n"} {
+	// status.progress as the helper writes it: the first container with the
+	// Running status, the second (4 s later, past the 2 s progress rate) with
+	// its own write.
+	for _, want := range []string{
+		" Running on node-2: container app, 0 of 2 containers done - Checkpointing 2 containers of pod " + ns + "/slow on node node-2\n",
+		" Running on node-2: container sidecar, 1 of 2 containers done - Checkpointing container sidecar (2 of 2) of pod " + ns + "/slow\n",
+	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("create --wait output lacks the progress line %q:\n%s", want, out)
 		}

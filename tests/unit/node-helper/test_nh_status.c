@@ -91,6 +91,34 @@ static void test_failed(void **state)
 	assert_int_equal(kc_json_int64(c, "observedGeneration", 0, NULL), 3);
 	c = find_cond(p, "Reconciling");
 	assert_string_equal(kc_json_str(c, "status"), "False");
+	/* a terminal patch removes the helper's progress (merge patch null) */
+	assert_true(json_object_object_get_ex(kc_json_get(p, "status"), "progress", &c));
+	assert_null(c);
+	json_object_put(p);
+	json_object_put(cr);
+}
+
+static void test_progress(void **state)
+{
+	json_object *cr = json_tokener_parse(CR), *p = NULL, *c;
+	(void)state;
+	assert_int_equal(nh_status_progress(cr, "Checkpointing container side (2 of 2) of pod default/web",
+					    "side", 1, 2, "2024-05-05T05:05:05Z", &p), 0);
+	assert_string_equal(kc_json_str(p, "status.phase"), "Running");
+	assert_string_equal(kc_json_str(p, "status.progress.container"), "side");
+	assert_int_equal(kc_json_int64(p, "status.progress.containersDone", -1, NULL), 1);
+	assert_int_equal(kc_json_int64(p, "status.progress.containersTotal", -1, NULL), 2);
+	c = find_cond(p, "Ready");
+	assert_string_equal(kc_json_str(c, "reason"), "CheckpointInProgress");
+	/* never the controller's fields */
+	assert_null(kc_json_get(p, "status.nodeName"));
+	assert_null(kc_json_get(p, "status.podUID"));
+	json_object_put(p);
+	/* added to a Running patch (the job's first write) */
+	assert_int_equal(nh_status_running(cr, "started", "2024-05-05T05:05:05Z", "2024-05-05T05:05:05Z", &p), 0);
+	assert_int_equal(nh_status_add_progress(p, "app", 0, 2), 0);
+	assert_string_equal(kc_json_str(p, "status.progress.container"), "app");
+	assert_string_equal(kc_json_str(p, "status.startTime"), "2024-05-05T05:05:05Z");
 	json_object_put(p);
 	json_object_put(cr);
 }
@@ -238,7 +266,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_running_keeps_ltt), cmocka_unit_test(test_failed),
 		cmocka_unit_test(test_succeeded),         cmocka_unit_test(test_deleting_pod_and_kept),
-		cmocka_unit_test(test_manifest),
+		cmocka_unit_test(test_manifest), cmocka_unit_test(test_progress),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,6 +37,10 @@ static void test_progress(void **state)
 	line_of("{\"status\":{\"phase\":\"Running\",\"progress\":{\"container\":\"db\",\"bytes\":13107200},\"containers\":[{\"name\":\"app\"}]}}",
 		b, sizeof(b));
 	assert_string_equal(b, "Running: container db, 1 container done, 12.5 MiB written");
+	/* the helper's own count while Running */
+	line_of("{\"status\":{\"phase\":\"Running\",\"nodeName\":\"node-2\",\"message\":\"m\",\"progress\":{\"container\":\"side\",\"containersDone\":1,\"containersTotal\":2}}}",
+		b, sizeof(b));
+	assert_string_equal(b, "Running on node-2: container side, 1 of 2 containers done - m");
 	/* cut, never overrun */
 	line_of("{\"status\":{\"phase\":\"Running\",\"message\":\"Checkpointing container app (1 of 2) of pod shop/web\"}}",
 		b, 12);

@@ -68,7 +68,7 @@ func main() {
 		}
 	case "status":
 		if len(args) > 0 && args[0] == "--json" {
-			b, err := os.ReadFile(filepath.Join(work, cluster.StateFile))
+			b, err := cluster.StatusJSON(work)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "cluster: not up:", err)
 				os.Exit(1)
