@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -192,6 +193,10 @@ int nh_metrics_start(const struct nh_options *opt, struct nh_metrics **out, char
 			 opt->kubelet_url);
 		goto fail;
 	}
+	/* The node name in the URL is pinned to --kubelet-address (nh_kubelet.c):
+	 * probe where the calls really go, not whatever DNS says of the name. */
+	if (opt->kubelet_address[0] && strcasecmp(m->kubelet_host, opt->node_name) == 0)
+		snprintf(m->kubelet_host, sizeof(m->kubelet_host), "%s", opt->kubelet_address);
 	mx_register_process("node-helper", PCP_VERSION);
 	kc_metrics_register();
 	nh_mx_results = mx_counter("podcheckpoint_checkpoints_total",
