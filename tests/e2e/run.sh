@@ -71,4 +71,15 @@ fi
 cd "$E2E_DIR"
 # -p 1: packages one after another; the cluster tests inject node-wide faults
 # into the kubelet stand-ins that would hit the pipeline tests' checkpoints.
-GOFLAGS="${GOFLAGS:--mod=mod}" go test -p 1 -count=1 -v -timeout "${PCP_E2E_TIMEOUT:-40m}" "${pkgs[@]}"
+gotest() { GOFLAGS="${GOFLAGS:--mod=mod}" go test -p 1 -count=1 -v -timeout "${PCP_E2E_TIMEOUT:-40m}" "$@"; }
+# The realnode package replaces the locally deployed operator by the installed
+# one (cluster install): with ./... it runs last, after every package that
+# drives the local one (pipeline, security).
+if [[ ${#pkgs[@]} -eq 1 && ${pkgs[0]} == ./... ]]; then
+	mapfile -t first < <(GOFLAGS="${GOFLAGS:--mod=mod}" go list ./... | grep -v '/realnode$')
+	rc=0
+	gotest "${first[@]}" || rc=1
+	gotest ./realnode/... || rc=1
+	exit $rc
+fi
+gotest "${pkgs[@]}"
