@@ -122,29 +122,42 @@ bool nh_safe_segment(const char *s)
 	return true;
 }
 
+static char nh_printable(char c)
+{
+	unsigned char u = (unsigned char)c;
+
+	return (u < 0x20 || u == 0x7f) ? ' ' : c;
+}
+
 void nh_one_line(const char *text, size_t len, char *buf, size_t cap)
 {
-	size_t o = 0, i = 0;
+	size_t b = 0, e, o = 0;
 
 	if (!cap)
 		return;
 	buf[0] = '\0';
 	if (!text)
 		return;
-	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
-		i++;
-	for (; i < len && text[i] && text[i] != '\n'; i++) {
-		unsigned char c = (unsigned char)text[i];
-		if (o + 1 >= cap) {
-			if (cap > 4) {
-				memcpy(buf + cap - 4, "...", 3);
-				o = cap - 1;
-			}
-			break;
-		}
-		buf[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+	while (b < len && (text[b] == ' ' || text[b] == '\t' || text[b] == '\r' || text[b] == '\n'))
+		b++;
+	for (e = b; e < len && text[e] && text[e] != '\n'; e++)
+		;
+	while (e > b && (text[e - 1] == ' ' || text[e - 1] == '\t' || text[e - 1] == '\r'))
+		e--;
+	if (e - b < cap) {
+		for (size_t i = b; i < e; i++)
+			buf[o++] = nh_printable(text[i]);
+	} else if (cap > 4) {
+		/* Too long: keep the start and the end, where runtimes name the log
+		 * file with the real cause (CRIU's dump log), and drop the middle. */
+		size_t head = (cap - 4) / 3, tail = cap - 4 - head;
+
+		for (size_t i = 0; i < head; i++)
+			buf[o++] = nh_printable(text[b + i]);
+		memcpy(buf + o, "...", 3);
+		o += 3;
+		for (size_t i = e - tail; i < e; i++)
+			buf[o++] = nh_printable(text[i]);
 	}
-	while (o > 0 && buf[o - 1] == ' ')
-		o--;
 	buf[o] = '\0';
 }

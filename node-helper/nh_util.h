@@ -51,7 +51,9 @@ const char *nh_basename(const char *path);
 bool nh_safe_segment(const char *s);
 
 /* Copies one line of text into buf: stops at the first newline, replaces
- * control characters by spaces, trims spaces, truncates with "...". */
+ * control characters by spaces, trims spaces; a line too long keeps its
+ * first third and its end around "..." (the end of a runtime's error names
+ * the log with the cause). */
 void nh_one_line(const char *text, size_t len, char *buf, size_t cap);
 
 #endif

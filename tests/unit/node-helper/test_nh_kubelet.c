@@ -272,6 +272,16 @@ static void test_500(void **state)
 	       "KubeletError", "rpc error: code = Unimplemented desc = unknown method CheckpointContainer)");
 	expect(500, "checkpointing of default/web/app failed (rpc error: code = Unknown desc = CRIU binary not found or too old)",
 	       "KubeletError", "CRIU binary not found");
+	/* what containerd 2.4 answers when CRIU fails: long, and the end names the
+	 * log with the real cause; the message keeps it */
+	expect(500,
+	       "checkpointing of default/web/app failed (rpc error: code = Unknown desc = checkpointing container "
+	       "\"bd2b3a6c0916a06f1d8a3b65cb2d2e583e6cb356db39267817abbbf903004ec4\" failed: "
+	       "/usr/local/sbin/runc did not terminate successfully: exit status 1: criu failed: type DUMP errno 0 "
+	       "path= /run/containerd/io.containerd.runtime.v2.task/k8s.io/"
+	       "bd2b3a6c0916a06f1d8a3b65cb2d2e583e6cb356db39267817abbbf903004ec4/criu-dump.log: "
+	       "check the log file for more information)",
+	       "KubeletError", "criu-dump.log: check the log file for more information)");
 	{
 		struct nh_kubelet *k = mk("", 5);
 		struct nh_kubelet_result r;

@@ -50,7 +50,10 @@ static void test_one_line(void **state)
 	assert_string_equal(buf, "hello world");
 	nh_one_line("0123456789abcdefghijkl", 22, buf, sizeof(buf));
 	assert_int_equal(strlen(buf), 15);
-	assert_string_equal(buf + 12, "...");
+	/* the start and the end survive, the middle goes */
+	assert_string_equal(buf, "0123...efghijkl");
+	nh_one_line("   ", 3, buf, sizeof(buf));
+	assert_string_equal(buf, "");
 }
 
 static void mkjob(struct ch_job *job, const char *uid)
