@@ -361,6 +361,10 @@ func checkRuntimeFailure(t *testing.T, u *unstructured.Unstructured, ns string) 
 	if !strings.Contains(msg, want) {
 		t.Errorf("status.message %q\nwant it to contain %q", msg, want)
 	}
+	// the end of the runtime's error survives: CRIU's dump log names the cause
+	if !strings.Contains(msg, "dump.log") {
+		t.Errorf("status.message %q lost the path of CRIU's dump log", msg)
+	}
 	// the runtime's (containerd/CRIU) own words, not a transport or TLS error
 	if !strings.Contains(msg, "rpc error") || strings.Contains(msg, "certificate") || strings.Contains(msg, "cannot reach") {
 		t.Errorf("status.message %q does not carry the runtime's error", msg)
