@@ -56,6 +56,9 @@ int ctl_ctx_start_informers(struct ctl_ctx *ctx);
 int ctl_ctx_wait_synced(struct ctl_ctx *ctx, long timeout_ms, volatile sig_atomic_t *stop);
 /* Enqueues every cached PodCheckpoint (when leadership starts). */
 void ctl_ctx_enqueue_all(struct ctl_ctx *ctx);
+/* A cached object of one of ctx's informers (borrowed from the cache), or NULL. */
+json_object *ctl_ctx_cache_get(struct ctl_ctx *ctx, struct kc_informer **inf, const char *ns,
+			       const char *name);
 /* Stops the informers and frees the memory records. NULL-safe fields. */
 void ctl_ctx_cleanup(struct ctl_ctx *ctx);
 

@@ -1,0 +1,220 @@
+/*
+ * ctl_gather.c - reads the world into a struct ctl_obs: the pod (from the
+ * cache, or live right before a dispatch), the recipient Secret's tls.crt
+ * (validated; every buffer that held Secret data wiped), and the node
+ * helper's Lease (its endpoint checked against the node's addresses).
+ * Decides nothing (ctl_reconcile.c does).
+ */
+#include "ctl_gather.h"
+#include "ctl_trust.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "art.h"
+#include "ch.h"
+#include "ctl_metrics.h"
+#include "log.h"
+#include "pst.h"
+
+/* ---------------------------------------------------------------- gathering */
+
+int ctl_gather_pod(struct ctl_ctx *ctx, struct kc_client *c, struct ctl_obs *o, bool live)
+{
+	json_object *pod = ctl_ctx_cache_get(ctx, ctx->pod_inf, o->ns, o->pod_name);
+	struct kc_status st;
+	char path[1024];
+	int rc = 0;
+
+	if (!pod && live) {
+		/* The cache may lag behind a pod created a moment ago: ask. */
+		rc = kc_path(path, sizeof(path), &KC_RES_PODS, o->ns, o->pod_name, NULL, NULL);
+		if (!rc)
+			rc = kc_get(c, path, &pod, &st);
+		if (rc == -ENOENT) {
+			rc = 0;
+			pod = NULL;
+		} else if (rc) {
+			LOG_WARN("msg=\"cannot read pod\" pcp=%s/%s pod=%s http=%ld error=\"%s\"", o->ns,
+				 o->name, o->pod_name, st.http, st.message);
+			return rc;
+		}
+	}
+	ctl_obs_set_pod(o, pod);
+	json_object_put(pod);
+	return rc;
+}
+
+static enum ctl_cert_check map_cert(enum art_cert_error why)
+{
+	switch (why) {
+	case ART_CERT_OK:
+		return CTL_CERT_OK;
+	case ART_CERT_UNSUPPORTED_KEY:
+		return CTL_CERT_UNSUPPORTED_KEY;
+	case ART_CERT_EXPIRED:
+		return CTL_CERT_EXPIRED;
+	case ART_CERT_NOT_YET_VALID:
+		return CTL_CERT_NOT_YET_VALID;
+	case ART_CERT_GARBAGE:
+	default:
+		return CTL_CERT_GARBAGE;
+	}
+}
+
+/* Wipes a string json-c owns (its bytes, in place). */
+static void wipe_jstr(json_object *v)
+{
+	if (v && json_object_is_type(v, json_type_string))
+		OPENSSL_cleanse((void *)(uintptr_t)json_object_get_string(v),
+				(size_t)json_object_get_string_len(v));
+}
+
+/*
+ * Before a Secret object is freed: wipe every data value (tls.key among
+ * them, though it is never read) and the last-applied annotation, which
+ * kubectl apply fills with the whole Secret.
+ */
+static void wipe_secret(json_object *sec)
+{
+	json_object *data = sec ? kc_json_get(sec, "data") : NULL;
+	json_object *ann = sec ? kc_json_get(sec, "metadata.annotations") : NULL;
+	json_object *v = NULL;
+
+	if (data && json_object_is_type(data, json_type_object)) {
+		json_object_object_foreach(data, key, val) {
+			(void)key;
+			wipe_jstr(val);
+		}
+	}
+	if (ann && json_object_is_type(ann, json_type_object) &&
+	    json_object_object_get_ex(ann, "kubectl.kubernetes.io/last-applied-configuration", &v))
+		wipe_jstr(v);
+}
+
+/* Reads the Secret and checks its tls.crt; *pem gets the certificate PEM. */
+int ctl_gather_secret(struct ctl_ctx *ctx, struct kc_client *c, struct ctl_obs *o, char **pem)
+{
+	json_object *sec = NULL;
+	struct kc_status st;
+	struct art_cert *cert = NULL;
+	enum art_cert_error why = ART_CERT_OK;
+	char path[1024];
+	size_t len = 0;
+	int rc;
+
+	*pem = NULL;
+	if (!o->secret_name[0]) {
+		ctl_obs_set_secret(o, NULL, pem, &len);
+		return 0;
+	}
+	rc = kc_path(path, sizeof(path), &KC_RES_SECRETS, o->ns, o->secret_name, NULL, NULL);
+	if (!rc)
+		rc = kc_get(c, path, &sec, &st);
+	if (rc == -ENOENT) {
+		sec = NULL;
+		rc = 0;
+	} else if (rc) {
+		LOG_WARN("msg=\"cannot read secret\" pcp=%s/%s secret=%s http=%ld error=\"%s\"", o->ns,
+			 o->name, o->secret_name, st.http, st.message);
+		goto out;
+	}
+	rc = ctl_obs_set_secret(o, sec, pem, &len);
+	if (rc || !*pem)
+		goto out;
+	rc = art_cert_parse(*pem, len, ctx->pol.allow_expired, (time_t)(o->now_ms / 1000), &cert,
+			    &why, o->cert_msg, sizeof(o->cert_msg));
+	if (rc == 0) {
+		o->cert = CTL_CERT_OK;
+		ctl_copy(o->cert_fingerprint, sizeof(o->cert_fingerprint), art_cert_fingerprint(cert));
+	} else if (rc == -EINVAL) {
+		o->cert = map_cert(why);
+		rc = 0;
+	}
+out:
+	art_cert_free(cert);
+	wipe_secret(sec);
+	json_object_put(sec);
+	kc_client_wipe_response(c);
+	return rc;
+}
+
+static const char *annotation(json_object *ann, const char *key)
+{
+	json_object *v = NULL;
+
+	if (!ann || !json_object_object_get_ex(ann, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/*
+ * A Lease whose endpoint is not an address of its node (when the node lists
+ * addresses) is not a helper we talk to: forget the endpoint, so the decision
+ * sees no available helper. A Node we cannot read is not a reason to refuse.
+ */
+static void check_endpoint(struct kc_client *c, struct ctl_obs *o, const char *node)
+{
+	json_object *n = NULL;
+	struct kc_status st;
+	char path[512], why[512];
+
+	kc_status_clear(&st);
+	if (!o->endpoint[0])
+		return;
+	if (kc_path(path, sizeof(path), &KC_RES_NODES, NULL, node, NULL, NULL) != 0 ||
+	    kc_get(c, path, &n, &st) != 0) {
+		LOG_DEBUG("msg=\"cannot read node\" pcp=%s/%s node=%s http=%ld", o->ns, o->name, node,
+			  st.http);
+		return;
+	}
+	if (!ctl_endpoint_on_node(o->endpoint, n, why, sizeof(why))) {
+		LOG_WARN("msg=\"helper lease refused\" pcp=%s/%s node=%s endpoint=%s why=\"%s\"", o->ns,
+			 o->name, node, o->endpoint, why);
+		o->endpoint[0] = '\0';
+		o->fingerprint[0] = '\0';
+		o->lease_fresh = false;
+	}
+	json_object_put(n);
+}
+
+int ctl_gather_lease(struct ctl_ctx *ctx, struct kc_client *c, struct ctl_obs *o, const char *node)
+{
+	struct kc_lease l;
+	struct kc_status st;
+	char name[CTL_NAME_MAX + 16];
+	int rc;
+
+	memset(&l, 0, sizeof(l));
+	if (!node || !node[0])
+		return 0;
+	snprintf(name, sizeof(name), "pcp-helper-%s", node);
+	rc = kc_lease_get(c, ctx->opts->ns, name, &l, &st);
+	if (rc == -ENOENT) {
+		rc = 0;
+		goto out;
+	}
+	if (rc) {
+		LOG_WARN("msg=\"cannot read helper lease\" pcp=%s/%s lease=%s/%s http=%ld error=\"%s\"",
+			 o->ns, o->name, ctx->opts->ns, name, st.http, st.message);
+		goto out;
+	}
+	o->lease_exists = true;
+	o->lease_fresh = l.renew_time_ms > 0 &&
+			 l.renew_time_ms + (int64_t)l.duration_seconds * 1000 > o->now_ms;
+	ctl_copy(o->endpoint, sizeof(o->endpoint), annotation(l.annotations, "checkpointing.dev/endpoint"));
+	ctl_copy(o->fingerprint, sizeof(o->fingerprint),
+	     annotation(l.annotations, "checkpointing.dev/cert-sha256"));
+	check_endpoint(c, o, node);
+out:
+	kc_lease_cleanup(&l);
+	return rc;
+}
