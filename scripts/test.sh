@@ -7,10 +7,12 @@
 #      kube-scheduler, kwok + kubelet stand-ins, and a real node: kubelet + containerd
 #      + runc), deploys the operator on it as local processes and runs the end-to-end
 #      tests (go test); the realnode tests then install the shipped image and
-#      config/default on the real node and checkpoint real containers through it.
+#      config/default on the real node and checkpoint real containers through it,
+#   5. runs the scale regression check (bench/scale/check.sh): our controller and a
+#      controller-runtime peer on the same fresh cluster, judged by ratios.
 # Exits non-zero when any step or test fails.
 #
-# Options (environment): PCP_SKIP_E2E=1 skips step 4 (says so loudly).
+# Options (environment): PCP_SKIP_E2E=1 skips steps 4 and 5 (says so loudly).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -66,3 +68,10 @@ if [ "${PCP_E2E_NO_REAL_NODE:-0}" != 1 ]; then
   step "e2e: real node with serverTLSBootstrap (config/overlays/kubelet-serving-ca)"
   PCP_REAL_NODE_SERVING_CERT=bootstrap PCP_BIN_DIR="$ROOT/build" tests/e2e/run.sh ./realnode/...
 fi
+
+# Issue #11: the scale regression check, judged by ratios to a controller-runtime peer
+# measured in the same run (docs/performance.md "Regression check"), and the bench
+# tooling's own unit tests.
+step "scale: bench tooling unit tests + regression check (ours vs the controller-runtime peer)"
+(cd bench && GOFLAGS="${GOFLAGS:--mod=mod}" go test -count=1 ./...)
+PCP_BIN_DIR="$ROOT/build" bench/scale/check.sh
