@@ -6,6 +6,7 @@
  * Decides nothing (ctl_reconcile.c does).
  */
 #include "ctl_gather.h"
+#include "ctl_store.h"
 #include "ctl_trust.h"
 
 #include <errno.h>
@@ -29,24 +30,30 @@
 
 int ctl_gather_pod(struct ctl_ctx *ctx, struct kc_client *c, struct ctl_obs *o, bool live)
 {
-	json_object *pod = ctl_ctx_cache_get(ctx, ctx->pod_inf, o->ns, o->pod_name);
+	struct ctl_store *store = ctl_ctx_store(ctx, o->ns);
+	json_object *pod = NULL;
 	struct kc_status st;
 	char path[1024];
 	int rc = 0;
 
-	if (!pod && live) {
-		/* The cache may lag behind a pod created a moment ago: ask. */
-		rc = kc_path(path, sizeof(path), &KC_RES_PODS, o->ns, o->pod_name, NULL, NULL);
-		if (!rc)
-			rc = kc_get(c, path, &pod, &st);
-		if (rc == -ENOENT) {
-			rc = 0;
-			pod = NULL;
-		} else if (rc) {
-			LOG_WARN("msg=\"cannot read pod\" pcp=%s/%s pod=%s http=%ld error=\"%s\"", o->ns,
-				 o->name, o->pod_name, st.http, st.message);
-			return rc;
-		}
+	if (store && ctl_store_pod_obs(store, o->ns, o->pod_name, o))
+		return 0;
+	if (!live) {
+		ctl_obs_set_pod(o, NULL);
+		return 0;
+	}
+	/* The cache may lag behind a pod created a moment ago: ask before a
+	 * decision takes its absence for PodNotFound. */
+	rc = kc_path(path, sizeof(path), &KC_RES_PODS, o->ns, o->pod_name, NULL, NULL);
+	if (!rc)
+		rc = kc_get(c, path, &pod, &st);
+	if (rc == -ENOENT) {
+		rc = 0;
+		pod = NULL;
+	} else if (rc) {
+		LOG_WARN("msg=\"cannot read pod\" pcp=%s/%s pod=%s http=%ld error=\"%s\"", o->ns,
+			 o->name, o->pod_name, st.http, st.message);
+		return rc;
 	}
 	ctl_obs_set_pod(o, pod);
 	json_object_put(pod);

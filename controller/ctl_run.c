@@ -90,8 +90,9 @@ static void *worker_main(void *arg)
 			mx_counter_add(ctl_mx_reconcile_errors, 1,
 				       MX_LV(rc == -EAGAIN ? "conflict" : "error"));
 		if (rc == -EAGAIN) {
-			/* Conflict: decide again as soon as the cache has the new object. */
-			ctl_queue_add_rate_limited(ctx->q, key);
+			/* Conflict: the watch event of the newer object re-adds the key
+			 * (no hot loop against a stale cache); this is the fallback. */
+			ctl_queue_add_after(ctx->q, key, CTL_CONFLICT_RETRY_MS);
 		} else if (rc) {
 			LOG_WARN("msg=\"reconcile failed, retrying with backoff\" key=%s rc=%d failures=%u",
 				 key, rc, ctl_queue_failures(ctx->q, key) + 1);

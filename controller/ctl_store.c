@@ -1,0 +1,854 @@
+/*
+ * ctl_store.c - the controller's compact cache (see ctl_store.h).
+ *
+ * Three sharded string-keyed maps (pods, CRs, the pod -> CRs index), each a
+ * chained hash per shard that doubles its buckets past one entry per
+ * bucket. Each entry holds its key inline and one value allocation.
+ */
+#include "ctl_store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kc.h"
+
+#define NSHARDS 16u
+#define KEY_MAX (CTL_NS_MAX + CTL_NAME_MAX + 2)
+
+/* ---------------------------------------------------------------- sharded map */
+
+struct ent {
+	struct ent *next;
+	uint64_t h;
+	uint64_t epoch;
+	void *val;
+	char key[];
+};
+
+struct shard {
+	pthread_mutex_t lock;
+	struct ent **b;
+	size_t nb, len;
+};
+
+struct smap {
+	struct shard sh[NSHARDS];
+};
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static int smap_init(struct smap *m)
+{
+	for (size_t i = 0; i < NSHARDS; i++) {
+		struct shard *sh = &m->sh[i];
+
+		sh->nb = 16;
+		sh->b = calloc(sh->nb, sizeof(*sh->b));
+		if (!sh->b || pthread_mutex_init(&sh->lock, NULL) != 0)
+			return -ENOMEM; /* smap_cleanup frees what was made */
+	}
+	return 0;
+}
+
+static void smap_cleanup(struct smap *m, void (*free_val)(void *))
+{
+	for (size_t i = 0; i < NSHARDS; i++) {
+		struct shard *sh = &m->sh[i];
+
+		if (!sh->b)
+			continue;
+		for (size_t j = 0; j < sh->nb; j++) {
+			struct ent *e = sh->b[j], *next;
+
+			for (; e; e = next) {
+				next = e->next;
+				free_val(e->val);
+				free(e);
+			}
+		}
+		free(sh->b);
+		sh->b = NULL;
+		pthread_mutex_destroy(&sh->lock);
+	}
+}
+
+static struct shard *shard_of(struct smap *m, uint64_t h)
+{
+	return &m->sh[(h >> 56) % NSHARDS];
+}
+
+static struct ent **find_locked(struct shard *sh, uint64_t h, const char *key)
+{
+	struct ent **pp = &sh->b[h & (sh->nb - 1)];
+
+	for (; *pp; pp = &(*pp)->next)
+		if ((*pp)->h == h && strcmp((*pp)->key, key) == 0)
+			return pp;
+	return pp;
+}
+
+static void grow_locked(struct shard *sh)
+{
+	size_t nb = sh->nb * 2;
+	struct ent **b = calloc(nb, sizeof(*b));
+
+	if (!b)
+		return; /* longer chains, still correct */
+	for (size_t i = 0; i < sh->nb; i++) {
+		struct ent *e = sh->b[i], *next;
+
+		for (; e; e = next) {
+			next = e->next;
+			e->next = b[e->h & (nb - 1)];
+			b[e->h & (nb - 1)] = e;
+		}
+	}
+	free(sh->b);
+	sh->b = b;
+	sh->nb = nb;
+}
+
+/* Inserts or replaces key's value (taking val); *old gets the value replaced (or NULL). */
+static int put_locked(struct shard *sh, uint64_t h, const char *key, void *val, uint64_t epoch,
+		      void **old)
+{
+	struct ent **pp = find_locked(sh, h, key), *e;
+	size_t klen;
+
+	*old = NULL;
+	if (*pp) {
+		*old = (*pp)->val;
+		(*pp)->val = val;
+		(*pp)->epoch = epoch;
+		return 0;
+	}
+	klen = strlen(key);
+	e = malloc(sizeof(*e) + klen + 1);
+	if (!e)
+		return -ENOMEM;
+	e->h = h;
+	e->epoch = epoch;
+	e->val = val;
+	memcpy(e->key, key, klen + 1);
+	e->next = NULL;
+	*pp = e;
+	if (++sh->len > sh->nb)
+		grow_locked(sh);
+	return 0;
+}
+
+/* Unlinks key; its value, or NULL. */
+static void *del_locked(struct shard *sh, uint64_t h, const char *key)
+{
+	struct ent **pp = find_locked(sh, h, key), *e = *pp;
+	void *val;
+
+	if (!e)
+		return NULL;
+	*pp = e->next;
+	val = e->val;
+	free(e);
+	sh->len--;
+	return val;
+}
+
+static void *get_locked(struct shard *sh, uint64_t h, const char *key)
+{
+	struct ent *e = *find_locked(sh, h, key);
+
+	return e ? e->val : NULL;
+}
+
+static size_t smap_len(struct smap *m)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < NSHARDS; i++) {
+		pthread_mutex_lock(&m->sh[i].lock);
+		n += m->sh[i].len;
+		pthread_mutex_unlock(&m->sh[i].lock);
+	}
+	return n;
+}
+
+static int make_key(char *buf, size_t cap, const char *ns, const char *name)
+{
+	int n;
+
+	if (!ns || !name || !name[0])
+		return -EINVAL;
+	n = snprintf(buf, cap, "%s/%s", ns, name);
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+/* "ns/name" into ns and name (bounded). */
+static void split_key(const char *key, char *ns, size_t nscap, char *name, size_t namecap)
+{
+	const char *slash = strchr(key, '/');
+	size_t n = slash ? (size_t)(slash - key) : 0;
+
+	if (n >= nscap)
+		n = nscap - 1;
+	memcpy(ns, key, n);
+	ns[n] = '\0';
+	ctl_copy(name, namecap, slash ? slash + 1 : key);
+}
+
+/* ---------------------------------------------------------------- records */
+
+/* A pod: strings packed after the struct: uid \0 node \0 phase \0 containers (each \0). */
+struct pod_rec {
+	bool deleting;
+	uint8_t ncont;
+	uint16_t node_off, phase_off, cont_off;
+	char buf[];
+};
+
+/* A CR: uid \0 pod \0 json \0 packed after the struct. */
+struct pcp_rec {
+	bool terminal;
+	uint16_t pod_off;
+	uint32_t json_off;
+	size_t json_len;
+	char buf[];
+};
+
+/* One CR in the index. */
+struct sib {
+	char *name;
+	int64_t creation_ms;
+	bool dispatched, terminal, deleting;
+};
+
+struct sibs {
+	size_t n, cap;
+	struct sib *v;
+};
+
+static void free_plain(void *v)
+{
+	free(v);
+}
+
+static void free_sibs(void *v)
+{
+	struct sibs *ss = v;
+
+	if (!ss)
+		return;
+	for (size_t i = 0; i < ss->n; i++)
+		free(ss->v[i].name);
+	free(ss->v);
+	free(ss);
+}
+
+struct ctl_store {
+	struct smap pods, pcps, idx;
+	pthread_mutex_t bytes_lock;
+	size_t pcp_bytes;
+};
+
+int ctl_store_new(struct ctl_store **out)
+{
+	struct ctl_store *s;
+
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	if (smap_init(&s->pods) || smap_init(&s->pcps) || smap_init(&s->idx) ||
+	    pthread_mutex_init(&s->bytes_lock, NULL)) {
+		smap_cleanup(&s->pods, free_plain);
+		smap_cleanup(&s->pcps, free_plain);
+		smap_cleanup(&s->idx, free_sibs);
+		free(s);
+		return -ENOMEM;
+	}
+	*out = s;
+	return 0;
+}
+
+void ctl_store_free(struct ctl_store *s)
+{
+	if (!s)
+		return;
+	smap_cleanup(&s->pods, free_plain);
+	smap_cleanup(&s->pcps, free_plain);
+	smap_cleanup(&s->idx, free_sibs);
+	pthread_mutex_destroy(&s->bytes_lock);
+	free(s);
+}
+
+/* ---------------------------------------------------------------- pods */
+
+static size_t slen(const char *s)
+{
+	return s ? strlen(s) : 0;
+}
+
+/* Appends s (truncated to cap-1) and its NUL at *off. */
+static void pack(char *buf, size_t *off, const char *s, size_t cap)
+{
+	size_t n = slen(s);
+
+	if (n >= cap)
+		n = cap - 1;
+	if (n)
+		memcpy(buf + *off, s, n);
+	buf[*off + n] = '\0';
+	*off += n + 1;
+}
+
+/* The containers that can be checkpointed, as ctl_obs_set_pod lists them. */
+static size_t pod_containers(json_object *pod, const char **names, size_t cap)
+{
+	json_object *v = kc_json_get(pod, "spec.containers");
+	size_t n = 0;
+
+	if (v && json_object_is_type(v, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(v) && n < cap; i++) {
+			const char *s = kc_json_str(json_object_array_get_idx(v, i), "name");
+
+			if (s && *s)
+				names[n++] = s;
+		}
+	}
+	v = kc_json_get(pod, "spec.initContainers");
+	if (v && json_object_is_type(v, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(v) && n < cap; i++) {
+			json_object *c = json_object_array_get_idx(v, i);
+			const char *s = kc_json_str(c, "name"), *rp = kc_json_str(c, "restartPolicy");
+
+			if (s && *s && rp && strcmp(rp, "Always") == 0)
+				names[n++] = s;
+		}
+	}
+	return n;
+}
+
+int ctl_store_pod_put(struct ctl_store *s, json_object *pod, uint64_t epoch)
+{
+	const char *names[CTL_MAX_CONTAINERS];
+	const char *uid = kc_json_str(pod, "metadata.uid"), *node = kc_json_str(pod, "spec.nodeName");
+	const char *phase = kc_json_str(pod, "status.phase");
+	char key[KEY_MAX];
+	struct pod_rec *r;
+	struct shard *sh;
+	size_t n, len, off = 0;
+	uint64_t h;
+	void *old = NULL;
+	int rc;
+
+	rc = make_key(key, sizeof(key), kc_json_str(pod, "metadata.namespace"),
+		      kc_json_str(pod, "metadata.name"));
+	if (rc)
+		return -EINVAL;
+	n = pod_containers(pod, names, CTL_MAX_CONTAINERS);
+	len = slen(uid) + slen(node) + slen(phase) + 3;
+	for (size_t i = 0; i < n; i++)
+		len += slen(names[i]) + 1;
+	if (len > UINT16_MAX)
+		return -EINVAL;
+	r = malloc(sizeof(*r) + len);
+	if (!r)
+		return -ENOMEM;
+	r->deleting = kc_json_get(pod, "metadata.deletionTimestamp") != NULL;
+	r->ncont = (uint8_t)n;
+	pack(r->buf, &off, uid, CTL_UID_MAX);
+	r->node_off = (uint16_t)off;
+	pack(r->buf, &off, node, CTL_NAME_MAX);
+	r->phase_off = (uint16_t)off;
+	pack(r->buf, &off, phase, 32);
+	r->cont_off = (uint16_t)off;
+	for (size_t i = 0; i < n; i++)
+		pack(r->buf, &off, names[i], CTL_NAME_MAX);
+	h = fnv1a(key);
+	sh = shard_of(&s->pods, h);
+	pthread_mutex_lock(&sh->lock);
+	rc = put_locked(sh, h, key, r, epoch, &old);
+	pthread_mutex_unlock(&sh->lock);
+	if (rc)
+		free(r);
+	free(old);
+	return rc;
+}
+
+int ctl_store_pod_delete(struct ctl_store *s, const char *ns, const char *name)
+{
+	char key[KEY_MAX];
+	struct shard *sh;
+	uint64_t h;
+	void *v;
+
+	if (make_key(key, sizeof(key), ns, name))
+		return -ENOENT;
+	h = fnv1a(key);
+	sh = shard_of(&s->pods, h);
+	pthread_mutex_lock(&sh->lock);
+	v = del_locked(sh, h, key);
+	pthread_mutex_unlock(&sh->lock);
+	free(v);
+	return v ? 0 : -ENOENT;
+}
+
+bool ctl_store_pod_obs(struct ctl_store *s, const char *ns, const char *name, struct ctl_obs *o)
+{
+	char key[KEY_MAX];
+	struct pod_rec *r;
+	struct shard *sh;
+	uint64_t h;
+
+	o->pod_exists = false;
+	o->pod_uid[0] = o->pod_phase[0] = o->pod_node[0] = '\0';
+	o->pod_deleting = false;
+	o->npod_containers = 0;
+	if (make_key(key, sizeof(key), ns, name))
+		return false;
+	h = fnv1a(key);
+	sh = shard_of(&s->pods, h);
+	pthread_mutex_lock(&sh->lock);
+	r = get_locked(sh, h, key);
+	if (r) {
+		const char *c = r->buf + r->cont_off;
+
+		o->pod_exists = true;
+		ctl_copy(o->pod_uid, sizeof(o->pod_uid), r->buf);
+		ctl_copy(o->pod_node, sizeof(o->pod_node), r->buf + r->node_off);
+		ctl_copy(o->pod_phase, sizeof(o->pod_phase), r->buf + r->phase_off);
+		o->pod_deleting = r->deleting;
+		for (size_t i = 0; i < r->ncont && i < CTL_MAX_CONTAINERS; i++) {
+			ctl_copy(o->pod_containers[o->npod_containers++], CTL_NAME_MAX, c);
+			c += strlen(c) + 1;
+		}
+	}
+	pthread_mutex_unlock(&sh->lock);
+	return r != NULL;
+}
+
+size_t ctl_store_pod_count(struct ctl_store *s)
+{
+	return smap_len(&s->pods);
+}
+
+/* Unlinks every entry of m whose epoch is not `epoch` into *gone (a list). */
+static struct ent *sweep_map(struct smap *m, uint64_t epoch)
+{
+	struct ent *gone = NULL;
+
+	for (size_t i = 0; i < NSHARDS; i++) {
+		struct shard *sh = &m->sh[i];
+
+		pthread_mutex_lock(&sh->lock);
+		for (size_t j = 0; j < sh->nb; j++) {
+			struct ent **pp = &sh->b[j];
+
+			while (*pp) {
+				struct ent *e = *pp;
+
+				if (e->epoch == epoch) {
+					pp = &e->next;
+					continue;
+				}
+				*pp = e->next;
+				sh->len--;
+				e->next = gone;
+				gone = e;
+			}
+		}
+		pthread_mutex_unlock(&sh->lock);
+	}
+	return gone;
+}
+
+void ctl_store_pod_sweep(struct ctl_store *s, uint64_t epoch, ctl_store_gone_fn fn, void *arg)
+{
+	struct ent *gone = sweep_map(&s->pods, epoch), *next;
+	char ns[CTL_NS_MAX], name[CTL_NAME_MAX];
+
+	for (; gone; gone = next) {
+		next = gone->next;
+		split_key(gone->key, ns, sizeof(ns), name, sizeof(name));
+		if (fn)
+			fn(arg, ns, name, NULL, NULL);
+		free(gone->val);
+		free(gone);
+	}
+}
+
+/* ---------------------------------------------------------------- the index */
+
+static int idx_key(char *buf, size_t cap, const char *ns, const char *pod)
+{
+	return make_key(buf, cap, ns, pod);
+}
+
+/* Removes CR `name` from the entry of ns/pod. */
+static void idx_remove(struct ctl_store *s, const char *ns, const char *pod, const char *name)
+{
+	char key[KEY_MAX];
+	struct shard *sh;
+	struct sibs *ss;
+	uint64_t h;
+
+	if (!pod || !pod[0] || idx_key(key, sizeof(key), ns, pod))
+		return;
+	h = fnv1a(key);
+	sh = shard_of(&s->idx, h);
+	pthread_mutex_lock(&sh->lock);
+	ss = get_locked(sh, h, key);
+	for (size_t i = 0; ss && i < ss->n; i++) {
+		if (strcmp(ss->v[i].name, name) != 0)
+			continue;
+		free(ss->v[i].name);
+		ss->v[i] = ss->v[--ss->n];
+		break;
+	}
+	if (ss && ss->n == 0)
+		free_sibs(del_locked(sh, h, key));
+	pthread_mutex_unlock(&sh->lock);
+}
+
+/* Inserts or updates CR x->name in the entry of ns/pod. */
+static int idx_set(struct ctl_store *s, const char *ns, const char *pod, const struct ctl_other *x)
+{
+	char key[KEY_MAX];
+	struct shard *sh;
+	struct sibs *ss;
+	struct sib *it = NULL;
+	uint64_t h;
+	void *old = NULL;
+	int rc = 0;
+
+	if (!pod || !pod[0] || idx_key(key, sizeof(key), ns, pod))
+		return 0;
+	h = fnv1a(key);
+	sh = shard_of(&s->idx, h);
+	pthread_mutex_lock(&sh->lock);
+	ss = get_locked(sh, h, key);
+	if (!ss) {
+		ss = calloc(1, sizeof(*ss));
+		if (!ss || put_locked(sh, h, key, ss, 0, &old) != 0) {
+			free(ss);
+			pthread_mutex_unlock(&sh->lock);
+			return -ENOMEM;
+		}
+	}
+	for (size_t i = 0; i < ss->n; i++)
+		if (strcmp(ss->v[i].name, x->name) == 0)
+			it = &ss->v[i];
+	if (!it) {
+		char *nm;
+
+		if (ss->n == ss->cap) {
+			size_t cap = ss->cap ? ss->cap * 2 : 2;
+			struct sib *v = realloc(ss->v, cap * sizeof(*v));
+
+			if (!v) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			ss->v = v;
+			ss->cap = cap;
+		}
+		nm = strdup(x->name);
+		if (!nm) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		it = &ss->v[ss->n++];
+		it->name = nm;
+	}
+	it->creation_ms = x->creation_ms;
+	it->dispatched = x->dispatched;
+	it->terminal = x->terminal;
+	it->deleting = x->deleting;
+out:
+	if (ss && ss->n == 0)
+		free_sibs(del_locked(sh, h, key));
+	pthread_mutex_unlock(&sh->lock);
+	return rc;
+}
+
+size_t ctl_store_wake_pod(struct ctl_store *s, const char *ns, const char *pod, const char *self,
+			  void (*fn)(void *arg, const char *key), void *arg)
+{
+	char key[KEY_MAX], cr[KEY_MAX];
+	char **names = NULL;
+	struct shard *sh;
+	struct sibs *ss;
+	size_t n = 0;
+	uint64_t h;
+
+	if (idx_key(key, sizeof(key), ns, pod))
+		return 0;
+	h = fnv1a(key);
+	sh = shard_of(&s->idx, h);
+	pthread_mutex_lock(&sh->lock);
+	ss = get_locked(sh, h, key);
+	if (ss && ss->n)
+		names = calloc(ss->n, sizeof(*names));
+	for (size_t i = 0; names && i < ss->n; i++) {
+		if (ss->v[i].terminal || (self && strcmp(ss->v[i].name, self) == 0))
+			continue;
+		names[n] = strdup(ss->v[i].name);
+		if (names[n])
+			n++;
+	}
+	pthread_mutex_unlock(&sh->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (make_key(cr, sizeof(cr), ns, names[i]) == 0)
+			fn(arg, cr);
+		free(names[i]);
+	}
+	free(names);
+	return n;
+}
+
+size_t ctl_store_siblings(struct ctl_store *s, const char *ns, const char *pod, const char *self,
+			  struct ctl_other *others, char (*names)[CTL_NAME_MAX], size_t cap)
+{
+	char key[KEY_MAX];
+	struct shard *sh;
+	struct sibs *ss;
+	size_t n = 0;
+	uint64_t h;
+
+	if (idx_key(key, sizeof(key), ns, pod))
+		return 0;
+	h = fnv1a(key);
+	sh = shard_of(&s->idx, h);
+	pthread_mutex_lock(&sh->lock);
+	ss = get_locked(sh, h, key);
+	for (size_t i = 0; ss && i < ss->n && n < cap; i++) {
+		const struct sib *it = &ss->v[i];
+
+		if (it->terminal || (self && strcmp(it->name, self) == 0))
+			continue;
+		ctl_copy(names[n], CTL_NAME_MAX, it->name);
+		others[n] = (struct ctl_other){ .name = names[n], .creation_ms = it->creation_ms,
+						.dispatched = it->dispatched, .terminal = false,
+						.deleting = it->deleting };
+		n++;
+	}
+	pthread_mutex_unlock(&sh->lock);
+	return n;
+}
+
+/* ---------------------------------------------------------------- PodCheckpoints */
+
+/* What no decision and no writer reads. A terminal CR never changes again:
+ * of its conditions only Ready's type/status/reason/time are read (TTL). */
+static void strip_pcp(json_object *pcp, bool terminal)
+{
+	json_object *meta = kc_json_get(pcp, "metadata"), *ann, *conds;
+
+	if (meta && json_object_is_type(meta, json_type_object)) {
+		json_object_object_del(meta, "managedFields");
+		ann = kc_json_get(meta, "annotations");
+		if (ann && json_object_is_type(ann, json_type_object)) {
+			json_object_object_del(ann, "kubectl.kubernetes.io/last-applied-configuration");
+			if (json_object_object_length(ann) == 0)
+				json_object_object_del(meta, "annotations");
+		}
+	}
+	conds = kc_json_get(pcp, "status.conditions");
+	if (!terminal || !conds || !json_object_is_type(conds, json_type_array))
+		return;
+	for (size_t i = json_object_array_length(conds); i-- > 0;) {
+		json_object *c = json_object_array_get_idx(conds, i);
+		const char *t = kc_json_str(c, "type");
+
+		if (!t || strcmp(t, "Ready") != 0) {
+			json_object_array_del_idx(conds, i, 1);
+			continue;
+		}
+		json_object_object_del(c, "message");
+	}
+}
+
+static void change_from(struct ctl_store_change *chg, const struct pcp_rec *r)
+{
+	if (!chg)
+		return;
+	chg->terminal = r->terminal;
+	ctl_copy(chg->uid, sizeof(chg->uid), r->buf);
+	ctl_copy(chg->pod, sizeof(chg->pod), r->buf + r->pod_off);
+}
+
+static void bytes_add(struct ctl_store *s, size_t add, size_t sub)
+{
+	pthread_mutex_lock(&s->bytes_lock);
+	s->pcp_bytes += add;
+	s->pcp_bytes -= sub < s->pcp_bytes ? sub : s->pcp_bytes;
+	pthread_mutex_unlock(&s->bytes_lock);
+}
+
+int ctl_store_pcp_put(struct ctl_store *s, json_object *pcp, uint64_t epoch,
+		      struct ctl_store_change *chg)
+{
+	const char *ns = kc_json_str(pcp, "metadata.namespace"), *name = kc_json_str(pcp, "metadata.name");
+	const char *uid, *pod, *json;
+	char key[KEY_MAX], oldpod[CTL_NAME_MAX] = "";
+	struct ctl_other x;
+	struct pcp_rec *r = NULL, *old = NULL;
+	struct shard *sh;
+	size_t jlen, off = 0, len;
+	uint64_t h;
+	int rc;
+
+	if (make_key(key, sizeof(key), ns, name) || !ns[0])
+		return -EINVAL;
+	ctl_other_from_pcp(&x, pcp);
+	strip_pcp(pcp, x.terminal);
+	uid = kc_json_str(pcp, "metadata.uid");
+	pod = kc_json_str(pcp, "spec.podName");
+	json = json_object_to_json_string_ext(pcp, JSON_C_TO_STRING_PLAIN);
+	if (!json)
+		return -ENOMEM;
+	jlen = strlen(json);
+	len = slen(uid) + slen(pod) + jlen + 3;
+	if (slen(uid) + slen(pod) + 2 > UINT16_MAX || jlen > UINT32_MAX)
+		return -EINVAL;
+	r = malloc(sizeof(*r) + len);
+	if (!r)
+		return -ENOMEM;
+	r->terminal = x.terminal;
+	pack(r->buf, &off, uid, CTL_UID_MAX);
+	r->pod_off = (uint16_t)off;
+	pack(r->buf, &off, pod, CTL_NAME_MAX);
+	r->json_off = (uint32_t)off;
+	memcpy(r->buf + off, json, jlen + 1);
+	r->json_len = jlen;
+	h = fnv1a(key);
+	sh = shard_of(&s->pcps, h);
+	pthread_mutex_lock(&sh->lock);
+	rc = put_locked(sh, h, key, r, epoch, (void **)&old);
+	if (old)
+		ctl_copy(oldpod, sizeof(oldpod), old->buf + old->pod_off);
+	pthread_mutex_unlock(&sh->lock);
+	if (rc) {
+		free(r);
+		return rc;
+	}
+	bytes_add(s, sizeof(*r) + len, old ? sizeof(*old) + old->json_off + old->json_len + 1 : 0);
+	free(old);
+	/* The index (one writer: this informer thread). x.name is borrowed from pcp. */
+	if (oldpod[0] && (!pod || strcmp(oldpod, pod) != 0))
+		idx_remove(s, ns, oldpod, name);
+	rc = idx_set(s, ns, pod, &x);
+	change_from(chg, r);
+	return rc;
+}
+
+int ctl_store_pcp_delete(struct ctl_store *s, const char *ns, const char *name,
+			 struct ctl_store_change *chg)
+{
+	char key[KEY_MAX];
+	struct pcp_rec *r;
+	struct shard *sh;
+	uint64_t h;
+
+	if (make_key(key, sizeof(key), ns, name))
+		return -ENOENT;
+	h = fnv1a(key);
+	sh = shard_of(&s->pcps, h);
+	pthread_mutex_lock(&sh->lock);
+	r = del_locked(sh, h, key);
+	pthread_mutex_unlock(&sh->lock);
+	if (!r)
+		return -ENOENT;
+	idx_remove(s, ns, r->buf + r->pod_off, name);
+	bytes_add(s, 0, sizeof(*r) + r->json_off + r->json_len + 1);
+	change_from(chg, r);
+	free(r);
+	return 0;
+}
+
+void ctl_store_pcp_sweep(struct ctl_store *s, uint64_t epoch, ctl_store_gone_fn fn, void *arg)
+{
+	struct ent *gone = sweep_map(&s->pcps, epoch), *next;
+	char ns[CTL_NS_MAX], name[CTL_NAME_MAX];
+
+	for (; gone; gone = next) {
+		struct pcp_rec *r = gone->val;
+
+		next = gone->next;
+		split_key(gone->key, ns, sizeof(ns), name, sizeof(name));
+		idx_remove(s, ns, r->buf + r->pod_off, name);
+		bytes_add(s, 0, sizeof(*r) + r->json_off + r->json_len + 1);
+		if (fn)
+			fn(arg, ns, name, r->buf, r->buf + r->pod_off);
+		free(r);
+		free(gone);
+	}
+}
+
+json_object *ctl_store_pcp_get(struct ctl_store *s, const char *ns, const char *name)
+{
+	char key[KEY_MAX];
+	struct pcp_rec *r;
+	struct shard *sh;
+	json_object *obj = NULL;
+	char *copy = NULL;
+	size_t len = 0;
+	uint64_t h;
+
+	if (make_key(key, sizeof(key), ns, name))
+		return NULL;
+	h = fnv1a(key);
+	sh = shard_of(&s->pcps, h);
+	pthread_mutex_lock(&sh->lock);
+	r = get_locked(sh, h, key);
+	if (r) {
+		len = r->json_len;
+		copy = malloc(len + 1);
+		if (copy)
+			memcpy(copy, r->buf + r->json_off, len + 1);
+	}
+	pthread_mutex_unlock(&sh->lock);
+	if (copy) /* parsed outside the lock */
+		obj = json_tokener_parse(copy);
+	free(copy);
+	return obj;
+}
+
+void ctl_store_pcp_foreach_key(struct ctl_store *s, void (*fn)(void *arg, const char *key),
+			       void *arg)
+{
+	for (size_t i = 0; i < NSHARDS; i++) {
+		struct shard *sh = &s->pcps.sh[i];
+
+		pthread_mutex_lock(&sh->lock);
+		for (size_t j = 0; j < sh->nb; j++)
+			for (struct ent *e = sh->b[j]; e; e = e->next)
+				fn(arg, e->key);
+		pthread_mutex_unlock(&sh->lock);
+	}
+}
+
+size_t ctl_store_pcp_count(struct ctl_store *s)
+{
+	return smap_len(&s->pcps);
+}
+
+size_t ctl_store_pcp_bytes(struct ctl_store *s)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->bytes_lock);
+	n = s->pcp_bytes;
+	pthread_mutex_unlock(&s->bytes_lock);
+	return n;
+}
