@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ctl_gather.h"
 #include "ctl_mem.h"
 #include "ctl_store.h"
 #include "log.h"
@@ -198,6 +199,8 @@ int ctl_ctx_init(struct ctl_ctx *ctx, const struct ctl_options *opts, struct kc_
 	ctx->src.instance = opts->identity;
 	ctx->ninf = opts->nwatch ? opts->nwatch : 1;
 	rc = ctl_mem_table_new(&ctx->mem);
+	if (!rc)
+		rc = ctl_node_cache_new(&ctx->nodes);
 	for (size_t i = 0; !rc && i < ctx->ninf; i++) {
 		ctx->bind[i].ctx = ctx;
 		rc = ctl_store_new(&ctx->bind[i].store);
@@ -209,7 +212,15 @@ int ctl_ctx_init(struct ctl_ctx *ctx, const struct ctl_options *opts, struct kc_
 
 int ctl_ctx_start_informers(struct ctl_ctx *ctx)
 {
-	int rc = 0;
+	/* The helpers' Leases (one per node, plus the leader's): read at every
+	 * decision that needs a helper, so a cache, not a GET per reconcile. */
+	struct kc_informer_opts lo = { .res = &KC_RES_LEASES, .ns = ctx->opts->ns };
+	int rc = kc_informer_start(ctx->cfg, &lo, &ctx->lease_inf);
+
+	if (rc) {
+		LOG_ERROR("msg=\"cannot start informer\" resource=leases ns=%s rc=%d", ctx->opts->ns, rc);
+		return rc;
+	}
 
 	for (size_t i = 0; i < ctx->ninf; i++) {
 		const char *ns = ctx->opts->nwatch ? ctx->opts->watch_ns[i] : NULL;
@@ -249,6 +260,13 @@ int ctl_ctx_wait_synced(struct ctl_ctx *ctx, long timeout_ms, volatile sig_atomi
 {
 	long waited = 0;
 
+	while (ctx->lease_inf && kc_informer_wait_synced(ctx->lease_inf, 200) != 0) {
+		waited += 200;
+		if (stop && *stop)
+			return -EINTR;
+		if (waited >= timeout_ms)
+			return -ETIMEDOUT;
+	}
 	for (size_t i = 0; i < ctx->ninf; i++) {
 		struct kc_informer *all[2] = { ctx->pcp_inf[i], ctx->pod_inf[i] };
 
@@ -278,7 +296,11 @@ void ctl_ctx_cleanup(struct ctl_ctx *ctx)
 		ctl_store_free(ctx->bind[i].store);
 		ctx->bind[i].store = NULL;
 	}
+	kc_informer_free(ctx->lease_inf);
+	ctx->lease_inf = NULL;
 	ctl_mem_table_free(ctx->mem);
 	ctx->mem = NULL;
+	ctl_node_cache_free(ctx->nodes);
+	ctx->nodes = NULL;
 	ctx->opts = NULL;
 }

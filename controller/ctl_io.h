@@ -39,6 +39,7 @@
 
 struct ctl_store;
 struct ctl_mem_table;
+struct ctl_node_cache;
 struct ctl_ctx;
 
 /* One watched namespace (or all): its informers' callbacks' argument. */
@@ -58,6 +59,8 @@ struct ctl_ctx {
 	struct kc_informer *pod_inf[CTL_MAX_WATCH_NS]; /* projection mode, into store */
 	struct ctl_bind bind[CTL_MAX_WATCH_NS];        /* owns its store */
 	struct ctl_mem_table *mem;      /* per-uid memory (ctl_mem.h) */
+	struct kc_informer *lease_inf;  /* the helpers' Leases in opts->ns (cache mode: a few) */
+	struct ctl_node_cache *nodes;   /* endpoint-on-node verdicts (ctl_gather.c) */
 };
 
 /* Sets up the context (no threads, no I/O). */

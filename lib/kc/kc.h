@@ -301,6 +301,8 @@ struct kc_lease {
 };
 
 void kc_lease_cleanup(struct kc_lease *l);
+/* Fills out from a Lease object (borrowed), e.g. one of an informer's cache. */
+void kc_lease_from_object(json_object *obj, struct kc_lease *out);
 int kc_lease_get(struct kc_client *c, const char *ns, const char *name, struct kc_lease *out,
 		 struct kc_status *st);
 /*
