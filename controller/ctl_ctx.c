@@ -15,6 +15,8 @@
 #include "ctl_io.h"
 
 #include <errno.h>
+#include <malloc.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,6 +24,21 @@
 #include "ctl_mem.h"
 #include "ctl_store.h"
 #include "log.h"
+
+/* Records freed since the last malloc_trim (process-wide, like the context). */
+static atomic_uint freed_since_trim;
+
+#define TRIM_EVERY 1024u
+
+/* Gives freed heap back to the system after a burst of deletions, so RSS
+ * comes down once CRs and pods go (glibc keeps freed chunks otherwise). */
+static void note_freed(unsigned n)
+{
+	if (atomic_fetch_add(&freed_since_trim, n) + n >= TRIM_EVERY) {
+		atomic_store(&freed_since_trim, 0);
+		malloc_trim(0);
+	}
+}
 
 static size_t inf_index(struct ctl_ctx *ctx, const char *ns)
 {
@@ -82,6 +99,7 @@ static int on_pcp(void *arg, enum kc_event_type type, json_object *obj, uint64_t
 		ctl_mem_forget(b->ctx->mem, kc_json_str(obj, "metadata.uid"));
 		if (ctl_store_pcp_delete(b->store, nsb, nameb, &chg) == 0)
 			wake_pod(b, nsb, chg.pod, nameb);
+		note_freed(1);
 		return 0;
 	}
 	rc = ctl_store_pcp_put(b->store, obj, epoch, &chg);
@@ -111,6 +129,7 @@ static void pcp_sweep(void *arg, uint64_t epoch)
 	struct ctl_bind *b = arg;
 
 	ctl_store_pcp_sweep(b->store, epoch, on_pcp_gone, b);
+	malloc_trim(0); /* after a LIST: its pages are freed */
 }
 
 struct spread {
@@ -146,9 +165,10 @@ static int on_pod(void *arg, enum kc_event_type type, json_object *obj, uint64_t
 
 	if (!ns || !name)
 		return 0;
-	if (type == KC_DELETED)
+	if (type == KC_DELETED) {
 		(void)ctl_store_pod_delete(b->store, ns, name);
-	else
+		note_freed(1);
+	} else
 		rc = ctl_store_pod_put(b->store, obj, epoch);
 	if (rc == -EINVAL)
 		rc = 0;
@@ -170,6 +190,7 @@ static void pod_sweep(void *arg, uint64_t epoch)
 	struct ctl_bind *b = arg;
 
 	ctl_store_pod_sweep(b->store, epoch, on_pod_gone, b);
+	malloc_trim(0);
 }
 
 /* ---------------------------------------------------------------- context */

@@ -1,9 +1,8 @@
 /*
  * ctl_store.c - the controller's compact cache (see ctl_store.h).
  *
- * Three sharded string-keyed maps (pods, CRs, the pod -> CRs index), each a
- * chained hash per shard that doubles its buckets past one entry per
- * bucket. Each entry holds its key inline and one value allocation.
+ * Three sharded string-keyed maps (ctl_smap.h: pods, CRs, the pod -> CRs
+ * index). Each entry holds its key inline and one value allocation.
  */
 #include "ctl_store.h"
 
@@ -13,175 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl_smap.h"
 #include "kc.h"
 
-#define NSHARDS 16u
 #define KEY_MAX (CTL_NS_MAX + CTL_NAME_MAX + 2)
-
-/* ---------------------------------------------------------------- sharded map */
-
-struct ent {
-	struct ent *next;
-	uint64_t h;
-	uint64_t epoch;
-	void *val;
-	char key[];
-};
-
-struct shard {
-	pthread_mutex_t lock;
-	struct ent **b;
-	size_t nb, len;
-};
-
-struct smap {
-	struct shard sh[NSHARDS];
-};
-
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
-static int smap_init(struct smap *m)
-{
-	for (size_t i = 0; i < NSHARDS; i++) {
-		struct shard *sh = &m->sh[i];
-
-		sh->nb = 16;
-		sh->b = calloc(sh->nb, sizeof(*sh->b));
-		if (!sh->b || pthread_mutex_init(&sh->lock, NULL) != 0)
-			return -ENOMEM; /* smap_cleanup frees what was made */
-	}
-	return 0;
-}
-
-static void smap_cleanup(struct smap *m, void (*free_val)(void *))
-{
-	for (size_t i = 0; i < NSHARDS; i++) {
-		struct shard *sh = &m->sh[i];
-
-		if (!sh->b)
-			continue;
-		for (size_t j = 0; j < sh->nb; j++) {
-			struct ent *e = sh->b[j], *next;
-
-			for (; e; e = next) {
-				next = e->next;
-				free_val(e->val);
-				free(e);
-			}
-		}
-		free(sh->b);
-		sh->b = NULL;
-		pthread_mutex_destroy(&sh->lock);
-	}
-}
-
-static struct shard *shard_of(struct smap *m, uint64_t h)
-{
-	return &m->sh[(h >> 56) % NSHARDS];
-}
-
-static struct ent **find_locked(struct shard *sh, uint64_t h, const char *key)
-{
-	struct ent **pp = &sh->b[h & (sh->nb - 1)];
-
-	for (; *pp; pp = &(*pp)->next)
-		if ((*pp)->h == h && strcmp((*pp)->key, key) == 0)
-			return pp;
-	return pp;
-}
-
-static void grow_locked(struct shard *sh)
-{
-	size_t nb = sh->nb * 2;
-	struct ent **b = calloc(nb, sizeof(*b));
-
-	if (!b)
-		return; /* longer chains, still correct */
-	for (size_t i = 0; i < sh->nb; i++) {
-		struct ent *e = sh->b[i], *next;
-
-		for (; e; e = next) {
-			next = e->next;
-			e->next = b[e->h & (nb - 1)];
-			b[e->h & (nb - 1)] = e;
-		}
-	}
-	free(sh->b);
-	sh->b = b;
-	sh->nb = nb;
-}
-
-/* Inserts or replaces key's value (taking val); *old gets the value replaced (or NULL). */
-static int put_locked(struct shard *sh, uint64_t h, const char *key, void *val, uint64_t epoch,
-		      void **old)
-{
-	struct ent **pp = find_locked(sh, h, key), *e;
-	size_t klen;
-
-	*old = NULL;
-	if (*pp) {
-		*old = (*pp)->val;
-		(*pp)->val = val;
-		(*pp)->epoch = epoch;
-		return 0;
-	}
-	klen = strlen(key);
-	e = malloc(sizeof(*e) + klen + 1);
-	if (!e)
-		return -ENOMEM;
-	e->h = h;
-	e->epoch = epoch;
-	e->val = val;
-	memcpy(e->key, key, klen + 1);
-	e->next = NULL;
-	*pp = e;
-	if (++sh->len > sh->nb)
-		grow_locked(sh);
-	return 0;
-}
-
-/* Unlinks key; its value, or NULL. */
-static void *del_locked(struct shard *sh, uint64_t h, const char *key)
-{
-	struct ent **pp = find_locked(sh, h, key), *e = *pp;
-	void *val;
-
-	if (!e)
-		return NULL;
-	*pp = e->next;
-	val = e->val;
-	free(e);
-	sh->len--;
-	return val;
-}
-
-static void *get_locked(struct shard *sh, uint64_t h, const char *key)
-{
-	struct ent *e = *find_locked(sh, h, key);
-
-	return e ? e->val : NULL;
-}
-
-static size_t smap_len(struct smap *m)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < NSHARDS; i++) {
-		pthread_mutex_lock(&m->sh[i].lock);
-		n += m->sh[i].len;
-		pthread_mutex_unlock(&m->sh[i].lock);
-	}
-	return n;
-}
 
 static int make_key(char *buf, size_t cap, const char *ns, const char *name)
 {
@@ -255,7 +89,7 @@ static void free_sibs(void *v)
 }
 
 struct ctl_store {
-	struct smap pods, pcps, idx;
+	struct ctl_smap pods, pcps, idx;
 	pthread_mutex_t bytes_lock;
 	size_t pcp_bytes;
 };
@@ -268,11 +102,11 @@ int ctl_store_new(struct ctl_store **out)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	if (smap_init(&s->pods) || smap_init(&s->pcps) || smap_init(&s->idx) ||
+	if (ctl_smap_init(&s->pods) || ctl_smap_init(&s->pcps) || ctl_smap_init(&s->idx) ||
 	    pthread_mutex_init(&s->bytes_lock, NULL)) {
-		smap_cleanup(&s->pods, free_plain);
-		smap_cleanup(&s->pcps, free_plain);
-		smap_cleanup(&s->idx, free_sibs);
+		ctl_smap_cleanup(&s->pods, free_plain);
+		ctl_smap_cleanup(&s->pcps, free_plain);
+		ctl_smap_cleanup(&s->idx, free_sibs);
 		free(s);
 		return -ENOMEM;
 	}
@@ -284,9 +118,9 @@ void ctl_store_free(struct ctl_store *s)
 {
 	if (!s)
 		return;
-	smap_cleanup(&s->pods, free_plain);
-	smap_cleanup(&s->pcps, free_plain);
-	smap_cleanup(&s->idx, free_sibs);
+	ctl_smap_cleanup(&s->pods, free_plain);
+	ctl_smap_cleanup(&s->pcps, free_plain);
+	ctl_smap_cleanup(&s->idx, free_sibs);
 	pthread_mutex_destroy(&s->bytes_lock);
 	free(s);
 }
@@ -345,7 +179,7 @@ int ctl_store_pod_put(struct ctl_store *s, json_object *pod, uint64_t epoch)
 	const char *phase = kc_json_str(pod, "status.phase");
 	char key[KEY_MAX];
 	struct pod_rec *r;
-	struct shard *sh;
+	struct ctl_smap_shard *sh;
 	size_t n, len, off = 0;
 	uint64_t h;
 	void *old = NULL;
@@ -374,10 +208,10 @@ int ctl_store_pod_put(struct ctl_store *s, json_object *pod, uint64_t epoch)
 	r->cont_off = (uint16_t)off;
 	for (size_t i = 0; i < n; i++)
 		pack(r->buf, &off, names[i], CTL_NAME_MAX);
-	h = fnv1a(key);
-	sh = shard_of(&s->pods, h);
+	h = ctl_smap_hash(key);
+	sh = ctl_smap_shard(&s->pods, h);
 	pthread_mutex_lock(&sh->lock);
-	rc = put_locked(sh, h, key, r, epoch, &old);
+	rc = ctl_smap_put_locked(sh, h, key, r, epoch, &old);
 	pthread_mutex_unlock(&sh->lock);
 	if (rc)
 		free(r);
@@ -388,16 +222,16 @@ int ctl_store_pod_put(struct ctl_store *s, json_object *pod, uint64_t epoch)
 int ctl_store_pod_delete(struct ctl_store *s, const char *ns, const char *name)
 {
 	char key[KEY_MAX];
-	struct shard *sh;
+	struct ctl_smap_shard *sh;
 	uint64_t h;
 	void *v;
 
 	if (make_key(key, sizeof(key), ns, name))
 		return -ENOENT;
-	h = fnv1a(key);
-	sh = shard_of(&s->pods, h);
+	h = ctl_smap_hash(key);
+	sh = ctl_smap_shard(&s->pods, h);
 	pthread_mutex_lock(&sh->lock);
-	v = del_locked(sh, h, key);
+	v = ctl_smap_del_locked(sh, h, key);
 	pthread_mutex_unlock(&sh->lock);
 	free(v);
 	return v ? 0 : -ENOENT;
@@ -407,7 +241,7 @@ bool ctl_store_pod_obs(struct ctl_store *s, const char *ns, const char *name, st
 {
 	char key[KEY_MAX];
 	struct pod_rec *r;
-	struct shard *sh;
+	struct ctl_smap_shard *sh;
 	uint64_t h;
 
 	o->pod_exists = false;
@@ -416,10 +250,10 @@ bool ctl_store_pod_obs(struct ctl_store *s, const char *ns, const char *name, st
 	o->npod_containers = 0;
 	if (make_key(key, sizeof(key), ns, name))
 		return false;
-	h = fnv1a(key);
-	sh = shard_of(&s->pods, h);
+	h = ctl_smap_hash(key);
+	sh = ctl_smap_shard(&s->pods, h);
 	pthread_mutex_lock(&sh->lock);
-	r = get_locked(sh, h, key);
+	r = ctl_smap_get_locked(sh, h, key);
 	if (r) {
 		const char *c = r->buf + r->cont_off;
 
@@ -439,42 +273,12 @@ bool ctl_store_pod_obs(struct ctl_store *s, const char *ns, const char *name, st
 
 size_t ctl_store_pod_count(struct ctl_store *s)
 {
-	return smap_len(&s->pods);
-}
-
-/* Unlinks every entry of m whose epoch is not `epoch` into *gone (a list). */
-static struct ent *sweep_map(struct smap *m, uint64_t epoch)
-{
-	struct ent *gone = NULL;
-
-	for (size_t i = 0; i < NSHARDS; i++) {
-		struct shard *sh = &m->sh[i];
-
-		pthread_mutex_lock(&sh->lock);
-		for (size_t j = 0; j < sh->nb; j++) {
-			struct ent **pp = &sh->b[j];
-
-			while (*pp) {
-				struct ent *e = *pp;
-
-				if (e->epoch == epoch) {
-					pp = &e->next;
-					continue;
-				}
-				*pp = e->next;
-				sh->len--;
-				e->next = gone;
-				gone = e;
-			}
-		}
-		pthread_mutex_unlock(&sh->lock);
-	}
-	return gone;
+	return ctl_smap_len(&s->pods);
 }
 
 void ctl_store_pod_sweep(struct ctl_store *s, uint64_t epoch, ctl_store_gone_fn fn, void *arg)
 {
-	struct ent *gone = sweep_map(&s->pods, epoch), *next;
+	struct ctl_smap_ent *gone = ctl_smap_sweep(&s->pods, epoch), *next;
 	char ns[CTL_NS_MAX], name[CTL_NAME_MAX];
 
 	for (; gone; gone = next) {
@@ -498,16 +302,16 @@ static int idx_key(char *buf, size_t cap, const char *ns, const char *pod)
 static void idx_remove(struct ctl_store *s, const char *ns, const char *pod, const char *name)
 {
 	char key[KEY_MAX];
-	struct shard *sh;
+	struct ctl_smap_shard *sh;
 	struct sibs *ss;
 	uint64_t h;
 
 	if (!pod || !pod[0] || idx_key(key, sizeof(key), ns, pod))
 		return;
-	h = fnv1a(key);
-	sh = shard_of(&s->idx, h);
+	h = ctl_smap_hash(key);
+	sh = ctl_smap_shard(&s->idx, h);
 	pthread_mutex_lock(&sh->lock);
-	ss = get_locked(sh, h, key);
+	ss = ctl_smap_get_locked(sh, h, key);
 	for (size_t i = 0; ss && i < ss->n; i++) {
 		if (strcmp(ss->v[i].name, name) != 0)
 			continue;
@@ -516,7 +320,7 @@ static void idx_remove(struct ctl_store *s, const char *ns, const char *pod, con
 		break;
 	}
 	if (ss && ss->n == 0)
-		free_sibs(del_locked(sh, h, key));
+		free_sibs(ctl_smap_del_locked(sh, h, key));
 	pthread_mutex_unlock(&sh->lock);
 }
 
@@ -524,7 +328,7 @@ static void idx_remove(struct ctl_store *s, const char *ns, const char *pod, con
 static int idx_set(struct ctl_store *s, const char *ns, const char *pod, const struct ctl_other *x)
 {
 	char key[KEY_MAX];
-	struct shard *sh;
+	struct ctl_smap_shard *sh;
 	struct sibs *ss;
 	struct sib *it = NULL;
 	uint64_t h;
@@ -533,13 +337,13 @@ static int idx_set(struct ctl_store *s, const char *ns, const char *pod, const s
 
 	if (!pod || !pod[0] || idx_key(key, sizeof(key), ns, pod))
 		return 0;
-	h = fnv1a(key);
-	sh = shard_of(&s->idx, h);
+	h = ctl_smap_hash(key);
+	sh = ctl_smap_shard(&s->idx, h);
 	pthread_mutex_lock(&sh->lock);
-	ss = get_locked(sh, h, key);
+	ss = ctl_smap_get_locked(sh, h, key);
 	if (!ss) {
 		ss = calloc(1, sizeof(*ss));
-		if (!ss || put_locked(sh, h, key, ss, 0, &old) != 0) {
+		if (!ss || ctl_smap_put_locked(sh, h, key, ss, 0, &old) != 0) {
 			free(ss);
 			pthread_mutex_unlock(&sh->lock);
 			return -ENOMEM;
@@ -576,7 +380,7 @@ static int idx_set(struct ctl_store *s, const char *ns, const char *pod, const s
 	it->deleting = x->deleting;
 out:
 	if (ss && ss->n == 0)
-		free_sibs(del_locked(sh, h, key));
+		free_sibs(ctl_smap_del_locked(sh, h, key));
 	pthread_mutex_unlock(&sh->lock);
 	return rc;
 }
@@ -586,17 +390,17 @@ size_t ctl_store_wake_pod(struct ctl_store *s, const char *ns, const char *pod, 
 {
 	char key[KEY_MAX], cr[KEY_MAX];
 	char **names = NULL;
-	struct shard *sh;
+	struct ctl_smap_shard *sh;
 	struct sibs *ss;
 	size_t n = 0;
 	uint64_t h;
 
 	if (idx_key(key, sizeof(key), ns, pod))
 		return 0;
-	h = fnv1a(key);
-	sh = shard_of(&s->idx, h);
+	h = ctl_smap_hash(key);
+	sh = ctl_smap_shard(&s->idx, h);
 	pthread_mutex_lock(&sh->lock);
-	ss = get_locked(sh, h, key);
+	ss = ctl_smap_get_locked(sh, h, key);
 	if (ss && ss->n)
 		names = calloc(ss->n, sizeof(*names));
 	for (size_t i = 0; names && i < ss->n; i++) {
@@ -620,17 +424,17 @@ size_t ctl_store_siblings(struct ctl_store *s, const char *ns, const char *pod, 
 			  struct ctl_other *others, char (*names)[CTL_NAME_MAX], size_t cap)
 {
 	char key[KEY_MAX];
-	struct shard *sh;
+	struct ctl_smap_shard *sh;
 	struct sibs *ss;
 	size_t n = 0;
 	uint64_t h;
 
 	if (idx_key(key, sizeof(key), ns, pod))
 		return 0;
-	h = fnv1a(key);
-	sh = shard_of(&s->idx, h);
+	h = ctl_smap_hash(key);
+	sh = ctl_smap_shard(&s->idx, h);
 	pthread_mutex_lock(&sh->lock);
-	ss = get_locked(sh, h, key);
+	ss = ctl_smap_get_locked(sh, h, key);
 	for (size_t i = 0; ss && i < ss->n && n < cap; i++) {
 		const struct sib *it = &ss->v[i];
 
@@ -703,7 +507,7 @@ int ctl_store_pcp_put(struct ctl_store *s, json_object *pcp, uint64_t epoch,
 	char key[KEY_MAX], oldpod[CTL_NAME_MAX] = "";
 	struct ctl_other x;
 	struct pcp_rec *r = NULL, *old = NULL;
-	struct shard *sh;
+	struct ctl_smap_shard *sh;
 	size_t jlen, off = 0, len;
 	uint64_t h;
 	int rc;
@@ -731,10 +535,10 @@ int ctl_store_pcp_put(struct ctl_store *s, json_object *pcp, uint64_t epoch,
 	r->json_off = (uint32_t)off;
 	memcpy(r->buf + off, json, jlen + 1);
 	r->json_len = jlen;
-	h = fnv1a(key);
-	sh = shard_of(&s->pcps, h);
+	h = ctl_smap_hash(key);
+	sh = ctl_smap_shard(&s->pcps, h);
 	pthread_mutex_lock(&sh->lock);
-	rc = put_locked(sh, h, key, r, epoch, (void **)&old);
+	rc = ctl_smap_put_locked(sh, h, key, r, epoch, (void **)&old);
 	if (old)
 		ctl_copy(oldpod, sizeof(oldpod), old->buf + old->pod_off);
 	pthread_mutex_unlock(&sh->lock);
@@ -757,15 +561,15 @@ int ctl_store_pcp_delete(struct ctl_store *s, const char *ns, const char *name,
 {
 	char key[KEY_MAX];
 	struct pcp_rec *r;
-	struct shard *sh;
+	struct ctl_smap_shard *sh;
 	uint64_t h;
 
 	if (make_key(key, sizeof(key), ns, name))
 		return -ENOENT;
-	h = fnv1a(key);
-	sh = shard_of(&s->pcps, h);
+	h = ctl_smap_hash(key);
+	sh = ctl_smap_shard(&s->pcps, h);
 	pthread_mutex_lock(&sh->lock);
-	r = del_locked(sh, h, key);
+	r = ctl_smap_del_locked(sh, h, key);
 	pthread_mutex_unlock(&sh->lock);
 	if (!r)
 		return -ENOENT;
@@ -778,7 +582,7 @@ int ctl_store_pcp_delete(struct ctl_store *s, const char *ns, const char *name,
 
 void ctl_store_pcp_sweep(struct ctl_store *s, uint64_t epoch, ctl_store_gone_fn fn, void *arg)
 {
-	struct ent *gone = sweep_map(&s->pcps, epoch), *next;
+	struct ctl_smap_ent *gone = ctl_smap_sweep(&s->pcps, epoch), *next;
 	char ns[CTL_NS_MAX], name[CTL_NAME_MAX];
 
 	for (; gone; gone = next) {
@@ -799,7 +603,7 @@ json_object *ctl_store_pcp_get(struct ctl_store *s, const char *ns, const char *
 {
 	char key[KEY_MAX];
 	struct pcp_rec *r;
-	struct shard *sh;
+	struct ctl_smap_shard *sh;
 	json_object *obj = NULL;
 	char *copy = NULL;
 	size_t len = 0;
@@ -807,10 +611,10 @@ json_object *ctl_store_pcp_get(struct ctl_store *s, const char *ns, const char *
 
 	if (make_key(key, sizeof(key), ns, name))
 		return NULL;
-	h = fnv1a(key);
-	sh = shard_of(&s->pcps, h);
+	h = ctl_smap_hash(key);
+	sh = ctl_smap_shard(&s->pcps, h);
 	pthread_mutex_lock(&sh->lock);
-	r = get_locked(sh, h, key);
+	r = ctl_smap_get_locked(sh, h, key);
 	if (r) {
 		len = r->json_len;
 		copy = malloc(len + 1);
@@ -827,12 +631,12 @@ json_object *ctl_store_pcp_get(struct ctl_store *s, const char *ns, const char *
 void ctl_store_pcp_foreach_key(struct ctl_store *s, void (*fn)(void *arg, const char *key),
 			       void *arg)
 {
-	for (size_t i = 0; i < NSHARDS; i++) {
-		struct shard *sh = &s->pcps.sh[i];
+	for (size_t i = 0; i < CTL_SMAP_SHARDS; i++) {
+		struct ctl_smap_shard *sh = &s->pcps.sh[i];
 
 		pthread_mutex_lock(&sh->lock);
 		for (size_t j = 0; j < sh->nb; j++)
-			for (struct ent *e = sh->b[j]; e; e = e->next)
+			for (struct ctl_smap_ent *e = sh->b[j]; e; e = e->next)
 				fn(arg, e->key);
 		pthread_mutex_unlock(&sh->lock);
 	}
@@ -840,7 +644,7 @@ void ctl_store_pcp_foreach_key(struct ctl_store *s, void (*fn)(void *arg, const 
 
 size_t ctl_store_pcp_count(struct ctl_store *s)
 {
-	return smap_len(&s->pcps);
+	return ctl_smap_len(&s->pcps);
 }
 
 size_t ctl_store_pcp_bytes(struct ctl_store *s)
