@@ -295,7 +295,7 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 	struct ctl_obs *o = NULL;
 	struct ctl_decision *d = NULL;
 	struct ctl_mem_view *mem = NULL;
-	struct ctl_store *store = ctl_ctx_store(ctx, "");
+	struct ctl_store *store = NULL;
 	struct ctl_other *others = NULL;
 	char(*names)[CTL_NAME_MAX] = NULL;
 	json_object *pcp = NULL;
