@@ -452,12 +452,86 @@ size_t ctl_store_siblings(struct ctl_store *s, const char *ns, const char *pod, 
 
 /* ---------------------------------------------------------------- PodCheckpoints */
 
-/* What no decision and no writer reads. A terminal CR never changes again:
- * of its conditions only Ready's type/status/reason/time are read (TTL). */
+/* Moves key from src into dst (if present). */
+static void keep(json_object *dst, json_object *src, const char *key)
+{
+	json_object *v = NULL;
+
+	if (src && json_object_object_get_ex(src, key, &v) && v)
+		json_object_object_add(dst, key, json_object_get(v));
+}
+
+/*
+ * A terminal CR never changes again and decides only its TTL and its
+ * deletion (ctl_reconcile.c: decide_terminal, decide_deletion): of its
+ * status only the phase, the node, the completion time, the artifact path
+ * and Ready's status/reason/transition time are read. The rest goes.
+ */
+static void strip_terminal_status(json_object *pcp)
+{
+	json_object *st = kc_json_get(pcp, "status"), *ns = json_object_new_object();
+	json_object *conds, *art, *loc;
+
+	if (!ns || !st || !json_object_is_type(st, json_type_object)) {
+		json_object_put(ns);
+		return;
+	}
+	keep(ns, st, "phase");
+	keep(ns, st, "nodeName");
+	keep(ns, st, "completionTime");
+	art = kc_json_get(st, "artifact");
+	if (art && json_object_is_type(art, json_type_object)) {
+		json_object *a = json_object_new_object();
+
+		if (a) {
+			keep(a, art, "path");
+			json_object_object_add(ns, "artifact", a);
+		}
+	}
+	loc = kc_json_get(st, "checkpointLocation.nodeLocal");
+	if (loc && json_object_is_type(loc, json_type_object)) {
+		json_object *l = json_object_new_object(), *cl = json_object_new_object();
+
+		if (l && cl) {
+			keep(l, loc, "path");
+			json_object_object_add(cl, "nodeLocal", l);
+			json_object_object_add(ns, "checkpointLocation", cl);
+		} else {
+			json_object_put(l);
+			json_object_put(cl);
+		}
+	}
+	conds = kc_json_get(st, "conditions");
+	if (conds && json_object_is_type(conds, json_type_array)) {
+		json_object *nc = json_object_new_array();
+
+		for (size_t i = 0; nc && i < json_object_array_length(conds); i++) {
+			json_object *c = json_object_array_get_idx(conds, i), *r;
+			const char *t = kc_json_str(c, "type");
+
+			if (!t || strcmp(t, "Ready") != 0 || !(r = json_object_new_object()))
+				continue;
+			keep(r, c, "type");
+			keep(r, c, "status");
+			keep(r, c, "reason");
+			keep(r, c, "lastTransitionTime");
+			json_object_array_add(nc, r);
+		}
+		if (nc)
+			json_object_object_add(ns, "conditions", nc);
+	}
+	json_object_object_add(pcp, "status", ns); /* frees the old status */
+}
+
+/* What no decision and no writer reads: managedFields, the last-applied
+ * annotation, apiVersion/kind (put back by ctl_store_pcp_get), and for a
+ * terminal CR most of its status. */
 static void strip_pcp(json_object *pcp, bool terminal)
 {
-	json_object *meta = kc_json_get(pcp, "metadata"), *ann, *conds;
+	json_object *meta = kc_json_get(pcp, "metadata"), *ann;
 
+	json_object_object_del(pcp, "apiVersion");
+	json_object_object_del(pcp, "kind");
 	if (meta && json_object_is_type(meta, json_type_object)) {
 		json_object_object_del(meta, "managedFields");
 		ann = kc_json_get(meta, "annotations");
@@ -467,19 +541,8 @@ static void strip_pcp(json_object *pcp, bool terminal)
 				json_object_object_del(meta, "annotations");
 		}
 	}
-	conds = kc_json_get(pcp, "status.conditions");
-	if (!terminal || !conds || !json_object_is_type(conds, json_type_array))
-		return;
-	for (size_t i = json_object_array_length(conds); i-- > 0;) {
-		json_object *c = json_object_array_get_idx(conds, i);
-		const char *t = kc_json_str(c, "type");
-
-		if (!t || strcmp(t, "Ready") != 0) {
-			json_object_array_del_idx(conds, i, 1);
-			continue;
-		}
-		json_object_object_del(c, "message");
-	}
+	if (terminal)
+		strip_terminal_status(pcp);
 }
 
 static void change_from(struct ctl_store_change *chg, const struct pcp_rec *r)
@@ -625,6 +688,17 @@ json_object *ctl_store_pcp_get(struct ctl_store *s, const char *ns, const char *
 	if (copy) /* parsed outside the lock */
 		obj = json_tokener_parse(copy);
 	free(copy);
+	if (obj && json_object_is_type(obj, json_type_object)) {
+		char av[128];
+
+		snprintf(av, sizeof(av), "%s/%s", KC_RES_PODCHECKPOINTS.group,
+			 KC_RES_PODCHECKPOINTS.version);
+		if (kc_json_set_str(obj, "apiVersion", av) != 0 ||
+		    kc_json_set_str(obj, "kind", KC_RES_PODCHECKPOINTS.kind) != 0) {
+			json_object_put(obj);
+			obj = NULL;
+		}
+	}
 	return obj;
 }
 

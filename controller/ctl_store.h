@@ -9,8 +9,9 @@
  *     containers that can be checkpointed (spec.containers and native
  *     sidecars), packed in one allocation (~100 B + names);
  *   - a PodCheckpoint record: the object as compact JSON text with what no
- *     decision reads stripped (managedFields, the last-applied annotation;
- *     for a terminal CR the conditions other than Ready and their messages),
+ *     decision reads stripped (managedFields, the last-applied annotation,
+ *     apiVersion/kind, put back on reading; for a terminal CR all of its
+ *     status but phase, node, completion time, artifact path and Ready),
  *     one allocation; parsed again for the one reconcile that needs it
  *     (ctl_store_pcp_get), so the writers that need the object (the status
  *     guard, the condition merge, the finalizer patch, the Event's

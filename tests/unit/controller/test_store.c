@@ -162,8 +162,10 @@ static json_object *mkpcp(const char *name, const char *pod, const char *phase, 
 		 "\"creationTimestamp\":\"2026-01-01T00:00:0%zuZ\",\"finalizers\":[\"checkpointing.dev/artifact\"],"
 		 "\"annotations\":{\"kubectl.kubernetes.io/last-applied-configuration\":\"{big}\"},"
 		 "\"managedFields\":[{\"manager\":\"kubectl\",\"fieldsV1\":{\"f:spec\":{}}}]},"
-		 "\"spec\":{\"podName\":\"%s\",\"containers\":[\"app\"]},"
-		 "\"status\":{\"phase\":\"%s\",\"nodeName\":\"%s\",\"message\":\"m\",\"conditions\":["
+		 "\"spec\":{\"podName\":\"%s\",\"containers\":[\"app\"],\"ttlSecondsAfterFinished\":60},"
+		 "\"status\":{\"phase\":\"%s\",\"nodeName\":\"%s\",\"message\":\"m\",\"podUID\":\"pu\","
+		 "\"completionTime\":\"2026-01-01T00:02:00Z\","
+		 "\"artifact\":{\"path\":\"/x/a.tar\",\"sha256\":\"ab\"},\"conditions\":["
 		 "{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"Done\",\"message\":\"long\","
 		 "\"lastTransitionTime\":\"2026-01-01T00:01:00Z\"},"
 		 "{\"type\":\"Reconciling\",\"status\":\"False\",\"reason\":\"Done\",\"message\":\"long\"}]}}",
@@ -236,7 +238,17 @@ static void test_pcp_records(void **state)
 	assert_int_equal(o->phase, CTL_PHASE_SUCCEEDED);
 	assert_string_equal(o->ready_status, "True");
 	assert_true(o->ready_transition_ms > 0);
-	assert_string_equal(o->st_message, "m");
+	assert_string_equal(o->st_node, "n1");
+	assert_string_equal(o->artifact_path, "/x/a.tar");
+	assert_true(o->completion_ms > 0);
+	assert_true(o->has_ttl);
+	assert_int_equal(o->ttl_seconds, 60);
+	assert_string_equal(o->st_message, ""); /* not read once terminal */
+	assert_null(kc_json_get(g, "status.podUID"));
+	assert_null(kc_json_get(g, "status.artifact.sha256"));
+	/* what the Event's involvedObject needs is put back */
+	assert_string_equal(kc_json_str(g, "apiVersion"), "checkpointing.dev/v1alpha1");
+	assert_string_equal(kc_json_str(g, "kind"), "PodCheckpoint");
 	json_object_put(g);
 	assert_true(ctl_store_pcp_bytes(s) > 0);
 	assert_int_equal(ctl_store_pcp_delete(s, "ns1", "cp1", &chg), 0);
