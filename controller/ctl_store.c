@@ -13,19 +13,10 @@
 #include <string.h>
 
 #include "ctl_smap.h"
+#include "ctl_store_int.h"
 #include "kc.h"
 
-#define KEY_MAX (CTL_NS_MAX + CTL_NAME_MAX + 2)
 
-static int make_key(char *buf, size_t cap, const char *ns, const char *name)
-{
-	int n;
-
-	if (!ns || !name || !name[0])
-		return -EINVAL;
-	n = snprintf(buf, cap, "%s/%s", ns, name);
-	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
-}
 
 /* "ns/name" into ns and name (bounded). */
 static void split_key(const char *key, char *ns, size_t nscap, char *name, size_t namecap)
@@ -59,40 +50,10 @@ struct pcp_rec {
 	char buf[];
 };
 
-/* One CR in the index. */
-struct sib {
-	char *name;
-	int64_t creation_ms;
-	bool dispatched, terminal, deleting;
-};
-
-struct sibs {
-	size_t n, cap;
-	struct sib *v;
-};
-
 static void free_plain(void *v)
 {
 	free(v);
 }
-
-static void free_sibs(void *v)
-{
-	struct sibs *ss = v;
-
-	if (!ss)
-		return;
-	for (size_t i = 0; i < ss->n; i++)
-		free(ss->v[i].name);
-	free(ss->v);
-	free(ss);
-}
-
-struct ctl_store {
-	struct ctl_smap pods, pcps, idx;
-	pthread_mutex_t bytes_lock;
-	size_t pcp_bytes;
-};
 
 int ctl_store_new(struct ctl_store **out)
 {
@@ -106,7 +67,7 @@ int ctl_store_new(struct ctl_store **out)
 	    pthread_mutex_init(&s->bytes_lock, NULL)) {
 		ctl_smap_cleanup(&s->pods, free_plain);
 		ctl_smap_cleanup(&s->pcps, free_plain);
-		ctl_smap_cleanup(&s->idx, free_sibs);
+		ctl_smap_cleanup(&s->idx, ctl_store_free_sibs);
 		free(s);
 		return -ENOMEM;
 	}
@@ -120,7 +81,7 @@ void ctl_store_free(struct ctl_store *s)
 		return;
 	ctl_smap_cleanup(&s->pods, free_plain);
 	ctl_smap_cleanup(&s->pcps, free_plain);
-	ctl_smap_cleanup(&s->idx, free_sibs);
+	ctl_smap_cleanup(&s->idx, ctl_store_free_sibs);
 	pthread_mutex_destroy(&s->bytes_lock);
 	free(s);
 }
@@ -177,7 +138,7 @@ int ctl_store_pod_put(struct ctl_store *s, json_object *pod, uint64_t epoch)
 	const char *names[CTL_MAX_CONTAINERS];
 	const char *uid = kc_json_str(pod, "metadata.uid"), *node = kc_json_str(pod, "spec.nodeName");
 	const char *phase = kc_json_str(pod, "status.phase");
-	char key[KEY_MAX];
+	char key[CTL_STORE_KEY_MAX];
 	struct pod_rec *r;
 	struct ctl_smap_shard *sh;
 	size_t n, len, off = 0;
@@ -185,7 +146,7 @@ int ctl_store_pod_put(struct ctl_store *s, json_object *pod, uint64_t epoch)
 	void *old = NULL;
 	int rc;
 
-	rc = make_key(key, sizeof(key), kc_json_str(pod, "metadata.namespace"),
+	rc = ctl_store_key(key, sizeof(key), kc_json_str(pod, "metadata.namespace"),
 		      kc_json_str(pod, "metadata.name"));
 	if (rc)
 		return -EINVAL;
@@ -221,12 +182,12 @@ int ctl_store_pod_put(struct ctl_store *s, json_object *pod, uint64_t epoch)
 
 int ctl_store_pod_delete(struct ctl_store *s, const char *ns, const char *name)
 {
-	char key[KEY_MAX];
+	char key[CTL_STORE_KEY_MAX];
 	struct ctl_smap_shard *sh;
 	uint64_t h;
 	void *v;
 
-	if (make_key(key, sizeof(key), ns, name))
+	if (ctl_store_key(key, sizeof(key), ns, name))
 		return -ENOENT;
 	h = ctl_smap_hash(key);
 	sh = ctl_smap_shard(&s->pods, h);
@@ -239,7 +200,7 @@ int ctl_store_pod_delete(struct ctl_store *s, const char *ns, const char *name)
 
 bool ctl_store_pod_obs(struct ctl_store *s, const char *ns, const char *name, struct ctl_obs *o)
 {
-	char key[KEY_MAX];
+	char key[CTL_STORE_KEY_MAX];
 	struct pod_rec *r;
 	struct ctl_smap_shard *sh;
 	uint64_t h;
@@ -248,7 +209,7 @@ bool ctl_store_pod_obs(struct ctl_store *s, const char *ns, const char *name, st
 	o->pod_uid[0] = o->pod_phase[0] = o->pod_node[0] = '\0';
 	o->pod_deleting = false;
 	o->npod_containers = 0;
-	if (make_key(key, sizeof(key), ns, name))
+	if (ctl_store_key(key, sizeof(key), ns, name))
 		return false;
 	h = ctl_smap_hash(key);
 	sh = ctl_smap_shard(&s->pods, h);
@@ -289,165 +250,6 @@ void ctl_store_pod_sweep(struct ctl_store *s, uint64_t epoch, ctl_store_gone_fn 
 		free(gone->val);
 		free(gone);
 	}
-}
-
-/* ---------------------------------------------------------------- the index */
-
-static int idx_key(char *buf, size_t cap, const char *ns, const char *pod)
-{
-	return make_key(buf, cap, ns, pod);
-}
-
-/* Removes CR `name` from the entry of ns/pod. */
-static void idx_remove(struct ctl_store *s, const char *ns, const char *pod, const char *name)
-{
-	char key[KEY_MAX];
-	struct ctl_smap_shard *sh;
-	struct sibs *ss;
-	uint64_t h;
-
-	if (!pod || !pod[0] || idx_key(key, sizeof(key), ns, pod))
-		return;
-	h = ctl_smap_hash(key);
-	sh = ctl_smap_shard(&s->idx, h);
-	pthread_mutex_lock(&sh->lock);
-	ss = ctl_smap_get_locked(sh, h, key);
-	for (size_t i = 0; ss && i < ss->n; i++) {
-		if (strcmp(ss->v[i].name, name) != 0)
-			continue;
-		free(ss->v[i].name);
-		ss->v[i] = ss->v[--ss->n];
-		break;
-	}
-	if (ss && ss->n == 0)
-		free_sibs(ctl_smap_del_locked(sh, h, key));
-	pthread_mutex_unlock(&sh->lock);
-}
-
-/* Inserts or updates CR x->name in the entry of ns/pod. */
-static int idx_set(struct ctl_store *s, const char *ns, const char *pod, const struct ctl_other *x)
-{
-	char key[KEY_MAX];
-	struct ctl_smap_shard *sh;
-	struct sibs *ss;
-	struct sib *it = NULL;
-	uint64_t h;
-	void *old = NULL;
-	int rc = 0;
-
-	if (!pod || !pod[0] || idx_key(key, sizeof(key), ns, pod))
-		return 0;
-	h = ctl_smap_hash(key);
-	sh = ctl_smap_shard(&s->idx, h);
-	pthread_mutex_lock(&sh->lock);
-	ss = ctl_smap_get_locked(sh, h, key);
-	if (!ss) {
-		ss = calloc(1, sizeof(*ss));
-		if (!ss || ctl_smap_put_locked(sh, h, key, ss, 0, &old) != 0) {
-			free(ss);
-			pthread_mutex_unlock(&sh->lock);
-			return -ENOMEM;
-		}
-	}
-	for (size_t i = 0; i < ss->n; i++)
-		if (strcmp(ss->v[i].name, x->name) == 0)
-			it = &ss->v[i];
-	if (!it) {
-		char *nm;
-
-		if (ss->n == ss->cap) {
-			size_t cap = ss->cap ? ss->cap * 2 : 2;
-			struct sib *v = realloc(ss->v, cap * sizeof(*v));
-
-			if (!v) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			ss->v = v;
-			ss->cap = cap;
-		}
-		nm = strdup(x->name);
-		if (!nm) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		it = &ss->v[ss->n++];
-		it->name = nm;
-	}
-	it->creation_ms = x->creation_ms;
-	it->dispatched = x->dispatched;
-	it->terminal = x->terminal;
-	it->deleting = x->deleting;
-out:
-	if (ss && ss->n == 0)
-		free_sibs(ctl_smap_del_locked(sh, h, key));
-	pthread_mutex_unlock(&sh->lock);
-	return rc;
-}
-
-size_t ctl_store_wake_pod(struct ctl_store *s, const char *ns, const char *pod, const char *self,
-			  void (*fn)(void *arg, const char *key), void *arg)
-{
-	char key[KEY_MAX], cr[KEY_MAX];
-	char **names = NULL;
-	struct ctl_smap_shard *sh;
-	struct sibs *ss;
-	size_t n = 0;
-	uint64_t h;
-
-	if (idx_key(key, sizeof(key), ns, pod))
-		return 0;
-	h = ctl_smap_hash(key);
-	sh = ctl_smap_shard(&s->idx, h);
-	pthread_mutex_lock(&sh->lock);
-	ss = ctl_smap_get_locked(sh, h, key);
-	if (ss && ss->n)
-		names = calloc(ss->n, sizeof(*names));
-	for (size_t i = 0; names && i < ss->n; i++) {
-		if (ss->v[i].terminal || (self && strcmp(ss->v[i].name, self) == 0))
-			continue;
-		names[n] = strdup(ss->v[i].name);
-		if (names[n])
-			n++;
-	}
-	pthread_mutex_unlock(&sh->lock);
-	for (size_t i = 0; i < n; i++) {
-		if (make_key(cr, sizeof(cr), ns, names[i]) == 0)
-			fn(arg, cr);
-		free(names[i]);
-	}
-	free(names);
-	return n;
-}
-
-size_t ctl_store_siblings(struct ctl_store *s, const char *ns, const char *pod, const char *self,
-			  struct ctl_other *others, char (*names)[CTL_NAME_MAX], size_t cap)
-{
-	char key[KEY_MAX];
-	struct ctl_smap_shard *sh;
-	struct sibs *ss;
-	size_t n = 0;
-	uint64_t h;
-
-	if (idx_key(key, sizeof(key), ns, pod))
-		return 0;
-	h = ctl_smap_hash(key);
-	sh = ctl_smap_shard(&s->idx, h);
-	pthread_mutex_lock(&sh->lock);
-	ss = ctl_smap_get_locked(sh, h, key);
-	for (size_t i = 0; ss && i < ss->n && n < cap; i++) {
-		const struct sib *it = &ss->v[i];
-
-		if (it->terminal || (self && strcmp(it->name, self) == 0))
-			continue;
-		ctl_copy(names[n], CTL_NAME_MAX, it->name);
-		others[n] = (struct ctl_other){ .name = names[n], .creation_ms = it->creation_ms,
-						.dispatched = it->dispatched, .terminal = false,
-						.deleting = it->deleting };
-		n++;
-	}
-	pthread_mutex_unlock(&sh->lock);
-	return n;
 }
 
 /* ---------------------------------------------------------------- PodCheckpoints */
@@ -567,7 +369,7 @@ int ctl_store_pcp_put(struct ctl_store *s, json_object *pcp, uint64_t epoch,
 {
 	const char *ns = kc_json_str(pcp, "metadata.namespace"), *name = kc_json_str(pcp, "metadata.name");
 	const char *uid, *pod, *json;
-	char key[KEY_MAX], oldpod[CTL_NAME_MAX] = "";
+	char key[CTL_STORE_KEY_MAX], oldpod[CTL_NAME_MAX] = "";
 	struct ctl_other x;
 	struct pcp_rec *r = NULL, *old = NULL;
 	struct ctl_smap_shard *sh;
@@ -575,7 +377,7 @@ int ctl_store_pcp_put(struct ctl_store *s, json_object *pcp, uint64_t epoch,
 	uint64_t h;
 	int rc;
 
-	if (make_key(key, sizeof(key), ns, name) || !ns[0])
+	if (ctl_store_key(key, sizeof(key), ns, name) || !ns[0])
 		return -EINVAL;
 	ctl_other_from_pcp(&x, pcp);
 	strip_pcp(pcp, x.terminal);
@@ -613,8 +415,8 @@ int ctl_store_pcp_put(struct ctl_store *s, json_object *pcp, uint64_t epoch,
 	free(old);
 	/* The index (one writer: this informer thread). x.name is borrowed from pcp. */
 	if (oldpod[0] && (!pod || strcmp(oldpod, pod) != 0))
-		idx_remove(s, ns, oldpod, name);
-	rc = idx_set(s, ns, pod, &x);
+		ctl_store_idx_remove(s, ns, oldpod, name);
+	rc = ctl_store_idx_set(s, ns, pod, &x);
 	change_from(chg, r);
 	return rc;
 }
@@ -622,12 +424,12 @@ int ctl_store_pcp_put(struct ctl_store *s, json_object *pcp, uint64_t epoch,
 int ctl_store_pcp_delete(struct ctl_store *s, const char *ns, const char *name,
 			 struct ctl_store_change *chg)
 {
-	char key[KEY_MAX];
+	char key[CTL_STORE_KEY_MAX];
 	struct pcp_rec *r;
 	struct ctl_smap_shard *sh;
 	uint64_t h;
 
-	if (make_key(key, sizeof(key), ns, name))
+	if (ctl_store_key(key, sizeof(key), ns, name))
 		return -ENOENT;
 	h = ctl_smap_hash(key);
 	sh = ctl_smap_shard(&s->pcps, h);
@@ -636,7 +438,7 @@ int ctl_store_pcp_delete(struct ctl_store *s, const char *ns, const char *name,
 	pthread_mutex_unlock(&sh->lock);
 	if (!r)
 		return -ENOENT;
-	idx_remove(s, ns, r->buf + r->pod_off, name);
+	ctl_store_idx_remove(s, ns, r->buf + r->pod_off, name);
 	bytes_add(s, 0, sizeof(*r) + r->json_off + r->json_len + 1);
 	change_from(chg, r);
 	free(r);
@@ -653,7 +455,7 @@ void ctl_store_pcp_sweep(struct ctl_store *s, uint64_t epoch, ctl_store_gone_fn 
 
 		next = gone->next;
 		split_key(gone->key, ns, sizeof(ns), name, sizeof(name));
-		idx_remove(s, ns, r->buf + r->pod_off, name);
+		ctl_store_idx_remove(s, ns, r->buf + r->pod_off, name);
 		bytes_add(s, 0, sizeof(*r) + r->json_off + r->json_len + 1);
 		if (fn)
 			fn(arg, ns, name, r->buf, r->buf + r->pod_off);
@@ -664,7 +466,7 @@ void ctl_store_pcp_sweep(struct ctl_store *s, uint64_t epoch, ctl_store_gone_fn 
 
 json_object *ctl_store_pcp_get(struct ctl_store *s, const char *ns, const char *name)
 {
-	char key[KEY_MAX];
+	char key[CTL_STORE_KEY_MAX];
 	struct pcp_rec *r;
 	struct ctl_smap_shard *sh;
 	json_object *obj = NULL;
@@ -672,7 +474,7 @@ json_object *ctl_store_pcp_get(struct ctl_store *s, const char *ns, const char *
 	size_t len = 0;
 	uint64_t h;
 
-	if (make_key(key, sizeof(key), ns, name))
+	if (ctl_store_key(key, sizeof(key), ns, name))
 		return NULL;
 	h = ctl_smap_hash(key);
 	sh = ctl_smap_shard(&s->pcps, h);
