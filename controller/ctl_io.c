@@ -7,6 +7,8 @@
  */
 #include "ctl_io.h"
 #include "ctl_gather.h"
+#include "ctl_mem.h"
+#include "ctl_store.h"
 #include "ctl_trust.h"
 
 #include <errno.h>
@@ -28,87 +30,6 @@
 
 #define TOKEN_MAX 16384
 
-/* What this controller remembers about one job (by CR uid). */
-struct ctl_mem {
-	struct ctl_mem *next;
-	char uid[CTL_UID_MAX];
-	int64_t first_seen_ms;
-	int64_t last_contact_ms;
-	enum ctl_answer answer;
-	char answer_reason[CTL_REASON_MAX];
-	char answer_message[CTL_MSG_MAX];
-	int64_t answer_failed_since_ms;
-	int64_t delete_failing_since_ms;
-	char last_error[CTL_MSG_MAX];
-	size_t ncontainers; /* the job's container count, kept for polls after the pod is gone */
-	unsigned busy_count; /* busy answers in a row */
-	bool queued_event_sent;
-	char *cert_pem; /* the Secret's public tls.crt used at dispatch (not secret data) */
-};
-
-/* ---------------------------------------------------------------- memory records */
-
-static struct ctl_mem *mem_find_locked(struct ctl_ctx *ctx, const char *uid)
-{
-	for (struct ctl_mem *m = ctx->mem; m; m = m->next)
-		if (strcmp(m->uid, uid) == 0)
-			return m;
-	return NULL;
-}
-
-/* Copies the record of uid into *out (creating it with first_seen = now). */
-static int mem_snapshot(struct ctl_ctx *ctx, const char *uid, int64_t now, struct ctl_mem *out)
-{
-	struct ctl_mem *m;
-	int rc = 0;
-
-	pthread_mutex_lock(&ctx->mem_lock);
-	m = mem_find_locked(ctx, uid);
-	if (!m) {
-		m = calloc(1, sizeof(*m));
-		if (!m) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		ctl_copy(m->uid, sizeof(m->uid), uid);
-		m->first_seen_ms = now;
-		m->next = ctx->mem;
-		ctx->mem = m;
-	}
-	*out = *m;
-	out->next = NULL;
-	out->cert_pem = m->cert_pem ? strdup(m->cert_pem) : NULL;
-out:
-	pthread_mutex_unlock(&ctx->mem_lock);
-	return rc;
-}
-
-static void mem_free(struct ctl_mem *m)
-{
-	if (!m)
-		return;
-	free(m->cert_pem);
-	free(m);
-}
-
-static void mem_forget(struct ctl_ctx *ctx, const char *uid)
-{
-	struct ctl_mem **pp, *m = NULL;
-
-	if (!uid)
-		return;
-	pthread_mutex_lock(&ctx->mem_lock);
-	for (pp = &ctx->mem; *pp; pp = &(*pp)->next) {
-		if (strcmp((*pp)->uid, uid) == 0) {
-			m = *pp;
-			*pp = m->next;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&ctx->mem_lock);
-	mem_free(m);
-}
-
 static enum ctl_answer answer_of(enum ch_state_kind k)
 {
 	switch (k) {
@@ -127,283 +48,6 @@ static enum ctl_answer answer_of(enum ch_state_kind k)
 	default:
 		return CTL_ANS_REFUSED;
 	}
-}
-
-/* Records the outcome of one ch_call (rc, and the state when rc == 0). */
-static void mem_record_call(struct ctl_ctx *ctx, const char *uid, int64_t now, int rc,
-			    const struct ch_state *st, const char *err, const struct ch_job *job,
-			    size_t ncontainers)
-{
-	struct ctl_mem *m;
-
-	pthread_mutex_lock(&ctx->mem_lock);
-	m = mem_find_locked(ctx, uid);
-	if (!m)
-		goto out;
-	if (job && job->op == CH_OP_CHECKPOINT) {
-		if (ncontainers)
-			m->ncontainers = ncontainers;
-		if (job->cert_pem && !m->cert_pem)
-			m->cert_pem = strdup(job->cert_pem);
-	}
-	if (rc != 0) {
-		ctl_copy(m->last_error, sizeof(m->last_error), err);
-		goto out;
-	}
-	m->last_contact_ms = now;
-	m->last_error[0] = '\0';
-	if (answer_of(st->state) == CTL_ANS_FAILED && m->answer != CTL_ANS_FAILED)
-		m->answer_failed_since_ms = now;
-	m->answer = answer_of(st->state);
-	m->busy_count = m->answer == CTL_ANS_BUSY ? m->busy_count + 1 : 0;
-	ctl_copy(m->answer_reason, sizeof(m->answer_reason), st->reason);
-	ctl_copy(m->answer_message, sizeof(m->answer_message), st->message);
-out:
-	pthread_mutex_unlock(&ctx->mem_lock);
-}
-
-static void mem_delete_result(struct ctl_ctx *ctx, const char *uid, int64_t now, bool ok,
-			      const char *err)
-{
-	struct ctl_mem *m;
-
-	pthread_mutex_lock(&ctx->mem_lock);
-	m = mem_find_locked(ctx, uid);
-	if (m) {
-		if (ok)
-			m->delete_failing_since_ms = 0;
-		else if (!m->delete_failing_since_ms)
-			m->delete_failing_since_ms = now;
-		ctl_copy(m->last_error, sizeof(m->last_error), ok ? "" : err);
-	}
-	pthread_mutex_unlock(&ctx->mem_lock);
-}
-
-/* ---------------------------------------------------------------- caches */
-
-static size_t inf_index(struct ctl_ctx *ctx, const char *ns)
-{
-	if (ctx->opts->nwatch == 0)
-		return 0;
-	for (size_t i = 0; i < ctx->opts->nwatch; i++)
-		if (strcmp(ctx->opts->watch_ns[i], ns) == 0)
-			return i;
-	return (size_t)-1;
-}
-
-json_object *ctl_ctx_cache_get(struct ctl_ctx *ctx, struct kc_informer **inf, const char *ns,
-			       const char *name)
-{
-	size_t i = inf_index(ctx, ns);
-
-	if (i == (size_t)-1 || i >= ctx->ninf || !inf[i])
-		return NULL;
-	return kc_cache_get(kc_informer_cache(inf[i]), ns, name);
-}
-
-struct sibling_scan {
-	const char *ns;
-	const char *pod;
-	const char *self; /* name to skip, or NULL */
-	/* collect mode */
-	struct ctl_other *others;
-	char (*names)[CTL_NAME_MAX];
-	size_t n, cap;
-	/* enqueue mode */
-	struct ctl_queue *q;
-	bool only_non_terminal;
-};
-
-static void sibling_cb(void *arg, json_object *pcp)
-{
-	struct sibling_scan *s = arg;
-	const char *ns = kc_json_str(pcp, "metadata.namespace");
-	const char *name = kc_json_str(pcp, "metadata.name");
-	const char *pod = kc_json_str(pcp, "spec.podName");
-	struct ctl_other x;
-	char key[CTL_QUEUE_KEY_MAX];
-
-	if (!ns || !name || !pod || strcmp(ns, s->ns) != 0 || strcmp(pod, s->pod) != 0)
-		return;
-	if (s->self && strcmp(name, s->self) == 0)
-		return;
-	ctl_other_from_pcp(&x, pcp);
-	if (x.terminal && s->only_non_terminal)
-		return;
-	if (s->q) {
-		snprintf(key, sizeof(key), "%s/%s", ns, name);
-		ctl_queue_add(s->q, key);
-		return;
-	}
-	if (x.terminal || s->n >= s->cap)
-		return;
-	ctl_copy(s->names[s->n], CTL_NAME_MAX, name);
-	x.name = s->names[s->n];
-	s->others[s->n++] = x;
-}
-
-static void scan_siblings(struct ctl_ctx *ctx, struct sibling_scan *s)
-{
-	size_t i = inf_index(ctx, s->ns);
-
-	if (i == (size_t)-1 || i >= ctx->ninf || !ctx->pcp_inf[i])
-		return;
-	kc_cache_foreach(kc_informer_cache(ctx->pcp_inf[i]), sibling_cb, s);
-}
-
-/* ---------------------------------------------------------------- informer callbacks */
-
-static void on_pcp_event(void *arg, enum kc_event_type type, json_object *obj)
-{
-	struct ctl_ctx *ctx = arg;
-	const char *ns = kc_json_str(obj, "metadata.namespace");
-	const char *name = kc_json_str(obj, "metadata.name");
-	const char *pod = kc_json_str(obj, "spec.podName");
-	const char *phase = kc_json_str(obj, "status.phase");
-	char key[CTL_QUEUE_KEY_MAX];
-	bool done;
-
-	if (!ns || !name || type == KC_BOOKMARK || type == KC_ERROR)
-		return;
-	snprintf(key, sizeof(key), "%s/%s", ns, name);
-	ctl_queue_add(ctx->q, key);
-	done = type == KC_DELETED || (phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed")));
-	if (type == KC_DELETED)
-		mem_forget(ctx, kc_json_str(obj, "metadata.uid"));
-	if (done && pod) {
-		/* The pod is free again: wake the CRs waiting for it. */
-		struct sibling_scan s = { .ns = ns, .pod = pod, .self = name, .q = ctx->q,
-					  .only_non_terminal = true };
-
-		scan_siblings(ctx, &s);
-	}
-}
-
-static void on_pod_event(void *arg, enum kc_event_type type, json_object *obj)
-{
-	struct ctl_ctx *ctx = arg;
-	struct sibling_scan s = { .q = ctx->q, .only_non_terminal = true };
-
-	if (type == KC_BOOKMARK || type == KC_ERROR)
-		return;
-	s.ns = kc_json_str(obj, "metadata.namespace");
-	s.pod = kc_json_str(obj, "metadata.name");
-	if (!s.ns || !s.pod)
-		return;
-	scan_siblings(ctx, &s);
-}
-
-static void enqueue_cb(void *arg, json_object *pcp)
-{
-	struct ctl_ctx *ctx = arg;
-	const char *ns = kc_json_str(pcp, "metadata.namespace");
-	const char *name = kc_json_str(pcp, "metadata.name");
-	char key[CTL_QUEUE_KEY_MAX];
-
-	if (!ns || !name)
-		return;
-	snprintf(key, sizeof(key), "%s/%s", ns, name);
-	ctl_queue_add(ctx->q, key);
-}
-
-void ctl_ctx_enqueue_all(struct ctl_ctx *ctx)
-{
-	for (size_t i = 0; i < ctx->ninf; i++)
-		if (ctx->pcp_inf[i])
-			kc_cache_foreach(kc_informer_cache(ctx->pcp_inf[i]), enqueue_cb, ctx);
-}
-
-/* ---------------------------------------------------------------- context */
-
-int ctl_ctx_init(struct ctl_ctx *ctx, const struct ctl_options *opts, struct kc_config *cfg,
-		 struct ctl_queue *q)
-{
-	memset(ctx, 0, sizeof(*ctx));
-	ctx->opts = opts;
-	ctx->cfg = cfg;
-	ctx->q = q;
-	ctx->pol.helper_wait_seconds = opts->helper_wait_seconds;
-	ctx->pol.job_margin_seconds = opts->job_margin_seconds;
-	ctx->pol.queue_wait_seconds = opts->queue_wait_seconds;
-	ctx->pol.poll_seconds = opts->poll_seconds;
-	ctx->pol.allow_expired = opts->allow_expired;
-	ctx->src.controller = CTL_REPORTING_CONTROLLER;
-	ctx->src.instance = opts->identity;
-	ctx->ninf = opts->nwatch ? opts->nwatch : 1;
-	pthread_mutex_init(&ctx->mem_lock, NULL);
-	return 0;
-}
-
-int ctl_ctx_start_informers(struct ctl_ctx *ctx)
-{
-	int rc = 0;
-
-	for (size_t i = 0; i < ctx->ninf; i++) {
-		const char *ns = ctx->opts->nwatch ? ctx->opts->watch_ns[i] : NULL;
-		struct kc_informer_opts io = {
-			.res = &KC_RES_PODCHECKPOINTS,
-			.ns = ns,
-			.on_event = on_pcp_event,
-			.arg = ctx,
-			.resync_seconds = CTL_INFORMER_RESYNC_SECONDS,
-		};
-
-		rc = kc_informer_start(ctx->cfg, &io, &ctx->pcp_inf[i]);
-		if (rc) {
-			LOG_ERROR("msg=\"cannot start informer\" resource=podcheckpoints ns=%s rc=%d",
-				  ns ? ns : "*", rc);
-			goto out;
-		}
-		io.res = &KC_RES_PODS;
-		io.on_event = on_pod_event;
-		rc = kc_informer_start(ctx->cfg, &io, &ctx->pod_inf[i]);
-		if (rc) {
-			LOG_ERROR("msg=\"cannot start informer\" resource=pods ns=%s rc=%d",
-				  ns ? ns : "*", rc);
-			goto out;
-		}
-	}
-out:
-	return rc;
-}
-
-int ctl_ctx_wait_synced(struct ctl_ctx *ctx, long timeout_ms, volatile sig_atomic_t *stop)
-{
-	long waited = 0;
-
-	for (size_t i = 0; i < ctx->ninf; i++) {
-		struct kc_informer *all[2] = { ctx->pcp_inf[i], ctx->pod_inf[i] };
-
-		for (size_t j = 0; j < 2; j++) {
-			while (all[j] && kc_informer_wait_synced(all[j], 200) != 0) {
-				waited += 200;
-				if (stop && *stop)
-					return -EINTR;
-				if (waited >= timeout_ms)
-					return -ETIMEDOUT;
-			}
-		}
-	}
-	return 0;
-}
-
-void ctl_ctx_cleanup(struct ctl_ctx *ctx)
-{
-	struct ctl_mem *m;
-
-	if (!ctx || !ctx->opts)
-		return;
-	for (size_t i = 0; i < ctx->ninf; i++) {
-		kc_informer_free(ctx->pcp_inf[i]);
-		kc_informer_free(ctx->pod_inf[i]);
-		ctx->pcp_inf[i] = ctx->pod_inf[i] = NULL;
-	}
-	while ((m = ctx->mem)) {
-		ctx->mem = m->next;
-		mem_free(m);
-	}
-	pthread_mutex_destroy(&ctx->mem_lock);
-	ctx->opts = NULL;
 }
 
 /* ---------------------------------------------------------------- applying */
@@ -551,7 +195,7 @@ static void action_names(unsigned a, char *buf, size_t cap)
 		snprintf(buf, cap, "none");
 }
 
-static int do_helper_job(struct ctl_ctx *ctx, const struct ctl_obs *o, const struct ctl_mem *mem,
+static int do_helper_job(struct ctl_ctx *ctx, const struct ctl_obs *o, const struct ctl_mem_view *mem,
 			 const char *pem, const char *what)
 {
 	struct ch_job job;
@@ -566,7 +210,8 @@ static int do_helper_job(struct ctl_ctx *ctx, const struct ctl_obs *o, const str
 	rc = call_helper(ctx, o, &job,
 			 strcmp(what, "dispatch") == 0 ? CTL_CH_WAIT_MS : CTL_CH_POLL_WAIT_MS, &st, err,
 			 sizeof(err));
-	mem_record_call(ctx, o->uid, kc_now_ms(), rc, &st, err, &job, ctl_obs_job_containers(o));
+	ctl_mem_record_call(ctx->mem, o->uid, kc_now_ms(), rc, answer_of(st.state), st.reason,
+			    st.message, err, true, job.cert_pem, ctl_obs_job_containers(o));
 	if (rc)
 		LOG_WARN("msg=\"node helper unreachable\" pcp=%s/%s op=%s node=%s endpoint=%s rc=%d error=\"%s\"",
 			 o->ns, o->name, what, o->st_node, o->endpoint, rc, err);
@@ -582,7 +227,7 @@ static int do_helper_job(struct ctl_ctx *ctx, const struct ctl_obs *o, const str
 }
 
 /* delete-artifact; 0 when the helper confirmed (the finalizer may go). */
-static int do_delete_artifact(struct ctl_ctx *ctx, const struct ctl_obs *o, const struct ctl_mem *mem)
+static int do_delete_artifact(struct ctl_ctx *ctx, const struct ctl_obs *o, const struct ctl_mem_view *mem)
 {
 	struct ch_job job;
 	struct ch_state st;
@@ -598,7 +243,7 @@ static int do_delete_artifact(struct ctl_ctx *ctx, const struct ctl_obs *o, cons
 		ctl_fmt(err, sizeof(err), "the helper answered %s: %s", ch_state_name(st.state), st.message);
 		rc = st.state == CH_FAILED || st.state == CH_REFUSED ? -EIO : -EINPROGRESS;
 	}
-	mem_delete_result(ctx, o->uid, kc_now_ms(), rc == 0, err);
+	ctl_mem_delete_result(ctx->mem, o->uid, kc_now_ms(), rc == 0, err);
 	LOG_INFO("msg=\"delete-artifact\" pcp=%s/%s node=%s path=%s rc=%d error=\"%s\"", o->ns, o->name,
 		 o->st_node, o->artifact_path, rc, err);
 	ch_job_cleanup(&job);
@@ -620,18 +265,6 @@ static void do_cancel(struct ctl_ctx *ctx, const struct ctl_obs *o)
 	LOG_INFO("msg=\"cancel sent\" pcp=%s/%s uid=%s node=%s rc=%d state=%s error=\"%s\"", o->ns,
 		 o->name, o->uid, o->st_node, rc, rc == 0 ? ch_state_name(st.state) : "-", err);
 	ch_job_cleanup(&job);
-}
-
-/* Records the one-time Queued Event and the busy count. */
-static void mem_mark_queued_event(struct ctl_ctx *ctx, const char *uid)
-{
-	struct ctl_mem *m;
-
-	pthread_mutex_lock(&ctx->mem_lock);
-	m = mem_find_locked(ctx, uid);
-	if (m)
-		m->queued_event_sent = true;
-	pthread_mutex_unlock(&ctx->mem_lock);
 }
 
 static int delete_cr(struct kc_client *c, const struct ctl_obs *o)
@@ -661,14 +294,15 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 {
 	struct ctl_obs *o = NULL;
 	struct ctl_decision *d = NULL;
-	struct ctl_mem *mem = NULL;
+	struct ctl_mem_view *mem = NULL;
+	struct ctl_store *store = NULL;
 	struct ctl_other *others = NULL;
 	char(*names)[CTL_NAME_MAX] = NULL;
 	json_object *pcp = NULL;
 	char ns[CTL_NS_MAX], name[CTL_NAME_MAX], rv[64], acts[128];
 	char *pem = NULL;
 	const char *slash = strchr(key, '/');
-	bool pre_dispatch;
+	bool pre_dispatch, need_mem;
 	int rc = 0;
 
 	*requeue_ms = -1;
@@ -678,7 +312,8 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 	ns[slash - key] = '\0';
 	ctl_copy(name, sizeof(name), slash + 1);
 
-	pcp = ctl_ctx_cache_get(ctx, ctx->pcp_inf, ns, name);
+	store = ctl_ctx_store(ctx, ns);
+	pcp = store ? ctl_store_pcp_get(store, ns, name) : NULL;
 	if (!pcp)
 		goto out; /* deleted: nothing to do */
 	o = calloc(1, sizeof(*o));
@@ -695,7 +330,12 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 	}
 	o->now_ms = kc_now_ms();
 	ctl_copy(rv, sizeof(rv), kc_json_str(pcp, "metadata.resourceVersion"));
-	rc = mem_snapshot(ctx, o->uid, o->now_ms, mem);
+	/* A terminal CR (as the cache shows it) never dispatches again: its
+	 * memory goes, unless an artifact deletion still needs its record. */
+	need_mem = !ctl_phase_terminal(o->phase) || (o->deleting && o->has_finalizer);
+	if (!need_mem)
+		ctl_mem_forget(ctx->mem, o->uid);
+	rc = ctl_mem_snapshot(ctx->mem, o->uid, o->now_ms, need_mem, mem);
 	if (rc)
 		goto out;
 	o->first_seen_ms = mem->first_seen_ms;
@@ -720,7 +360,6 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 			goto out;
 		if (o->pod_exists) {
 			size_t cap = 64;
-			struct sibling_scan s = { .ns = o->ns, .pod = o->pod_name, .self = o->name };
 
 			others = calloc(cap, sizeof(*others));
 			names = calloc(cap, sizeof(*names));
@@ -728,12 +367,9 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 				rc = -ENOMEM;
 				goto out;
 			}
-			s.others = others;
-			s.names = names;
-			s.cap = cap;
-			scan_siblings(ctx, &s);
 			o->others = others;
-			o->nothers = s.n;
+			o->nothers = ctl_store_siblings(store, o->ns, o->pod_name, o->name, others,
+							names, cap);
 		}
 	} else if (!ctl_phase_terminal(o->phase) && o->st_node[0] && !o->deleting) {
 		rc = ctl_gather_pod(ctx, c, o, false); /* for the container count only */
@@ -783,7 +419,7 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 	if (d->event) {
 		emit_event(ctx, c, o, d, pcp);
 		if (d->queued_event)
-			mem_mark_queued_event(ctx, o->uid);
+			ctl_mem_mark_queued_event(ctx->mem, o->uid);
 	}
 	if (d->actions & CTL_ACT_CANCEL)
 		do_cancel(ctx, o);
@@ -816,8 +452,7 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 	}
 	*requeue_ms = d->requeue_ms;
 out:
-	if (mem)
-		free(mem->cert_pem);
+	ctl_mem_view_cleanup(mem);
 	free(mem);
 	if (pem)
 		OPENSSL_cleanse(pem, strlen(pem));

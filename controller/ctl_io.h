@@ -5,12 +5,13 @@
  *   - options and policy (read-only after ctl_ctx_init);
  *   - the kc_config (shared, thread-safe);
  *   - the work queue (thread-safe);
- *   - the PodCheckpoint and Pod informers (their caches are thread-safe);
- *   - the in-memory record of each job's helper answers, keyed by CR uid,
- *     under its own mutex (owned by ctl_io.c, nothing else touches it).
+ *   - the PodCheckpoint and Pod informers (projection mode) and the compact
+ *     cache they fill (ctl_store.h, thread-safe), wired in ctl_ctx.c;
+ *   - the in-memory record of each job's helper answers, keyed by CR uid
+ *     (ctl_mem.h, thread-safe).
  *
  * ctl_reconcile_key() runs on a worker thread with that thread's own
- * kc_client. It reads the caches, GETs the Secret and the helper Lease,
+ * kc_client. It reads the caches, GETs the Secret (before a dispatch) and the helper Lease,
  * decides, then applies: finalizer, status (/status merge patch with the
  * resourceVersion precondition), Event, then the helper call (dispatch,
  * poll or delete-artifact) through ch_call with a short wait.
@@ -27,12 +28,25 @@
 #include "ctl_reconcile.h"
 #include "kc.h"
 
-#define CTL_INFORMER_RESYNC_SECONDS 30
+/* The safety-net pass: every CR is reconciled again this often (spread over
+ * one CR per millisecond). Everything time-driven asks for its own requeue;
+ * this only catches what an event could have missed. */
+#define CTL_SAFETY_PASS_SECONDS 600
+#define CTL_CONFLICT_RETRY_MS 1000L /* after a 409: the watch brings the new object first */
 #define CTL_CH_CONNECT_TIMEOUT_MS 3000L
 #define CTL_CH_WAIT_MS 1500L      /* dispatch: wait a little for an early final state */
 #define CTL_CH_POLL_WAIT_MS 200L  /* poll: the current state is enough */
 
-struct ctl_mem; /* per-uid record, private to ctl_io.c */
+struct ctl_store;
+struct ctl_mem_table;
+struct ctl_node_cache;
+struct ctl_ctx;
+
+/* One watched namespace (or all): its informers' callbacks' argument. */
+struct ctl_bind {
+	struct ctl_ctx *ctx;
+	struct ctl_store *store;
+};
 
 struct ctl_ctx {
 	const struct ctl_options *opts; /* borrowed */
@@ -41,10 +55,12 @@ struct ctl_ctx {
 	struct ctl_queue *q;            /* borrowed */
 	struct kc_event_source src;
 	size_t ninf;                    /* informers per kind: 1 (all) or nwatch */
-	struct kc_informer *pcp_inf[CTL_MAX_WATCH_NS];
-	struct kc_informer *pod_inf[CTL_MAX_WATCH_NS];
-	pthread_mutex_t mem_lock;
-	struct ctl_mem *mem;            /* list, under mem_lock */
+	struct kc_informer *pcp_inf[CTL_MAX_WATCH_NS]; /* projection mode, into store */
+	struct kc_informer *pod_inf[CTL_MAX_WATCH_NS]; /* projection mode, into store */
+	struct ctl_bind bind[CTL_MAX_WATCH_NS];        /* owns its store */
+	struct ctl_mem_table *mem;      /* per-uid memory (ctl_mem.h) */
+	struct kc_informer *lease_inf;  /* the helpers' Leases in opts->ns (cache mode: a few) */
+	struct ctl_node_cache *nodes;   /* endpoint-on-node verdicts (ctl_gather.c) */
 };
 
 /* Sets up the context (no threads, no I/O). */
@@ -56,9 +72,8 @@ int ctl_ctx_start_informers(struct ctl_ctx *ctx);
 int ctl_ctx_wait_synced(struct ctl_ctx *ctx, long timeout_ms, volatile sig_atomic_t *stop);
 /* Enqueues every cached PodCheckpoint (when leadership starts). */
 void ctl_ctx_enqueue_all(struct ctl_ctx *ctx);
-/* A cached object of one of ctx's informers (borrowed from the cache), or NULL. */
-json_object *ctl_ctx_cache_get(struct ctl_ctx *ctx, struct kc_informer **inf, const char *ns,
-			       const char *name);
+/* The compact cache of namespace ns (borrowed), or NULL when ns is not watched. */
+struct ctl_store *ctl_ctx_store(struct ctl_ctx *ctx, const char *ns);
 /* Stops the informers and frees the memory records. NULL-safe fields. */
 void ctl_ctx_cleanup(struct ctl_ctx *ctx);
 

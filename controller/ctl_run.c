@@ -4,6 +4,7 @@
 #include "ctl_run.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -90,8 +91,9 @@ static void *worker_main(void *arg)
 			mx_counter_add(ctl_mx_reconcile_errors, 1,
 				       MX_LV(rc == -EAGAIN ? "conflict" : "error"));
 		if (rc == -EAGAIN) {
-			/* Conflict: decide again as soon as the cache has the new object. */
-			ctl_queue_add_rate_limited(ctx->q, key);
+			/* Conflict: the watch event of the newer object re-adds the key
+			 * (no hot loop against a stale cache); this is the fallback. */
+			ctl_queue_add_after(ctx->q, key, CTL_CONFLICT_RETRY_MS);
 		} else if (rc) {
 			LOG_WARN("msg=\"reconcile failed, retrying with backoff\" key=%s rc=%d failures=%u",
 				 key, rc, ctl_queue_failures(ctx->q, key) + 1);
@@ -177,6 +179,9 @@ int ctl_run(const struct ctl_options *opts, volatile sig_atomic_t *stop)
 
 	memset(&pool, 0, sizeof(pool));
 	memset(&ctx, 0, sizeof(ctx));
+	/* Two malloc arenas, not 8 per core: every thread allocating in its own
+	 * arena keeps freed memory scattered over many heaps. */
+	mallopt(M_ARENA_MAX, 2);
 	log_set_component("controller");
 	if (log_set_level_name(opts->log_level) != 0)
 		LOG_WARN("msg=\"unknown log level, using info\" level=%s", opts->log_level);

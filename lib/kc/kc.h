@@ -233,7 +233,27 @@ struct kc_informer_opts {
 	 * KC_DELETED for those that vanished. */
 	void (*on_event)(void *arg, enum kc_event_type type, json_object *obj);
 	void *arg;
-	int resync_seconds; /* >0: call on_event(KC_MODIFIED) for every cached object this often */
+	/* >0: call on_event(KC_MODIFIED) for every cached object this often (in
+	 * projection mode: call resync(arg)). 0: never (e.g. for pods). */
+	int resync_seconds;
+	/*
+	 * Projection mode (project != NULL), for large caches: the informer keeps
+	 * no json-c trees and no cache (kc_informer_cache returns NULL, on_event
+	 * is not called); the consumer keeps its own compact records. Each object
+	 * is handed to project() (borrowed: the tree is freed right after) from
+	 * the informer thread. LIST pages are handed over one at a time (at most
+	 * one page of 500 objects is parsed at once). Every complete LIST has a
+	 * new epoch (1, 2, ...): listed objects come with type KC_ADDED and that
+	 * epoch, watch events (ADDED, MODIFIED, DELETED) with the current epoch;
+	 * after the last page sweep(arg, epoch) says that whatever the consumer
+	 * holds that was not handed over with that epoch has vanished (it treats
+	 * it as deleted). project returns 0 or a negative code: in a LIST, the
+	 * list is retried with backoff; in a watch, the watch is resumed from the
+	 * event before (the event comes again).
+	 */
+	int (*project)(void *arg, enum kc_event_type type, json_object *obj, uint64_t epoch);
+	void (*sweep)(void *arg, uint64_t epoch);
+	void (*resync)(void *arg); /* projection mode only; may be NULL */
 };
 
 /*
@@ -250,7 +270,7 @@ void kc_informer_free(struct kc_informer *inf);
 bool kc_informer_synced(struct kc_informer *inf);
 /* Waits until synced or timeout_ms passes; 0 or -ETIMEDOUT. */
 int kc_informer_wait_synced(struct kc_informer *inf, long timeout_ms);
-/* The informer's cache (borrowed). */
+/* The informer's cache (borrowed); NULL in projection mode. */
 struct kc_cache *kc_informer_cache(struct kc_informer *inf);
 
 /* ---------------------------------------------------------------- events */
@@ -281,6 +301,8 @@ struct kc_lease {
 };
 
 void kc_lease_cleanup(struct kc_lease *l);
+/* Fills out from a Lease object (borrowed), e.g. one of an informer's cache. */
+void kc_lease_from_object(json_object *obj, struct kc_lease *out);
 int kc_lease_get(struct kc_client *c, const char *ns, const char *name, struct kc_lease *out,
 		 struct kc_status *st);
 /*

@@ -15,6 +15,9 @@
 #include "mx.h"
 #include "log.h"
 
+/* Response buffer capacity kept between requests; past it, freed. */
+#define KC_KEEP_RESPONSE (256u * 1024u)
+
 /* Non-2xx bodies of a watch (a Status) are small. */
 #define KC_MAX_ERROR_BODY (64u * 1024u)
 
@@ -213,6 +216,12 @@ static int perform(struct kc_client *c, const char *method, const char *path,
 	*http = 0;
 	kc_status_clear(st);
 	dbuf_init(&url, 64 * 1024);
+	if (c->resp.cap > KC_KEEP_RESPONSE) {
+		/* A large answer (a LIST page) is not kept for the next small one. */
+		kc_client_wipe_response(c);
+		dbuf_cleanup(&c->resp);
+		dbuf_init(&c->resp, KC_MAX_RESPONSE);
+	}
 	dbuf_reset(&c->resp);
 	c->overflow = false;
 	c->data_rc = 0;

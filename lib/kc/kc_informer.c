@@ -8,6 +8,12 @@
  * (0.5 s doubling to 30 s, jittered) and watch again from the last RV.
  * The stop flag is checked by curl's progress callback (about once per
  * second) and by every backoff wait, so kc_informer_free returns within ~1 s.
+ *
+ * Two modes (kc.h): the cache mode keeps every object as a json-c tree in a
+ * kc_cache (small caches: Leases, tests); the projection mode keeps nothing,
+ * hands each object to the consumer's project() as it is parsed, one LIST
+ * page at a time, and finds vanished objects by mark and sweep (an epoch per
+ * complete LIST, the consumer sweeps what it did not see in it).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -35,6 +41,9 @@ struct kc_informer {
 	void (*on_event)(void *arg, enum kc_event_type type, json_object *obj);
 	void *arg;
 	int resync_seconds;
+	int (*project)(void *arg, enum kc_event_type type, json_object *obj, uint64_t epoch);
+	void (*sweep)(void *arg, uint64_t epoch);
+	void (*resync)(void *arg);
 
 	pthread_t thread;
 	bool started;
@@ -50,6 +59,7 @@ struct kc_informer {
 	unsigned seed;
 	unsigned events;
 	int64_t next_resync_ms;
+	uint64_t epoch; /* projection mode: of the current (or last complete) LIST */
 };
 
 static int64_t mono_ms(void)
@@ -146,6 +156,11 @@ static void maybe_resync(struct kc_informer *inf)
 	if (inf->resync_seconds <= 0 || !inf->synced || mono_ms() < inf->next_resync_ms)
 		return;
 	inf->next_resync_ms = mono_ms() + (int64_t)inf->resync_seconds * 1000;
+	if (inf->project) {
+		if (inf->resync)
+			inf->resync(inf->arg);
+		return;
+	}
 	all = json_object_new_array();
 	if (!all)
 		return;
@@ -180,16 +195,22 @@ static int build_query(struct kc_informer *inf, char *q, size_t cap)
 	return rc;
 }
 
-/* All pages into *items; the list's resourceVersion into rv. */
+/*
+ * All pages: into *items (cache mode), or handed to project() page by page
+ * with a new epoch (projection mode, *items stays NULL). The list's
+ * resourceVersion into rv.
+ */
 static int list_all(struct kc_informer *inf, json_object **items, char *rv, size_t rvcap)
 {
 	char q[4096], path[8192], cont[4096] = "";
-	json_object *all = json_object_new_array(), *page = NULL;
+	json_object *all = NULL, *page = NULL;
 	struct kc_status st;
 	int rc, restarts = 0;
 
 	*items = NULL;
-	if (!all)
+	if (inf->project)
+		inf->epoch++;
+	else if (!(all = json_object_new_array()))
 		return -ENOMEM;
 	for (;;) {
 		const char *next, *prv;
@@ -210,6 +231,10 @@ static int list_all(struct kc_informer *inf, json_object **items, char *rv, size
 			LOG_INFO("msg=\"list continue token expired, restarting list\" resource=%s",
 				 inf->res->plural);
 			cont[0] = '\0';
+			if (inf->project) {
+				inf->epoch++; /* what the first pages handed over is swept unless listed again */
+				continue;
+			}
 			json_object_put(all);
 			all = json_object_new_array();
 			if (!all) {
@@ -232,6 +257,12 @@ static int list_all(struct kc_informer *inf, json_object **items, char *rv, size
 			json_object *it = json_object_array_get_idx(arr, i);
 
 			fill_type(inf->res, it);
+			if (inf->project) {
+				rc = inf->project(inf->arg, KC_ADDED, it, inf->epoch);
+				if (rc)
+					goto out;
+				continue;
+			}
 			if (json_object_array_add(all, json_object_get(it))) {
 				rc = -ENOMEM;
 				goto out;
@@ -280,6 +311,39 @@ static void find_gone(void *arg, json_object *obj)
 	json_object_put(o);
 }
 
+static void set_synced(struct kc_informer *inf)
+{
+	if (inf->synced)
+		return;
+	pthread_mutex_lock(&inf->lock);
+	inf->synced = true;
+	pthread_cond_broadcast(&inf->cond);
+	pthread_mutex_unlock(&inf->lock);
+	inf->next_resync_ms = mono_ms() + (int64_t)inf->resync_seconds * 1000;
+}
+
+/* Projection mode: the pages went to project() already; sweep what vanished. */
+static int relist_projected(struct kc_informer *inf)
+{
+	json_object *none = NULL;
+	char rv[sizeof(inf->rv)] = "";
+	int rc;
+
+	kc_metrics_relist(inf->res->plural);
+	rc = list_all(inf, &none, rv, sizeof(rv));
+	json_object_put(none);
+	if (rc)
+		return rc;
+	if (inf->sweep)
+		inf->sweep(inf->arg, inf->epoch);
+	snprintf(inf->rv, sizeof(inf->rv), "%s", rv);
+	inf->need_list = false;
+	LOG_INFO("msg=\"listed\" resource=%s ns=%s epoch=%llu rv=%s", inf->res->plural,
+		 inf->ns ? inf->ns : "", (unsigned long long)inf->epoch, inf->rv);
+	set_synced(inf);
+	return 0;
+}
+
 static int relist(struct kc_informer *inf)
 {
 	json_object *items = NULL, *gone = NULL;
@@ -290,6 +354,8 @@ static int relist(struct kc_informer *inf)
 	size_t n;
 	int rc;
 
+	if (inf->project)
+		return relist_projected(inf);
 	kc_metrics_relist(inf->res->plural);
 	rc = list_all(inf, &items, rv, sizeof(rv));
 	if (rc)
@@ -319,13 +385,7 @@ static int relist(struct kc_informer *inf)
 	inf->need_list = false;
 	LOG_INFO("msg=\"listed\" resource=%s ns=%s items=%zu deleted=%zu rv=%s", inf->res->plural,
 		 inf->ns ? inf->ns : "", n, json_object_array_length(gone), inf->rv);
-	if (!inf->synced) {
-		pthread_mutex_lock(&inf->lock);
-		inf->synced = true;
-		pthread_cond_broadcast(&inf->cond);
-		pthread_mutex_unlock(&inf->lock);
-		inf->next_resync_ms = mono_ms() + (int64_t)inf->resync_seconds * 1000;
-	}
+	set_synced(inf);
 	for (size_t i = 0; i < n && !atomic_load(&inf->stop); i++)
 		emit(inf, existed[i] ? KC_MODIFIED : KC_ADDED, json_object_array_get_idx(items, i));
 	for (size_t i = 0; i < json_object_array_length(gone) && !atomic_load(&inf->stop); i++)
@@ -345,6 +405,17 @@ static int on_watch_event(void *arg, enum kc_event_type type, json_object *obj)
 	struct kc_informer *inf = arg;
 	json_object *code;
 
+	if (inf->project && (type == KC_ADDED || type == KC_MODIFIED || type == KC_DELETED)) {
+		int rc;
+
+		fill_type(inf->res, obj);
+		rc = inf->project(inf->arg, type, obj, inf->epoch);
+		if (rc)
+			return rc; /* rv not advanced: the watch resumes before this event */
+		set_rv(inf, obj);
+		inf->events++;
+		return 0;
+	}
 	switch (type) {
 	case KC_ADDED:
 	case KC_MODIFIED:
@@ -495,6 +566,9 @@ int kc_informer_start(struct kc_config *cfg, const struct kc_informer_opts *opts
 	inf->on_event = opts->on_event;
 	inf->arg = opts->arg;
 	inf->resync_seconds = opts->resync_seconds;
+	inf->project = opts->project;
+	inf->sweep = opts->sweep;
+	inf->resync = opts->resync;
 	inf->seed = (unsigned)mono_ms() ^ (unsigned)(uintptr_t)inf;
 	atomic_init(&inf->stop, false);
 	inf->ns = dup_opt(opts->ns, &fail);
@@ -514,7 +588,7 @@ int kc_informer_start(struct kc_config *cfg, const struct kc_informer_opts *opts
 	}
 	pthread_condattr_destroy(&ca);
 	*out = inf; /* from here kc_informer_free cleans up */
-	rc = kc_cache_new(&inf->cache);
+	rc = inf->project ? 0 : kc_cache_new(&inf->cache);
 	if (!rc)
 		rc = kc_watch_parser_new(KC_MAX_WATCH_LINE, &inf->wp);
 	if (!rc)

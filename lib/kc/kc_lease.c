@@ -35,7 +35,7 @@ void kc_lease_cleanup(struct kc_lease *l)
 	memset(l, 0, sizeof(*l));
 }
 
-static void lease_from_json(json_object *obj, struct kc_lease *out)
+void kc_lease_from_object(json_object *obj, struct kc_lease *out)
 {
 	const char *s;
 	json_object *v;
@@ -80,7 +80,7 @@ int kc_lease_get(struct kc_client *c, const char *ns, const char *name, struct k
 	if (!rc && !obj)
 		rc = -EBADMSG;
 	if (!rc)
-		lease_from_json(obj, out);
+		kc_lease_from_object(obj, out);
 	json_object_put(obj);
 	return rc;
 }
@@ -239,7 +239,7 @@ int kc_lease_try_acquire(struct kc_client *c, const char *ns, const char *name,
 		rc = -EBADMSG;
 	if (rc)
 		goto out;
-	lease_from_json(obj, &cur);
+	kc_lease_from_object(obj, &cur);
 	if (cur.holder[0] && strcmp(cur.holder, holder) != 0) {
 		long dur = cur.duration_seconds > 0 ? cur.duration_seconds : duration_seconds;
 
@@ -281,7 +281,7 @@ int kc_lease_release(struct kc_client *c, const char *ns, const char *name, cons
 		rc = -EBADMSG;
 	if (rc)
 		goto out;
-	lease_from_json(obj, &cur);
+	kc_lease_from_object(obj, &cur);
 	if (strcmp(cur.holder, holder) != 0)
 		goto out; /* not ours (any more): nothing to give back */
 	spec = kc_json_get(obj, "spec");

@@ -1,0 +1,57 @@
+/*
+ * ctl_smap.h - a string-keyed hash map split into CTL_SMAP_SHARDS shards,
+ * each a chained hash under its own mutex that doubles its buckets past one
+ * entry per bucket (prefix ctl_smap_). The building block of ctl_store.c.
+ *
+ * The caller picks the shard (ctl_smap_shard of the key's hash), takes its
+ * lock, and uses the _locked calls; values are opaque (void *) and owned by
+ * the caller's conventions: put hands back the value it replaced, del the
+ * value it unlinked, cleanup frees every value with the function given.
+ * Each entry also carries an epoch (mark and sweep, kc.h).
+ */
+#ifndef PCP_CTL_SMAP_H
+#define PCP_CTL_SMAP_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CTL_SMAP_SHARDS 16u
+
+struct ctl_smap_ent {
+	struct ctl_smap_ent *next;
+	uint64_t h;
+	uint64_t epoch;
+	void *val;
+	char key[];
+};
+
+struct ctl_smap_shard {
+	pthread_mutex_t lock;
+	struct ctl_smap_ent **b;
+	size_t nb, len;
+};
+
+struct ctl_smap {
+	struct ctl_smap_shard sh[CTL_SMAP_SHARDS];
+};
+
+/* 0 or -ENOMEM (then ctl_smap_cleanup frees what was made). */
+int ctl_smap_init(struct ctl_smap *m);
+void ctl_smap_cleanup(struct ctl_smap *m, void (*free_val)(void *));
+uint64_t ctl_smap_hash(const char *s);
+struct ctl_smap_shard *ctl_smap_shard(struct ctl_smap *m, uint64_t h);
+/* The slot holding key's entry, or the empty slot where it would go. */
+struct ctl_smap_ent **ctl_smap_find_locked(struct ctl_smap_shard *sh, uint64_t h, const char *key);
+/* Inserts or replaces key's value (taking val); *old gets the replaced value or NULL. */
+int ctl_smap_put_locked(struct ctl_smap_shard *sh, uint64_t h, const char *key, void *val,
+			uint64_t epoch, void **old);
+/* Unlinks key; its value, or NULL. */
+void *ctl_smap_del_locked(struct ctl_smap_shard *sh, uint64_t h, const char *key);
+void *ctl_smap_get_locked(struct ctl_smap_shard *sh, uint64_t h, const char *key);
+/* Entries in all shards (each shard locked in turn). */
+size_t ctl_smap_len(struct ctl_smap *m);
+/* Unlinks every entry whose epoch is not `epoch`; the caller frees the list (next). */
+struct ctl_smap_ent *ctl_smap_sweep(struct ctl_smap *m, uint64_t epoch);
+
+#endif
