@@ -351,7 +351,8 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 	ctl_copy(o->last_error, sizeof(o->last_error), mem->last_error);
 
 	/* Gather only what the decision can look at in this state. */
-	pre_dispatch = !o->deleting && o->phase == CTL_PHASE_PENDING && !o->st_node[0];
+	pre_dispatch = !o->deleting && !o->st_node[0] &&
+		       (o->phase == CTL_PHASE_NONE || o->phase == CTL_PHASE_PENDING);
 	if (pre_dispatch) {
 		rc = ctl_gather_pod(ctx, c, o, true);
 		if (!rc && o->encrypt && o->pod_exists)
@@ -381,7 +382,7 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 				goto out;
 		}
 	}
-	if ((!ctl_phase_terminal(o->phase) && o->phase != CTL_PHASE_NONE && !o->deleting) ||
+	if ((!ctl_phase_terminal(o->phase) && !o->deleting) ||
 	    (o->deleting && o->has_finalizer)) {
 		rc = ctl_gather_lease(ctx, c, o, o->st_node[0] ? o->st_node : o->pod_node);
 		if (rc)

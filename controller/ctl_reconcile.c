@@ -4,14 +4,18 @@
  * Order of the rules (the same order as in docs/controller.md):
  *   1. deletion (finalizer: delete-artifact, then remove the finalizer)
  *   2. finalizer for deletionPolicy Delete (combined with what follows)
- *   3. first reconcile: Pending
- *   4. terminal: never changed again; only TTL
- *   5. in flight (status.nodeName set): queued/busy (queue wait), running
+ *   3. terminal: never changed again; only TTL
+ *   4. in flight (status.nodeName set): queued/busy (queue wait), running
  *      (poll, helper failure, Timeout from startTime, helper gone); every
  *      failure of a dispatched job also cancels it on the helper
- *   6. validation, before any dispatch
- *   7. serialisation with other CRs for the same pod
- *   8. helper availability, then dispatch
+ *   5. validation, before any dispatch
+ *   6. serialisation with other CRs for the same pod
+ *   7. helper availability, then dispatch
+ * The first reconcile (no status.phase) goes through 5-7 too: when all
+ * hold it writes Pending and the dispatch fields in one status write and
+ * dispatches; a wait (6, 7) is written as that first Pending; a failure
+ * (5, or 7 past the helper wait) is not decided on a first look: it writes
+ * the plain first Pending and decides again on the next reconcile.
  */
 #include "ctl_reconcile.h"
 #include "pst.h"
@@ -446,10 +450,30 @@ static bool other_ahead(const struct ctl_obs *o, const struct ctl_other *x)
 	return x->name && strcmp(x->name, o->name) < 0;
 }
 
+/*
+ * The first reconcile when it does not dispatch at once: Pending,
+ * Ready=False/Pending, observedGeneration, look again at once. Keeps the
+ * finalizer action; replaces whatever else d held (a failure decided on
+ * the first look at a CR just created, when the caches are most likely to
+ * lag behind, is decided again on the next one: terminal is final).
+ */
+static void initial_pending(const struct ctl_obs *o, struct ctl_decision *d)
+{
+	char msg[CTL_MSG_MAX];
+	unsigned keep = d->actions & CTL_ACT_ADD_FINALIZER;
+
+	memset(d, 0, sizeof(*d));
+	ctl_fmt(msg, sizeof(msg), "PodCheckpoint %s/%s is accepted and waits for validation.", o->ns,
+	    o->name);
+	wait_pending(o, d, msg, 0, "initial-pending");
+	d->actions = keep;
+}
+
 void ctl_decide(const struct ctl_policy *pol, const struct ctl_obs *o, struct ctl_decision *d)
 {
 	char msg[CTL_MSG_MAX];
 	long poll_ms = (long)pol->poll_seconds * 1000;
+	bool first = o->phase == CTL_PHASE_NONE;
 
 	memset(d, 0, sizeof(*d));
 	d->requeue_ms = -1;
@@ -460,10 +484,10 @@ void ctl_decide(const struct ctl_policy *pol, const struct ctl_obs *o, struct ct
 	if (o->policy_delete && !o->has_finalizer)
 		d->actions |= CTL_ACT_ADD_FINALIZER;
 
-	if (o->phase == CTL_PHASE_NONE) {
-		ctl_fmt(msg, sizeof(msg), "PodCheckpoint %s/%s is accepted and waits for validation.",
-		    o->ns, o->name);
-		wait_pending(o, d, msg, 0, "initial-pending");
+	if (first && o->st_node[0]) {
+		/* A status without a phase but with a node: not ours to dispatch
+		 * again; write the phase, then it is in flight. */
+		initial_pending(o, d);
 		return;
 	}
 	if (ctl_phase_terminal(o->phase)) {
@@ -474,8 +498,11 @@ void ctl_decide(const struct ctl_policy *pol, const struct ctl_obs *o, struct ct
 		decide_in_flight(pol, o, d);
 		return;
 	}
-	if (decide_validation(pol, o, d))
+	if (decide_validation(pol, o, d)) {
+		if (first)
+			initial_pending(o, d);
 		return;
+	}
 
 	for (size_t i = 0; i < o->nothers; i++) {
 		const struct ctl_other *x = &o->others[i];
@@ -499,6 +526,10 @@ void ctl_decide(const struct ctl_policy *pol, const struct ctl_obs *o, struct ct
 				     "helper-wait");
 			return;
 		}
+		if (first) {
+			initial_pending(o, d);
+			return;
+		}
 		ctl_fmt(msg, sizeof(msg),
 		    "No node helper is available on node %s (Lease pcp-helper-%s %s for %ds); check the podcheckpoint-node-helper DaemonSet on that node.",
 		    o->pod_node, o->pod_node, o->lease_exists ? "not renewed" : "missing",
@@ -507,7 +538,14 @@ void ctl_decide(const struct ctl_policy *pol, const struct ctl_obs *o, struct ct
 		return;
 	}
 
-	/* Dispatch: status first (with the resourceVersion precondition), then the job. */
+	/*
+	 * Dispatch: status first (with the resourceVersion precondition), then
+	 * the job. At first sight this is the CR's first status write too
+	 * (Pending, Ready=False/Pending, observedGeneration and the dispatch
+	 * fields in one patch). No Event: the helper's CheckpointStarted (or
+	 * the controller's Queued / NodeHelperBusy / failure Event when it does
+	 * not start) follows and names the same pod and node.
+	 */
 	d->write_status = true;
 	status_base(o, d);
 	d->status.phase = CTL_PHASE_PENDING;
@@ -520,14 +558,7 @@ void ctl_decide(const struct ctl_policy *pol, const struct ctl_obs *o, struct ct
 	if (o->encrypt)
 		ctl_copy(d->status.recipient_fp, sizeof(d->status.recipient_fp), o->cert_fingerprint);
 	d->status.dispatch_ms = o->now_ms;
-	d->event = true;
-	d->event_warning = false;
-	ctl_copy(d->event_reason, sizeof(d->event_reason), "Dispatched");
-	ctl_fmt(d->event_note, sizeof(d->event_note),
-	    "Dispatched the checkpoint of pod %s/%s (%zu container%s) to the node helper on node %s.",
-	    o->ns, o->pod_name, ctl_obs_job_containers(o), ctl_obs_job_containers(o) == 1 ? "" : "s",
-	    o->pod_node);
 	d->actions |= CTL_ACT_DISPATCH;
 	d->requeue_ms = poll_ms;
-	d->why = "dispatch";
+	d->why = first ? "first-dispatch" : "dispatch";
 }

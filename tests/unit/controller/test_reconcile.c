@@ -14,69 +14,7 @@
 
 #include "ctl_reconcile.h"
 #include "kc.h"
-
-#define T0 1700000000000LL /* creation time of the CR under test */
-
-static const struct ctl_policy POL = {
-	.helper_wait_seconds = 60,
-	.job_margin_seconds = 60,
-	.poll_seconds = 5,
-	.queue_wait_seconds = 600,
-	.allow_expired = false,
-};
-
-static void set(char *dst, size_t cap, const char *s)
-{
-	snprintf(dst, cap, "%s", s);
-}
-
-/* A Pending CR for a running pod, helper available: ready to dispatch. */
-static struct ctl_obs *base(void)
-{
-	struct ctl_obs *o = calloc(1, sizeof(*o));
-
-	assert_non_null(o);
-	o->now_ms = T0 + 1000;
-	set(o->ns, sizeof(o->ns), "default");
-	set(o->name, sizeof(o->name), "cp1");
-	set(o->uid, sizeof(o->uid), "uid-cp1");
-	o->generation = 1;
-	o->creation_ms = T0;
-	o->first_seen_ms = T0;
-	set(o->pod_name, sizeof(o->pod_name), "web");
-	o->timeout_seconds = 300;
-	o->leave_running = true;
-	o->phase = CTL_PHASE_PENDING;
-	o->observed_generation = 1;
-	set(o->ready_status, sizeof(o->ready_status), "False");
-	set(o->ready_reason, sizeof(o->ready_reason), "Pending");
-	o->pod_exists = true;
-	set(o->pod_uid, sizeof(o->pod_uid), "pod-uid-1");
-	set(o->pod_phase, sizeof(o->pod_phase), "Running");
-	set(o->pod_node, sizeof(o->pod_node), "node-a");
-	o->npod_containers = 2;
-	set(o->pod_containers[0], CTL_NAME_MAX, "app");
-	set(o->pod_containers[1], CTL_NAME_MAX, "sidecar");
-	o->lease_exists = true;
-	o->lease_fresh = true;
-	set(o->endpoint, sizeof(o->endpoint), "wss://127.0.0.2:10443");
-	set(o->fingerprint, sizeof(o->fingerprint), "ab12");
-	return o;
-}
-
-/* The same CR after dispatch, started by the helper (in flight). */
-static struct ctl_obs *in_flight(void)
-{
-	struct ctl_obs *o = base();
-
-	o->dispatch_ms = T0 + 1000;
-	o->start_ms = T0 + 1000;
-	o->now_ms = T0 + 2000;
-	set(o->st_node, sizeof(o->st_node), "node-a");
-	set(o->st_pod_uid, sizeof(o->st_pod_uid), "pod-uid-1");
-	set(o->st_message, sizeof(o->st_message), "dispatched to the node helper on node-a");
-	return o;
-}
+#include "obs_fixture.h"
 
 static void expect_failed(const struct ctl_decision *d, const char *reason)
 {
@@ -108,10 +46,12 @@ static void test_first_reconcile_pending(void **state)
 	o->observed_generation = 0;
 	o->ready_status[0] = o->ready_reason[0] = '\0';
 	o->generation = 3;
-	o->pod_exists = false; /* validation comes later, not in this pass */
+	o->pod_exists = false; /* a failure is not decided on the first look */
 	ctl_decide(&POL, o, &d);
 	assert_true(d.write_status);
 	assert_int_equal(d.status.phase, CTL_PHASE_PENDING);
+	assert_string_equal(d.why, "initial-pending");
+	assert_false(d.status.set_dispatch);
 	assert_int_equal(d.status.observed_generation, 3);
 	assert_string_equal(d.status.ready_reason, "Pending");
 	assert_false(d.status.ready_true);
@@ -132,7 +72,12 @@ static void test_first_reconcile_adds_finalizer(void **state)
 	o->policy_delete = true;
 	ctl_decide(&POL, o, &d);
 	assert_true(d.write_status);
-	assert_true(d.actions & CTL_ACT_ADD_FINALIZER);
+	assert_int_equal(d.actions, CTL_ACT_ADD_FINALIZER | CTL_ACT_DISPATCH);
+	/* Also when the first look does not dispatch. */
+	o->pod_exists = false;
+	ctl_decide(&POL, o, &d);
+	assert_true(d.write_status);
+	assert_int_equal(d.actions, CTL_ACT_ADD_FINALIZER);
 	free(o);
 
 	o = base();
@@ -335,9 +280,10 @@ static void test_dispatch(void **state)
 	assert_int_equal(d.status.dispatch_ms, o->now_ms);
 	assert_string_equal(d.status.recipient_fp, ""); /* not encrypting */
 	assert_string_equal(d.status.message, "dispatched to the node helper on node-a");
-	assert_true(d.event);
-	assert_false(d.event_warning);
-	assert_string_equal(d.event_reason, "Dispatched");
+	/* No Event: the helper's CheckpointStarted (or Queued, NodeHelperBusy,
+	 * a failure) follows and names the same pod and node. */
+	assert_false(d.event);
+	assert_string_equal(d.why, "dispatch");
 	assert_int_equal(d.requeue_ms, 5000);
 	free(o);
 }
