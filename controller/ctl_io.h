@@ -33,6 +33,7 @@
 #define CTL_CH_POLL_WAIT_MS 200L  /* poll: the current state is enough */
 
 struct ctl_mem; /* per-uid record, private to ctl_io.c */
+struct ch_pool;
 
 struct ctl_ctx {
 	const struct ctl_options *opts; /* borrowed */
@@ -45,6 +46,7 @@ struct ctl_ctx {
 	struct kc_informer *pod_inf[CTL_MAX_WATCH_NS];
 	pthread_mutex_t mem_lock;
 	struct ctl_mem *mem;            /* list, under mem_lock */
+	struct ch_pool *pool;           /* borrowed: the channel to the helpers (ctl_run.c) */
 };
 
 /* Sets up the context (no threads, no I/O). */
