@@ -289,6 +289,10 @@ void ch_pool_ep_down(struct ch_pool *p, struct ch_pool_ep *ep, bool was_open, in
 		p->stats.open--;
 		ch_pool_mx_conn(-1);
 		ep->close_code = 0;
+		/* The server's subscriptions were this connection's: what is re-sent subscribes again. */
+		free(ep->subs);
+		ep->subs = NULL;
+		ep->nsubs = ep->subcap = 0;
 		if (code == LWS_CLOSE_STATUS_POLICY_VIOLATION) {
 			snprintf(why, sizeof(why), "the helper at %s refused the credentials (closed 1008)",
 				 ep->endpoint);
