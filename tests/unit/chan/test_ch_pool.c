@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -42,6 +43,7 @@ struct psrv {
 	atomic_int auth_calls;
 	atomic_int job_calls;
 	atomic_int review_ms;
+	atomic_int exp_in_s; /* ops.expires: the token expires this many seconds from now (0: unknown) */
 	pthread_mutex_t mu;
 	char got_token[64];
 };
@@ -58,6 +60,15 @@ static int s_auth(void *arg, const char *token)
 	snprintf(s->got_token, sizeof(s->got_token), "%s", token);
 	pthread_mutex_unlock(&s->mu);
 	return strncmp(token, "pool-token-", 11) == 0 ? 0 : -1;
+}
+
+static int64_t s_expires(void *arg, const char *token)
+{
+	struct psrv *s = arg;
+	int in = atomic_load(&s->exp_in_s);
+
+	(void)token;
+	return in > 0 ? (int64_t)time(NULL) + in : 0;
 }
 
 static int s_job(void *arg, const struct ch_job *job, struct ch_state *now)
@@ -101,6 +112,7 @@ static struct psrv *psrv_start(int port, const struct psrv *like, int idle_s, in
 	o.key_pem = s->key;
 	o.ops.authenticate = s_auth;
 	o.ops.on_job = s_job;
+	o.ops.expires = s_expires;
 	o.ops.arg = s;
 	o.idle_timeout_s = idle_s;
 	o.reauth_s = reauth_s;
@@ -574,6 +586,24 @@ static void test_idle_keepalive_and_reauth(void **state)
 	assert_int_equal(ps.connects, 2);
 	assert_int_equal(ps.calls_failed, 0);
 	assert_int_equal(atomic_load(&r->auth_calls), 2); /* reviewed again */
+	ch_pool_free(p);
+	psrv_stop(r);
+
+	/* the token's exp comes first (in 2 s, against the default 600 s): the same */
+	r = psrv_start(0, NULL, 0, 0);
+	atomic_store(&r->exp_in_s, 2);
+	memset(&c, 0, sizeof(c));
+	p = pool_new(&c, TOKEN1, 3000, 0);
+	assert_int_equal(pcall(p, r, "e-1", &st, err, sizeof(err)), 0);
+	usleep(300000);
+	assert_int_equal(pcall(p, r, "e-2", &st, err, sizeof(err)), 0);
+	ch_pool_get_stats(p, &ps);
+	assert_int_equal(ps.connects, 1); /* not yet */
+	usleep(2800000);
+	assert_int_equal(pcall(p, r, "e-3", &st, err, sizeof(err)), 0);
+	ch_pool_get_stats(p, &ps);
+	assert_int_equal(ps.connects, 2);
+	assert_int_equal(atomic_load(&r->auth_calls), 2);
 	ch_pool_free(p);
 	psrv_stop(r);
 }
