@@ -123,8 +123,10 @@ struct ch_pool {
 	uint64_t rnd;              /* jitter (channel thread only) */
 };
 
-/* ch_pool.c */
+/* ch_pool_ep.c */
 void ch_pool_service(struct ch_pool *p); /* housekeeping: tick and wake-ups */
+void ch_pool_ep_wipe_token(struct ch_pool_ep *ep);
+void ch_pool_ep_free(struct ch_pool_ep *ep);
 /* The connection of ep failed or closed (mu held): requests are failed or re-queued. */
 void ch_pool_ep_down(struct ch_pool *p, struct ch_pool_ep *ep, bool was_open, int rc,
 		     const char *err);
@@ -132,6 +134,7 @@ void ch_preq_finish(struct ch_pool_ep *ep, struct ch_preq *r, int rc, const char
 void ch_pool_sub_add(struct ch_pool_ep *ep, const struct ch_preq *r);
 bool ch_pool_sub_take(struct ch_pool_ep *ep, const char *uid, bool final, struct ch_psub *out);
 
+/* ch_pool.c */
 void ch_pool_mx_conn(int delta); /* podcheckpoint_channel_connections */
 void ch_pool_mx_reconnect(void);
 
