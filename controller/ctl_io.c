@@ -28,7 +28,6 @@
 #include "log.h"
 #include "pst.h"
 
-#define TOKEN_MAX 16384
 
 static enum ctl_answer answer_of(enum ch_state_kind k)
 {
@@ -69,39 +68,28 @@ static int build_job(const struct ctl_obs *o, enum ch_op op, const char *pem, st
 	return 0;
 }
 
-/* Sends job to the helper of o's node; rc of ch_call, *st the last state. */
+/*
+ * Sends job to the helper of o's node on its long-lived channel connection
+ * (ctx->pool); rc of ch_pool_call, *st the first answer. wait_ms is not
+ * waited for: the helper pushes the job's later states on the same
+ * connection and the pool's on_update enqueues the CR (ctl_run.c), so a
+ * worker is held for one round trip, not for the job.
+ */
 static int call_helper(struct ctl_ctx *ctx, const struct ctl_obs *o, const struct ch_job *job,
 		       long wait_ms, struct ch_state *st, char *err, size_t errlen)
 {
-	char *token = calloc(1, TOKEN_MAX);
-	struct ch_call_opts co = {
-		.endpoint = o->endpoint,
-		.fingerprint = o->fingerprint,
-		.connect_timeout_ms = CTL_CH_CONNECT_TIMEOUT_MS,
-		.wait_ms = wait_ms,
-	};
 	int rc;
 
+	(void)wait_ms;
 	memset(st, 0, sizeof(*st));
 	err[0] = '\0';
-	if (!token)
-		return -ENOMEM;
 	if (!o->endpoint[0] || !o->fingerprint[0]) {
 		snprintf(err, errlen, "no Lease with an endpoint for the node helper on node %s",
 			 o->st_node[0] ? o->st_node : o->pod_node);
-		rc = -EHOSTUNREACH;
-		goto out;
+		return -EHOSTUNREACH;
 	}
-	/* The channel token, never the API token (kc_config_token). */
-	rc = ctl_channel_token(ctx->opts->channel_token_file, token, TOKEN_MAX, err, errlen);
-	if (rc)
-		goto out;
-	co.token = token;
-	rc = ch_call(&co, job, st, err, errlen);
+	rc = ch_pool_call(ctx->pool, o->endpoint, o->fingerprint, job, 0, st, err, errlen);
 	ctl_metrics_helper_call(job->op == CH_OP_CHECKPOINT, rc);
-out:
-	explicit_bzero(token, TOKEN_MAX);
-	free(token);
 	return rc;
 }
 

@@ -41,6 +41,7 @@ struct ctl_store;
 struct ctl_mem_table;
 struct ctl_node_cache;
 struct ctl_ctx;
+struct ch_pool;
 
 /* One watched namespace (or all): its informers' callbacks' argument. */
 struct ctl_bind {
@@ -61,6 +62,7 @@ struct ctl_ctx {
 	struct ctl_mem_table *mem;      /* per-uid memory (ctl_mem.h) */
 	struct kc_informer *lease_inf;  /* the helpers' Leases in opts->ns (cache mode: a few) */
 	struct ctl_node_cache *nodes;   /* endpoint-on-node verdicts (ctl_gather.c) */
+	struct ch_pool *pool;           /* borrowed: the channel to the helpers (ctl_run.c) */
 };
 
 /* Sets up the context (no threads, no I/O). */

@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -144,6 +146,27 @@ static void pool_stop(void *arg)
 	LOG_INFO("msg=\"workers stopped\"");
 }
 
+/* The pool's token: the channel token file, re-read at each connection and
+ * about once a second (a rotation re-makes the connections). */
+static int pool_token(void *arg, char *buf, size_t cap, char *err, size_t errlen)
+{
+	const struct ctl_options *opts = arg;
+
+	return ctl_channel_token(opts->channel_token_file, buf, cap, err, errlen);
+}
+
+/* A helper pushed a later state of a job: look at the CR again now. */
+static void pool_update(void *arg, const char *ns, const char *name, const struct ch_state *st)
+{
+	struct ctl_queue *q = arg;
+	char key[CTL_QUEUE_KEY_MAX];
+
+	(void)st;
+	if (!ns[0] || !name[0] || snprintf(key, sizeof(key), "%s/%s", ns, name) >= (int)sizeof(key))
+		return;
+	(void)ctl_queue_add(q, key);
+}
+
 /*
  * Says at startup when the channel token is missing or unusable: every
  * dispatch would fail (the API token is never sent instead). Not fatal: a
@@ -171,6 +194,7 @@ int ctl_run(const struct ctl_options *opts, volatile sig_atomic_t *stop)
 	struct kc_config *cfg = NULL;
 	struct ctl_queue *q = NULL;
 	struct ctl_metrics *metrics = NULL;
+	struct ch_pool *chpool = NULL;
 	struct ctl_ctx ctx;
 	struct pool pool;
 	char err[512] = "";
@@ -203,6 +227,22 @@ int ctl_run(const struct ctl_options *opts, volatile sig_atomic_t *stop)
 	if (rc)
 		goto out;
 	ctx_ok = true;
+	{
+		struct ch_pool_opts po = {
+			.token = pool_token,
+			.token_arg = (void *)(uintptr_t)opts,
+			.on_update = pool_update,
+			.update_arg = q,
+			.connect_timeout_ms = CTL_CH_CONNECT_TIMEOUT_MS,
+		};
+
+		rc = ch_pool_new(&po, &chpool);
+		if (rc) {
+			LOG_ERROR("msg=\"cannot start the channel to the node helpers\" rc=%d", rc);
+			goto out;
+		}
+		ctx.pool = chpool;
+	}
 	pool.ctx = &ctx;
 	rc = ctl_metrics_start(opts, cfg, q, &metrics, err, sizeof(err));
 	if (rc) {
@@ -258,6 +298,8 @@ int ctl_run(const struct ctl_options *opts, volatile sig_atomic_t *stop)
 	}
 out:
 	pool_stop(&pool);
+	ch_pool_free(chpool); /* no worker calls any more; its pushes add to q */
+	ctx.pool = NULL;
 	if (q)
 		ctl_queue_shutdown(q);
 	if (ctx_ok)

@@ -187,6 +187,7 @@ int main(int argc, char **argv)
 	sopts.ops.precheck = nh_server_precheck;
 	sopts.ops.authenticate = nh_server_authenticate;
 	sopts.ops.on_job = nh_server_on_job;
+	sopts.ops.expires = nh_server_token_expiry;
 	sopts.ops.arg = &ctx;
 	rc = ch_server_new(&sopts, &srv);
 	/* The server holds its own copy of the key: ours is wiped at once. */

@@ -9,6 +9,7 @@
 
 #include "kc.h"
 #include "log.h"
+#include "nh_jwt.h"
 #include "nh_util.h"
 
 /* Fills `now` with a state of its own (message set by the caller). */
@@ -143,6 +144,17 @@ int nh_server_precheck(void *arg, const char *token)
 {
 	struct nh_server_ctx *ctx = arg;
 	return nh_auth_precheck(ctx->auth, token);
+}
+
+int64_t nh_server_token_expiry(void *arg, const char *token)
+{
+	struct nh_jwt_claims cl;
+	char why[128];
+
+	(void)arg;
+	if (nh_jwt_peek(token, CH_AUDIENCE, &cl, why, sizeof(why)) != 0)
+		return 0;
+	return cl.exp > 0 ? cl.exp : 0;
 }
 
 int nh_server_authenticate(void *arg, const char *token)

@@ -34,6 +34,9 @@ int nh_server_on_job(void *arg, const struct ch_job *job, struct ch_state *now);
 /* ch_server_ops.precheck (service thread, never blocks) -> nh_auth_precheck. */
 int nh_server_precheck(void *arg, const char *token);
 int nh_server_authenticate(void *arg, const char *token);
+/* ch_server_ops.expires: the token's "exp" (unverified; it only shortens how
+ * long an authenticated connection lives), 0 when it has none. */
+int64_t nh_server_token_expiry(void *arg, const char *token);
 /* Runner notify callback; arg = struct nh_server_ctx *. */
 void nh_server_notify(void *arg, const struct ch_state *st);
 

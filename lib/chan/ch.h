@@ -21,8 +21,12 @@
  * Threads: the server runs its lws loop in the thread that calls
  * ch_server_run; precheck and on_job run on that thread and must not block;
  * authenticate runs on the server's auth worker thread.
- * ch_server_notify may be called from any thread. ch_call is blocking and
- * thread-safe (one lws context per call).
+ * ch_server_notify may be called from any thread.
+ *
+ * Client: a ch_pool keeps one long-lived connection per helper endpoint, all
+ * on one channel thread with one lws context; many jobs share a connection
+ * and the helper pushes each job's later states on it. ch_pool_call is
+ * blocking and thread-safe. ch_call is a one-shot pool (tools and tests).
  */
 #ifndef PCP_CH_H
 #define PCP_CH_H
@@ -135,6 +139,13 @@ struct ch_server_ops {
 	 * negative to refuse (now->reason/message say why). Service thread.
 	 */
 	int (*on_job)(void *arg, const struct ch_job *job, struct ch_state *now);
+	/*
+	 * Optional: when the bearer token stops being valid (its "exp", wall-clock
+	 * seconds since the epoch; 0 unknown). Service thread, must not block. An
+	 * authenticated connection is closed (1001) at min(exp, reauth_s after
+	 * its authentication), and the client reconnects with its current token.
+	 */
+	int64_t (*expires)(void *arg, const char *bearer_token);
 	void *arg;
 };
 
@@ -143,7 +154,11 @@ struct ch_server_ops {
 #define CH_DEFAULT_MAX_CONNS_PER_PEER 16  /* per peer IP address */
 #define CH_DEFAULT_HANDSHAKE_TIMEOUT_S 5  /* accept -> WebSocket established */
 #define CH_DEFAULT_AUTH_TIMEOUT_S 8       /* established -> authentication answered */
-#define CH_DEFAULT_IDLE_TIMEOUT_S 30      /* no byte either way on an established connection */
+#define CH_DEFAULT_IDLE_TIMEOUT_S 30      /* no byte either way on an established connection
+					   * (the server pings an idle one after half of it) */
+#define CH_DEFAULT_REAUTH_S 600           /* an authenticated connection is closed (1001) after
+					   * this long (or at its token's exp) to be re-authenticated */
+#define CH_CONN_MAX_SUBS 4096u            /* uids one connection is subscribed to (oldest dropped) */
 #define CH_DEFAULT_REVIEWS_PER_PEER_PER_MIN 120 /* TokenReviews a peer may cause (burst 4) */
 #define CH_DEFAULT_REVIEW_QUEUE 32        /* reviews waiting for the worker, all peers */
 #define CH_DEFAULT_REVIEWS_PER_S 20       /* all peers together (burst as many); peers that
@@ -163,6 +178,7 @@ struct ch_server_opts {
 	int handshake_timeout_s;
 	int auth_timeout_s;
 	int idle_timeout_s;
+	int reauth_s;
 	int reviews_per_peer_per_min;
 	int review_queue;
 	int reviews_per_s;
@@ -224,5 +240,72 @@ struct ch_call_opts {
  */
 int ch_call(const struct ch_call_opts *opts, const struct ch_job *job, struct ch_state *last,
 	    char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- client pool */
+
+/*
+ * Reads the current channel token into buf (NUL-terminated). 0, or negative
+ * with a sentence in err. Called on the pool's thread before each connection
+ * and about once a second to notice a rotation (then the connections are
+ * re-made with the new token once nothing is in flight on them).
+ */
+typedef int (*ch_token_fn)(void *arg, char *buf, size_t cap, char *err, size_t errlen);
+/*
+ * A state the helper pushed for a job sent earlier (whose call has already
+ * returned), with the namespace/name of that job. Runs on the pool's thread:
+ * must not block and must not call ch_pool_call.
+ */
+typedef void (*ch_update_fn)(void *arg, const char *ns, const char *name,
+			     const struct ch_state *st);
+
+#define CH_POOL_DEFAULT_CONNECT_MS 3000L   /* TCP + TLS + upgrade */
+#define CH_POOL_DEFAULT_ANSWER_MS 5000L    /* sent -> first state */
+#define CH_POOL_DEFAULT_MAX_AGE_MS 300000L /* re-made (fresh token) after 5 min */
+#define CH_POOL_DEFAULT_PING_MS 10000L     /* ping after 10 s without a byte from the helper */
+#define CH_POOL_DEFAULT_MAX_QUEUE 256u     /* calls waiting per endpoint */
+#define CH_POOL_BACKOFF_MIN_MS 100L
+#define CH_POOL_BACKOFF_MAX_MS 30000L
+
+struct ch_pool_opts {
+	ch_token_fn token; /* required */
+	void *token_arg;
+	ch_update_fn on_update; /* NULL: pushed states are dropped */
+	void *update_arg;
+	long connect_timeout_ms; /* 0: the CH_POOL_DEFAULT_* above */
+	long answer_timeout_ms;
+	long max_age_ms;
+	long ping_ms;
+	unsigned max_queue;
+};
+
+struct ch_pool_stats {
+	uint64_t connects;         /* WebSocket connections established */
+	uint64_t reconnects;       /* of those, to an endpoint connected before */
+	uint64_t connect_failures; /* attempts that failed (each starts or extends a backoff) */
+	uint64_t calls, calls_failed;
+	unsigned open;             /* connections open now */
+};
+
+struct ch_pool;
+
+/* Starts the channel thread. 0, -EINVAL, -ENOMEM, -EIO. */
+int ch_pool_new(const struct ch_pool_opts *opts, struct ch_pool **out);
+/* Stops the thread and closes every connection. No call may be in progress. NULL-safe. */
+void ch_pool_free(struct ch_pool *pool);
+/*
+ * Sends `job` to the helper at `endpoint` pinned to `fingerprint` on that
+ * endpoint's connection (made on first use, kept). Returns at the first
+ * answer when wait_ms is 0, else at a final state (succeeded/failed/refused)
+ * or wait_ms after the first answer, with the last state in *st (rc 0).
+ * Never waits for an endpoint that failed its last connection attempt: while
+ * it backs off (100 ms .. 30 s, jittered, re-tried in the background) a call
+ * fails at once with that attempt's error. Errors as ch_call, and -EAGAIN
+ * when the endpoint's queue is full. A new fingerprint for an endpoint
+ * re-makes its connection with the new pin. Thread-safe.
+ */
+int ch_pool_call(struct ch_pool *pool, const char *endpoint, const char *fingerprint,
+		 const struct ch_job *job, long wait_ms, struct ch_state *st, char *err,
+		 size_t errlen);
+void ch_pool_get_stats(struct ch_pool *pool, struct ch_pool_stats *out);
 
 #endif

@@ -53,4 +53,10 @@ int64_t ch_now_ms(void);
 int ch_call_raw(const struct ch_call_opts *opts, const char *uid, const char *text, size_t len,
 		struct ch_state *last, char *err, size_t errlen);
 
+/* ch_pool_call with an already encoded message (ns/name: for pushed states). */
+struct ch_pool;
+int ch_pool_call_raw(struct ch_pool *p, const char *endpoint, const char *fingerprint,
+		     const char *uid, const char *ns, const char *name, const char *text,
+		     size_t len, long wait_ms, struct ch_state *st, char *err, size_t errlen);
+
 #endif

@@ -31,7 +31,7 @@
 
 #define CH_PROTOCOL_NAME "pcp.checkpointing.dev.v1"
 #define CH_MAX_AUTH_HEADER 16384u   /* a projected SA token is ~1-2 KiB */
-#define CH_CONN_MAX_QUEUE 32u       /* states queued per connection */
+#define CH_CONN_MAX_QUEUE 1024u     /* states queued per connection (many jobs share one) */
 #define CH_SRV_MAX_PENDING 4096u    /* notifications not yet drained */
 #define CH_SRV_TICK_US (100 * LWS_US_PER_MS)
 
@@ -49,6 +49,52 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 	/* So that lws_service() returns and *stop gets checked; and the deadlines. */
 	ch_guard_sweep(srv);
 	lws_sul_schedule(srv->ctx, 0, &srv->tick, tick_cb, CH_SRV_TICK_US);
+}
+
+/* ---------------------------------------------------------------- subscriptions */
+
+static ssize_t sub_find(const struct ch_conn *c, const char *uid)
+{
+	for (size_t i = 0; i < c->nsubs; i++)
+		if (strcmp(c->subs[i], uid) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* The connection gets uid's states from now on (bounded: the oldest is dropped). */
+static int sub_add(struct ch_conn *c, const char *uid)
+{
+	if (sub_find(c, uid) >= 0)
+		return 0;
+	if (c->nsubs == c->subcap) {
+		if (c->subcap >= CH_CONN_MAX_SUBS) {
+			LOG_WARN("msg=\"channel subscriptions full, dropped oldest\" peer=%s uid=%s",
+				 c->peer, c->subs[0]);
+			memmove(c->subs, c->subs + 1, (c->nsubs - 1) * sizeof(c->subs[0]));
+			c->nsubs--;
+		} else {
+			size_t cap = c->subcap ? c->subcap * 2 : 16;
+			char(*n)[64] = realloc(c->subs, cap * sizeof(c->subs[0]));
+
+			if (!n)
+				return -ENOMEM;
+			c->subs = n;
+			c->subcap = cap;
+		}
+	}
+	snprintf(c->subs[c->nsubs++], sizeof(c->subs[0]), "%s", uid);
+	return 0;
+}
+
+static void sub_del(struct ch_conn *c, const char *uid)
+{
+	ssize_t i = sub_find(c, uid);
+
+	if (i < 0)
+		return;
+	c->subs[i][0] = '\0';
+	memmove(c->subs + i, c->subs + i + 1, (c->nsubs - (size_t)i - 1) * sizeof(c->subs[0]));
+	c->nsubs--;
 }
 
 static void conn_free_queue(struct ch_conn *c)
@@ -82,8 +128,7 @@ static int conn_enqueue(struct ch_conn *c, const char *text, size_t len)
 			c->ot = NULL;
 		free(old);
 		c->olen--;
-		LOG_WARN("msg=\"channel queue full, dropped oldest state\" peer=%s uid=%s",
-			 c->peer, c->uid);
+		LOG_WARN("msg=\"channel queue full, dropped oldest state\" peer=%s", c->peer);
 	}
 	if (c->ot)
 		c->ot->next = o;
@@ -100,6 +145,7 @@ static bool state_is_final(enum ch_state_kind k)
 	return k == CH_SUCCEEDED || k == CH_FAILED || k == CH_REFUSED;
 }
 
+/* Queues a state; after a final one the connection no longer follows that uid. */
 static int conn_send_state(struct ch_conn *c, const struct ch_state *st)
 {
 	char *text = NULL;
@@ -108,9 +154,28 @@ static int conn_send_state(struct ch_conn *c, const struct ch_state *st)
 	if (rc == 0)
 		rc = conn_enqueue(c, text, strlen(text));
 	free(text);
-	if (rc == 0 && state_is_final(st->state))
-		c->close_after_drain = true;
+	if (state_is_final(st->state))
+		sub_del(c, st->uid);
 	return rc;
+}
+
+void ch_conn_ping(struct ch_conn *c)
+{
+	if (!c || c->ping_sent || c->want_ping)
+		return;
+	c->want_ping = true;
+	lws_callback_on_writable(c->wsi);
+}
+
+void ch_conn_expire(struct ch_server *srv, struct ch_conn *c)
+{
+	(void)srv;
+	if (!c || c->reauth_close)
+		return;
+	c->reauth_close = true;
+	LOG_INFO("msg=\"channel authentication expired, closing for re-authentication\" peer=%s",
+		 c->peer);
+	lws_callback_on_writable(c->wsi);
 }
 
 /* Best effort: the uid of a job we could not decode, for the REFUSED answer. */
@@ -166,6 +231,7 @@ int ch_conn_handle_message(struct ch_server *srv, struct ch_conn *c)
 		LOG_WARN("msg=\"channel job refused\" peer=%s uid=%s reason=%s error=\"%s\"",
 			 c->peer, now.uid, now.reason, err);
 		rc = conn_send_state(c, &now);
+		c->close_after_drain = true; /* a peer that speaks nonsense is not talked to further */
 		goto out;
 	}
 	snprintf(now.uid, sizeof(now.uid), "%s", job.uid);
@@ -184,10 +250,9 @@ int ch_conn_handle_message(struct ch_server *srv, struct ch_conn *c)
 		if (now.message[0] == '\0')
 			snprintf(now.message, sizeof(now.message),
 				 "The node helper refused the job.");
-		c->subscribed = false;
-	} else {
-		snprintf(c->uid, sizeof(c->uid), "%s", job.uid);
-		c->subscribed = true;
+	} else if (sub_add(c, job.uid) != 0) {
+		LOG_WARN("msg=\"channel cannot follow job\" peer=%s uid=%s error=\"out of memory\"",
+			 c->peer, job.uid);
 	}
 	rc = conn_send_state(c, &now);
 	ch_job_cleanup(&job);
@@ -211,12 +276,11 @@ static void srv_drain_pending(struct ch_server *srv)
 
 		list = p->next;
 		for (struct ch_conn *c = srv->conns; c; c = c->next) {
-			if (!c->subscribed || c->close_after_drain ||
-			    strcmp(c->uid, p->st.uid) != 0)
+			if (c->close_after_drain || c->reauth_close || sub_find(c, p->st.uid) < 0)
 				continue;
 			if (conn_send_state(c, &p->st) != 0)
 				LOG_WARN("msg=\"channel could not queue state\" peer=%s uid=%s",
-					 c->peer, c->uid);
+					 c->peer, p->st.uid);
 		}
 		free(p);
 	}
@@ -236,6 +300,9 @@ static void conn_unlink(struct ch_server *srv, struct ch_conn *c)
 	c->link = NULL;
 	conn_free_queue(c);
 	dbuf_cleanup(&c->rx);
+	free(c->subs);
+	c->subs = NULL;
+	c->nsubs = c->subcap = 0;
 }
 
 static int srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -316,7 +383,8 @@ static int srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (!c || !c->linked || !c->link)
 			return -1;
 		ch_guard_touch(c->link);
-		if (c->close_after_drain || c->deny_close || c->link->auth == CH_LINK_DENIED)
+		if (c->close_after_drain || c->deny_close || c->reauth_close ||
+		    c->link->auth == CH_LINK_DENIED)
 			return 0; /* the conversation is over (the close is on its way); ignore */
 		if (c->job_ready) {
 			/* One message while authentication is pending, nothing more. */
@@ -358,6 +426,24 @@ static int srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 					 sizeof(why) - 1);
 			return -1;
 		}
+		if (c->reauth_close && !c->oh) {
+			static const char why[] = "re-authenticate";
+
+			lws_close_reason(wsi, LWS_CLOSE_STATUS_GOINGAWAY, (unsigned char *)why,
+					 sizeof(why) - 1);
+			return -1;
+		}
+		if (c->want_ping) {
+			unsigned char ping[LWS_PRE + 4];
+
+			c->want_ping = false;
+			c->ping_sent = true;
+			if (lws_write(wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+				return -1;
+			if (c->oh || c->reauth_close || c->close_after_drain)
+				lws_callback_on_writable(wsi);
+			return 0;
+		}
 		if (c->oh) {
 			struct ch_out *o = c->oh;
 			int n;
@@ -372,11 +458,18 @@ static int srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			if (rc)
 				return -1;
 		}
-		if (c->oh) {
+		if (c->oh || c->reauth_close) {
 			lws_callback_on_writable(wsi);
 		} else if (c->close_after_drain) {
 			lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
 			return -1;
+		}
+		return 0;
+
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (c && c->linked && c->link) {
+			ch_guard_touch(c->link);
+			c->ping_sent = false;
 		}
 		return 0;
 

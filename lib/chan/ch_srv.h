@@ -69,6 +69,8 @@ struct ch_link {
 	enum ch_link_auth auth;
 	uint64_t review_id;    /* CH_LINK_REVIEW: the request whose answer it waits for */
 	int64_t created_ms, auth_ms, last_ms;
+	int64_t token_exp_s;   /* the token's expiry (ops.expires, wall-clock s), 0 unknown */
+	int64_t auth_until_ms; /* CH_LINK_OK: re-authenticate (close 1001) at this time */
 	bool killed;
 };
 
@@ -82,8 +84,12 @@ struct ch_conn {
 	bool close_after_drain;
 	bool job_ready;   /* a complete message waits for authentication */
 	bool deny_close;  /* authentication refused: close with 1008 */
-	char uid[64];
+	bool reauth_close; /* authentication expired: close with 1001, the client reconnects */
+	bool want_ping;   /* idle: send a WebSocket ping (the pong proves the peer alive) */
+	bool ping_sent;
 	char peer[64];
+	char (*subs)[64]; /* uids whose states this connection gets (jobs it sent) */
+	size_t nsubs, subcap;
 	struct dbuf rx;
 	struct ch_out *oh, *ot;
 	size_t olen;
@@ -100,7 +106,7 @@ struct ch_areq {
 
 struct ch_limits {
 	unsigned int max_conns, max_per_peer, review_queue;
-	int handshake_s, auth_s, idle_s;
+	int handshake_s, auth_s, idle_s, reauth_s;
 	double review_per_ms, review_burst;
 	double conn_per_ms, conn_burst;
 	double greview_per_ms, greview_burst;
@@ -181,5 +187,9 @@ bool ch_guard_log_ok(struct ch_server *srv);
 
 /* ch_server.c: a message is complete and the link is authenticated. */
 int ch_conn_handle_message(struct ch_server *srv, struct ch_conn *c);
+/* ch_server.c: idle for half the idle timeout: one WebSocket ping (the pong is traffic). */
+void ch_conn_ping(struct ch_conn *c);
+/* ch_server.c: authentication expired: close with 1001 once (the client reconnects). */
+void ch_conn_expire(struct ch_server *srv, struct ch_conn *c);
 
 #endif

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -128,6 +129,7 @@ int ch_guard_init(struct ch_server *srv, const struct ch_server_opts *o)
 	l->handshake_s = pos_or(o->handshake_timeout_s, CH_DEFAULT_HANDSHAKE_TIMEOUT_S);
 	l->auth_s = pos_or(o->auth_timeout_s, CH_DEFAULT_AUTH_TIMEOUT_S);
 	l->idle_s = pos_or(o->idle_timeout_s, CH_DEFAULT_IDLE_TIMEOUT_S);
+	l->reauth_s = pos_or(o->reauth_s, CH_DEFAULT_REAUTH_S);
 	l->review_per_ms = (double)per_min / 60000.0;
 	l->review_burst = 4.0;
 	l->conn_burst = (double)pos_or(o->conns_per_peer_per_s, CH_DEFAULT_CONNS_PER_PEER_PER_S);
@@ -420,6 +422,28 @@ static struct ch_inflight *inflight_free_slot(struct ch_server *srv)
 	return NULL;
 }
 
+/*
+ * The link is authenticated: until min(token exp, now + reauth_s). Past it
+ * ch_guard_sweep closes the connection (1001) and the client comes back with
+ * its current token (re-read from its file), which is prechecked or reviewed
+ * again like any new connection.
+ */
+static void link_authenticated(struct ch_server *srv, struct ch_link *l, int64_t now)
+{
+	int64_t until = now + (int64_t)srv->lim.reauth_s * 1000;
+
+	l->auth = CH_LINK_OK;
+	if (l->token_exp_s > 0) {
+		int64_t left_ms = (l->token_exp_s - (int64_t)time(NULL)) * 1000;
+
+		if (now + left_ms < until)
+			until = now + (left_ms > 0 ? left_ms : 0);
+	}
+	l->auth_until_ms = until;
+	if (l->peer)
+		l->peer->good_until_ms = now + CH_SRV_GOOD_PEER_MS;
+}
+
 static void link_wait(struct ch_link *l, uint64_t review_id)
 {
 	l->auth = CH_LINK_REVIEW;
@@ -511,9 +535,9 @@ unsigned int ch_guard_upgrade(struct ch_server *srv, struct lws *wsi)
 	if (code)
 		goto out;
 	v = srv->ops.precheck ? srv->ops.precheck(srv->ops.arg, tok) : CH_AUTH_REVIEW;
+	l->token_exp_s = srv->ops.expires ? srv->ops.expires(srv->ops.arg, tok) : 0;
 	if (v == CH_AUTH_ALLOW) {
-		l->auth = CH_LINK_OK;
-		l->peer->good_until_ms = ch_now_ms() + CH_SRV_GOOD_PEER_MS;
+		link_authenticated(srv, l, ch_now_ms());
 	} else if (v == CH_AUTH_REVIEW) {
 		code = queue_review(srv, l, tok);
 	} else {
@@ -536,10 +560,11 @@ static void apply_verdict(struct ch_server *srv, const struct ch_areq *r)
 
 		if (l->auth != CH_LINK_REVIEW || l->review_id != r->id)
 			continue;
-		l->auth = r->verdict == 0 ? CH_LINK_OK : CH_LINK_DENIED;
 		l->last_ms = ch_now_ms();
-		if (r->verdict == 0 && l->peer)
-			l->peer->good_until_ms = l->last_ms + CH_SRV_GOOD_PEER_MS;
+		if (r->verdict == 0)
+			link_authenticated(srv, l, l->last_ms);
+		else
+			l->auth = CH_LINK_DENIED;
 		if (r->verdict != 0) {
 			srv->stats.review_denied++;
 			if (ch_guard_log_ok(srv))
@@ -616,6 +641,13 @@ void ch_guard_sweep(struct ch_server *srv)
 			kill_link(srv, l, "authentication not answered in time");
 		else if (l->auth == CH_LINK_OK && now - l->last_ms > (int64_t)srv->lim.idle_s * 1000)
 			kill_link(srv, l, "idle");
+		else if (l->auth == CH_LINK_OK && l->conn && now >= l->auth_until_ms + 2000)
+			kill_link(srv, l, "authentication expired and the connection did not close");
+		else if (l->auth == CH_LINK_OK && l->conn && now >= l->auth_until_ms)
+			ch_conn_expire(srv, l->conn);
+		else if (l->auth == CH_LINK_OK && l->conn &&
+			 now - l->last_ms > (int64_t)srv->lim.idle_s * 500)
+			ch_conn_ping(l->conn);
 		else if (l->auth == CH_LINK_DENIED && now - l->last_ms > 2000)
 			kill_link(srv, l, "refused");
 	}

@@ -16,6 +16,7 @@
 #include "ch.h"
 #include "nh_auth.h"
 #include "nh_jwt.h"
+#include "nh_server.h"
 
 #define ID "system:serviceaccount:podcheckpoint-system:podcheckpoint-controller"
 #define ISS "https://127.0.0.1:6443/"
@@ -161,6 +162,9 @@ static void test_prefilter(void **state)
 
 	assert_int_equal(nh_jwt_precheck(good_tok, ISS, CH_AUDIENCE, WALL0, &exp, why, sizeof(why)), 0);
 	assert_int_equal(exp, WALL0 + 600);
+	/* the channel server closes an authenticated connection at the token's exp */
+	assert_int_equal(nh_server_token_expiry(NULL, good_tok), WALL0 + 600);
+	assert_int_equal(nh_server_token_expiry(NULL, "random-token-123"), 0);
 	assert_int_equal(nh_jwt_issuer(good_tok, iss, sizeof(iss)), 0);
 	assert_string_equal(iss, ISS);
 	/* random bearer strings, wrong shapes */
