@@ -437,7 +437,7 @@ static bool nh_step_kubelet(struct nh_run *run)
 			return false;
 		/* The CR decides, again, right before the runtime freezes anything. */
 		rc = nh_refresh(run);
-		if (rc == -ENOENT || rc == -ESTALE || run->rn->cancelled) {
+		if (rc == -ENOENT || rc == -ESTALE || run->slot->cancelled) {
 			nh_superseded(run, false);
 			return false;
 		}
@@ -471,14 +471,14 @@ static bool nh_step_kubelet(struct nh_run *run)
 			return false;
 		LOG_INFO("msg=\"kubelet checkpoint\" pcp=%s/%s uid=%s step=kubelet container=%s timeout=%d",
 			 r->job.ns, r->job.name, r->job.uid, ctr, r->job.timeout_seconds);
-		rc = nh_kubelet_checkpoint(run->rn->kubelet, r->job.ns, r->job.pod, ctr,
+		rc = nh_kubelet_checkpoint(run->slot->kubelet, r->job.ns, r->job.pod, ctr,
 					   r->job.timeout_seconds, &kres);
 		if (rc == -ETIMEDOUT || rc == -EINTR)
 			nh_sweep_later(run, ctr, started);
 		r->kubelet_started = 0;
 		if (rc == -EINTR && run->rn->stop)
 			return false; /* stopping: the next start fails it as Interrupted */
-		if (rc == -EINTR && run->rn->cancelled) {
+		if (rc == -EINTR && run->slot->cancelled) {
 			nh_strlcpy(run->why, "the controller cancelled the job", sizeof(run->why));
 			nh_superseded(run, false);
 			return false;
@@ -558,7 +558,7 @@ static bool nh_step_bundle(struct nh_run *run)
 
 		if (run->rn->stop)
 			return false;
-		if (run->rn->cancelled) {
+		if (run->slot->cancelled) {
 			nh_strlcpy(run->why, "the controller cancelled the job", sizeof(run->why));
 			nh_superseded(run, false);
 			return false;
@@ -804,6 +804,8 @@ void nh_run_checkpoint(struct nh_run *run)
 		nh_drop(run, "NotDispatchedHere");
 		return;
 	}
+	if (nh_runner_claim_pod(run) != 0)
+		return; /* another job of the same pod runs; this one waits, untouched */
 	want_fp = kc_json_str(run->cr, "status.recipientFingerprint");
 	if (r->job.encrypt) {
 		const char *pem = run->job ? run->job->cert_pem : NULL;
