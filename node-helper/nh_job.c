@@ -360,9 +360,8 @@ int nh_runner_submit(struct nh_runner *rn, const struct ch_job *job)
 				 rn->opt.node_name);
 		else
 			snprintf(r->message, sizeof(r->message),
-				 "Queued on the node helper on %s behind %zu job%s (%zu at once)",
-				 rn->opt.node_name, ahead + 1 - idle, ahead + 1 - idle == 1 ? "" : "s",
-				 rn->nslots);
+				 "Queued on the node helper on %s: %zu running (at most %zu at once), %zu ahead of it",
+				 rn->opt.node_name, rn->nslots - idle, rn->nslots, ahead - idle);
 		/* One fsync under the lock: the lws thread is the only submitter. */
 		rc = nh_journal_save(rn->journal, r);
 		if (rc == 0) {
