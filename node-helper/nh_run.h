@@ -95,6 +95,38 @@ struct nh_run {
 	int64_t progress_ms;  /* monotonic time of the last status write (rate of progress writes) */
 };
 
+/* The job's primitives (nh_steps.c), shared by the steps and nh_finish.c. */
+enum nh_patch_kind {
+	NH_P_RUNNING,  /* started: startTime, progress at the first container */
+	NH_P_PROGRESS, /* a later container (rate-limited, NH_PROGRESS_EVERY_MS) */
+	NH_P_SUCCEEDED,
+	NH_P_FAILED,
+	NH_P_DELETING_POD,
+	NH_P_KEPT,
+};
+
+/* Journals the record at state s and tells the channel: 0 or the journal's error. */
+int nh_save(struct nh_run *run, enum nh_jstate s);
+/* The record's state to the channel (and the journal's in-memory progress). */
+void nh_notify(struct nh_run *run);
+/* Sleeps ms in 100 ms steps, less when the daemon stops. */
+void nh_sleep_ms(struct nh_runner *rn, long ms);
+/* GET the CR into run->cr and guard it: 0 ours; -ENOENT gone or replaced;
+ * -ESTALE terminal or not dispatched here (run->why says); other: no answer. */
+int nh_refresh(struct nh_run *run);
+/* A status patch from the freshest guarded CR (resourceVersion precondition,
+ * 409: re-read, guard, rebuild); -ENOENT/-ESTALE when the guard says no. */
+int nh_write_status(struct nh_run *run, enum nh_patch_kind kind, const char *reason,
+		    const char *message);
+/* An Event on obj (the CR, the pod); failures only logged. */
+void nh_event_on(struct nh_run *run, json_object *obj, const char *type, const char *reason,
+		 const char *action, const char *note);
+void nh_event(struct nh_run *run, const char *type, const char *reason, const char *action,
+	      const char *note);
+/* The CR says otherwise: stop without writing status, remove the plaintext and,
+ * unless keep_artifact (the status records it), the artifact; journal failed. */
+void nh_superseded(struct nh_run *run, bool keep_artifact);
+
 /* A new checkpoint job (journal state accepted). */
 void nh_run_checkpoint(struct nh_run *run);
 /* From durable on: status, pod delete, done. Safe to repeat. */
