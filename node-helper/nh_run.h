@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -39,7 +40,7 @@ struct nh_item {
 /*
  * One runner thread. kubelet and the kc_client are its thread's alone; uid
  * and pod are written under rn->lock (read by cancel and by other slots'
- * pod claims); abort/cancelled are set under rn->lock and read without it
+ * pod claims); abort/cancelled (atomic) are set under rn->lock and read without it
  * (the kubelet call's progress callback, the steps).
  */
 struct nh_slot {
@@ -49,8 +50,8 @@ struct nh_slot {
 	bool started;
 	char uid[64];                /* the job it runs, "" idle */
 	char pod[NH_POD_KEY];        /* ns/pod it holds, "" none */
-	volatile sig_atomic_t abort; /* stop, or its job was cancelled: the kubelet call ends now */
-	volatile sig_atomic_t cancelled; /* its job was cancelled */
+	atomic_int abort; /* stop, or its job was cancelled: the kubelet call ends now */
+	atomic_int cancelled; /* its job was cancelled */
 };
 
 /*
@@ -75,7 +76,7 @@ struct nh_runner {
 	size_t len, cap, qmax;
 	struct nh_slot *slots; /* owned, nslots */
 	size_t nslots;
-	volatile sig_atomic_t stop; /* the daemon is stopping */
+	atomic_int stop; /* the daemon is stopping */
 };
 
 /* One job being run (its slot's thread only). */
