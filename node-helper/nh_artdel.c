@@ -119,3 +119,18 @@ out:
 	free(r);
 	return rc;
 }
+
+int nh_runner_delete_artifact(struct nh_runner *rn, const char *artifact_dir, struct nh_journal *j,
+			      const struct ch_job *job, json_object *cr, struct ch_state *st)
+{
+	const char *uid = cr ? kc_json_str(cr, "metadata.uid") : NULL;
+
+	/* Only for a CR that is gone, replaced or being deleted (nh_delete_artifact
+	 * refuses the others): its job stops first. A queued one leaves the queue
+	 * (never started, nothing to remove); a running one is aborted and the
+	 * answer is busy until it has stopped and cleaned up. */
+	if (rn && (!cr || !uid || strcmp(uid, job->uid) != 0 ||
+		   kc_json_get(cr, "metadata.deletionTimestamp")))
+		nh_runner_cancel(rn, job->uid);
+	return nh_delete_artifact(artifact_dir, j, job, cr, st);
+}

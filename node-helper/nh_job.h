@@ -1,8 +1,20 @@
 /*
- * nh_job.h - the job runner: one worker thread, one job at a time per node,
- * fed by a bounded queue (NH_QUEUE_MAX). Each step is written to the
+ * nh_job.h - the job runner: --max-parallel-jobs runner threads ("slots",
+ * default 4) fed by one queue of --max-queued-jobs (default 64). A new job
+ * is journaled `accepted` and answered queued; a slot picks it within
+ * milliseconds when one is free. Beyond max-queued-jobs waiting (plus the
+ * idle slots) a new job is answered busy and nothing is journaled. Two jobs
+ * of the same pod never run together: the pod is known once the CR is read,
+ * and a job whose pod another slot holds goes back to the head of the queue
+ * untouched ("parked") until that slot lets go. Each step is written to the
  * journal before the next begins; progress goes to the channel through the
  * notify callback.
+ *
+ * Deadlines: the wait for a slot counts from the accept, parked time
+ * included: a job not started --max-queue-wait-seconds after it was accepted
+ * is failed QueueTimeout (guarded) without starting. Once started, every
+ * kubelet call has its own deadline (timeoutSeconds + margin) and the
+ * controller's Timeout counts from status.startTime.
  *
  * A job from the channel is only an identity (uid, namespace, name, and the
  * recipient certificate). The runner reads the PodCheckpoint and acts only
@@ -24,9 +36,15 @@
  * A kubelet call given up on (timeout, cancel, shutdown) leaves an entry in
  * the sweeper (nh_sweep.h) that removes its late archive.
  *
- * Threads: submit/resume are called from the channel thread; everything
- * else happens on the worker thread, which owns its kc_client and kubelet
- * client. nh_runner_free aborts a kubelet call in flight and joins.
+ * Threads and ownership (nh_run.h has the fields): submit, resume, cancel
+ * and delete-artifact are called from the channel thread; recover before
+ * start; a job runs on one slot thread, which owns its kc_client and its
+ * kubelet client (one curl handle each). The queue, every slot's current
+ * uid/pod and the cancel flags are under the runner's one mutex; the
+ * journal (its own mutex; one writer per uid: the slot running it, or the
+ * channel thread before it is queued), the sweeper (its own mutex) and the
+ * metrics (atomic gauges, per-thread phase laps) are shared by all slots.
+ * nh_runner_free aborts every kubelet call in flight and joins.
  */
 #ifndef PCP_NH_JOB_H
 #define PCP_NH_JOB_H
@@ -42,8 +60,6 @@
 #include "nh_options.h"
 
 struct nh_sweep;
-
-#define NH_QUEUE_MAX 16
 
 struct kc_config;
 
@@ -62,19 +78,22 @@ struct nh_runner;
 
 int nh_runner_new(const struct nh_runner_opts *opts, struct nh_runner **out, char *err,
 		  size_t errlen);
-/* Starts the worker thread. */
+/* Starts the slot threads. */
 int nh_runner_start(struct nh_runner *rn);
 /* Stops (aborting a kubelet call in flight), joins, frees. NULL ok. */
 void nh_runner_free(struct nh_runner *rn);
 
 /*
  * Journals a new checkpoint job as accepted and queues it (the certificate
- * PEM is copied). -EBUSY when the queue is full (nothing journaled).
+ * PEM is copied). -EBUSY when max-queued-jobs wait beyond the idle slots
+ * (nothing journaled).
  */
 int nh_runner_submit(struct nh_runner *rn, const struct ch_job *job);
 /* cancel: the controller failed the CR. The running job's kubelet call is
- * aborted and the job stops (its archive is swept); a queued one finds its
- * CR terminal and does nothing. 0, or -ENOENT when uid is not queued/running. */
+ * aborted and the job stops (its archive is swept); a queued new job leaves
+ * the queue and its journal record (it never started); a queued resume
+ * stays (it reads its terminal CR and cleans up). 0, or -ENOENT when uid is
+ * not queued/running. */
 int nh_runner_cancel(struct nh_runner *rn, const char *uid);
 /* Queues the continuation of a journaled job (durable or later). -EBUSY when
  * full, -EALREADY when it is already queued or running. */
@@ -92,6 +111,12 @@ int nh_runner_recover(struct nh_runner *rn);
  */
 int nh_delete_artifact(const char *artifact_dir, struct nh_journal *j, const struct ch_job *job,
 		       json_object *cr, struct ch_state *st);
+
+/* delete-artifact from the channel: for a CR that is gone, replaced or
+ * being deleted, first cancels its job (nh_runner_cancel: a queued one is
+ * withdrawn, a running one aborted), then nh_delete_artifact. rn may be NULL. */
+int nh_runner_delete_artifact(struct nh_runner *rn, const char *artifact_dir, struct nh_journal *j,
+			      const struct ch_job *job, json_object *cr, struct ch_state *st);
 
 /* Maps an art_writer error to StorageFailed or EncryptionFailed. */
 const char *nh_writer_reason(int rc, bool encrypt);

@@ -34,13 +34,13 @@ struct nh_kubelet {
 	char kubelet_root[1024];
 	nh_token_fn token;
 	void *token_arg;
-	volatile sig_atomic_t *stop;
+	atomic_int *stop;
 };
 
 struct nh_xfer {
 	struct dbuf body;
 	bool too_big;
-	volatile sig_atomic_t *stop;
+	atomic_int *stop;
 };
 
 static size_t nh_write_cb(char *p, size_t size, size_t nmemb, void *arg)

@@ -14,6 +14,7 @@
 #define PCP_NH_KUBELET_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -39,7 +40,7 @@ struct nh_kubelet_opts {
 	const char *kubelet_root; /* the kubelet's root dir on the node ("/var/lib/kubelet") */
 	nh_token_fn token;       /* may be NULL */
 	void *token_arg;
-	volatile sig_atomic_t *stop; /* abort the transfer when non-zero; may be NULL */
+	atomic_int *stop; /* abort the transfer when non-zero; may be NULL */
 };
 
 /* Outcome of one kubelet call. */

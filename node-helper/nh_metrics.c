@@ -210,9 +210,9 @@ int nh_metrics_start(const struct nh_options *opt, struct nh_metrics **out, char
 				   "Size of each stored checkpoint artifact in bytes.", NULL,
 				   mx_buckets_bytes, mx_nbuckets_bytes);
 	nh_mx_queue = mx_gauge("podcheckpoint_helper_queue_depth",
-			       "Checkpoint jobs waiting for the job runner on this node.", NULL);
+			       "Checkpoint jobs waiting for a free runner thread on this node (at most --max-queued-jobs, plus the idle threads' for a moment).", NULL);
 	nh_mx_inflight = mx_gauge("podcheckpoint_helper_jobs_in_flight",
-				  "Checkpoint jobs the runner is working on (0 or 1: one at a time per node).",
+				  "Checkpoint jobs the runner threads are working on (at most --max-parallel-jobs).",
 				  NULL);
 	nh_mx_kubelet_up = mx_gauge("podcheckpoint_kubelet_reachable",
 				    "1 when the kubelet accepted a TCP connection at the last check, else 0.",

@@ -11,9 +11,10 @@
  * succeeded, the API server answers, and the kubelet is reachable.
  * Healthy: the Lease heartbeat loop turns.
  *
- * The job hooks are called from the runner thread only (one job at a time):
- * begin/end bracket one nh_run_item; phase(name) observes the time since
- * the previous phase (or begin) into checkpoint_duration_seconds{phase}
+ * The job hooks are called from the runner's slot threads, each for its own
+ * job (the gauges are atomic, the phase laps thread-local): begin/end
+ * bracket one nh_run_item; phase(name) observes the time since
+ * the previous phase (or begin) on the same thread into checkpoint_duration_seconds{phase}
  * (phase(NULL) only restarts the lap); result counts the terminal outcome
  * and observes total and artifact_bytes.
  */

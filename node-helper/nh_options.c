@@ -64,6 +64,13 @@ static const struct nh_opt nh_opts[] = {
 	  0, 86400, "after a kubelet call is given up, remove its late archive for this long" },
 	{ "journal-keep-seconds", NULL, NUM(journal_keep_seconds, NH_OPT_LONG), "604800", 0,
 	  31536000, "prune finished job records after this long (0: never)" },
+	{ "max-parallel-jobs", NULL, NUM(max_parallel_jobs, NH_OPT_LONG), "4", 1, 64,
+	  "checkpoint jobs run at once on this node (runner threads); never two of the same pod" },
+	{ "max-queued-jobs", NULL, NUM(max_queued_jobs, NH_OPT_LONG), "64", 0, 4096,
+	  "jobs waiting for a free runner (answered queued); beyond that a new job is answered busy" },
+	{ "max-queue-wait-seconds", NULL, NUM(max_queue_wait_seconds, NH_OPT_LONG), "600", 1, 86400,
+	  "a job that has not started this long after it was accepted fails with QueueTimeout "
+	  "(the controller's --queue-wait-seconds)" },
 	{ "min-free-bytes", NULL, NUM(min_free_bytes, NH_OPT_BYTES), "1Gi", 0, LLONG_MAX,
 	  "refuse to start, and fail jobs, when the artifact filesystem has less free" },
 	{ "controller-identity", NULL, STR(controller_identity),

@@ -32,6 +32,9 @@ struct nh_options {
 	char kubelet_root_dir[NH_PATH_MAX]; /* the kubelet's --root-dir, as on the node */
 	long late_archive_grace_seconds;    /* sweep given-up calls' archives this long */
 	long journal_keep_seconds;          /* prune finished journal records after */
+	long max_parallel_jobs;             /* runner threads: jobs of different pods at once */
+	long max_queued_jobs;               /* jobs waiting for a runner beyond those; then busy */
+	long max_queue_wait_seconds;        /* a job not started this long after accept: QueueTimeout */
 	uint64_t min_free_bytes;
 	char controller_identity[256];
 	long lease_duration_seconds;

@@ -2,15 +2,17 @@
  * nh_run.h - internal to the job runner (nh_job.c, nh_steps.c): the runner
  * and the state of one job being run. Not part of the helper's interface.
  *
- * Ownership: struct nh_run lives on the worker's stack for one job; it owns
- * r, cert, w, cr and pod; job is borrowed from the queue item.
+ * Ownership: struct nh_run lives on a slot thread's stack for one job; it
+ * owns r, cert, w, cr and pod; job is borrowed from the queue item.
  */
 #ifndef PCP_NH_RUN_H
 #define PCP_NH_RUN_H
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <json-c/json.h>
 
@@ -20,36 +22,68 @@
 
 struct kc_client;
 
+/* ns/pod: what two jobs must not share while running. */
+#define NH_POD_KEY (64 + CH_NAME_MAX + 1)
+
+/*
+ * One entry of the runner's queue (rn->lock). Owned by the queue until a
+ * slot takes it; then by that slot's thread until it is done (or parked:
+ * back at the head of the queue, pod known).
+ */
 struct nh_item {
 	char uid[64];
-	struct ch_job *job; /* NULL: resume from the journal */
+	char pod[NH_POD_KEY]; /* ns/pod when known (resume, parked), "" until read */
+	struct ch_job *job;   /* owned; NULL: resume from the journal */
+	int64_t accepted_ms;  /* wall clock of the accept: the queue deadline counts from it */
 };
 
+/*
+ * One runner thread. kubelet and the kc_client are its thread's alone; uid
+ * and pod are written under rn->lock (read by cancel and by other slots'
+ * pod claims); abort/cancelled (atomic) are set under rn->lock and read without it
+ * (the kubelet call's progress callback, the steps).
+ */
+struct nh_slot {
+	struct nh_runner *rn;
+	struct nh_kubelet *kubelet;  /* owned */
+	pthread_t thread;
+	bool started;
+	char uid[64];                /* the job it runs, "" idle */
+	char pod[NH_POD_KEY];        /* ns/pod it holds, "" none */
+	atomic_int abort; /* stop, or its job was cancelled: the kubelet call ends now */
+	atomic_int cancelled; /* its job was cancelled */
+};
+
+/*
+ * The runner. lock guards queue/len, every slot's uid and pod, and the
+ * cancel flags; cond is signalled when an item is queued and broadcast when
+ * a slot lets go of a pod. The queue is an array in order (head first) of
+ * capacity max_queued_jobs + nslots: a job is accepted while fewer than
+ * max_queued_jobs + (idle slots) wait, so running + waiting never exceeds
+ * that, and a parked item always fits back.
+ */
 struct nh_runner {
 	struct nh_options opt; /* copy */
 	struct kc_config *cfg;
 	struct nh_journal *journal;
-	struct nh_kubelet *kubelet;
 	struct nh_sweep *sweep; /* borrowed, may be NULL */
 	void (*notify)(void *arg, const struct ch_state *st);
 	void *notify_arg;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct nh_item queue[NH_QUEUE_MAX];
-	size_t head, len;
-	char current[64];              /* uid of the job being run, "" (lock) */
-	volatile sig_atomic_t stop;    /* the daemon is stopping */
-	volatile sig_atomic_t abort;   /* stop, or the current job was cancelled:
-					* the kubelet call in flight ends at once */
-	volatile sig_atomic_t cancelled; /* the current job was cancelled */
-	pthread_t thread;
-	bool started;
+	struct nh_item *queue; /* owned, cap entries */
+	size_t len, cap, qmax;
+	struct nh_slot *slots; /* owned, nslots */
+	size_t nslots;
+	atomic_int stop; /* the daemon is stopping */
 };
 
-/* One job being run (worker thread only). */
+/* One job being run (its slot's thread only). */
 struct nh_run {
 	struct nh_runner *rn;
+	struct nh_slot *slot;
+	bool parked; /* another job of the same pod runs: back to the queue */
 	struct kc_client *kc;
 	struct nh_record *r;
 	const struct ch_job *job; /* new jobs: with the certificate; NULL on resume */
@@ -62,6 +96,38 @@ struct nh_run {
 	int64_t progress_ms;  /* monotonic time of the last status write (rate of progress writes) */
 };
 
+/* The job's primitives (nh_steps.c), shared by the steps and nh_finish.c. */
+enum nh_patch_kind {
+	NH_P_RUNNING,  /* started: startTime, progress at the first container */
+	NH_P_PROGRESS, /* a later container (rate-limited, NH_PROGRESS_EVERY_MS) */
+	NH_P_SUCCEEDED,
+	NH_P_FAILED,
+	NH_P_DELETING_POD,
+	NH_P_KEPT,
+};
+
+/* Journals the record at state s and tells the channel: 0 or the journal's error. */
+int nh_save(struct nh_run *run, enum nh_jstate s);
+/* The record's state to the channel (and the journal's in-memory progress). */
+void nh_notify(struct nh_run *run);
+/* Sleeps ms in 100 ms steps, less when the daemon stops. */
+void nh_sleep_ms(struct nh_runner *rn, long ms);
+/* GET the CR into run->cr and guard it: 0 ours; -ENOENT gone or replaced;
+ * -ESTALE terminal or not dispatched here (run->why says); other: no answer. */
+int nh_refresh(struct nh_run *run);
+/* A status patch from the freshest guarded CR (resourceVersion precondition,
+ * 409: re-read, guard, rebuild); -ENOENT/-ESTALE when the guard says no. */
+int nh_write_status(struct nh_run *run, enum nh_patch_kind kind, const char *reason,
+		    const char *message);
+/* An Event on obj (the CR, the pod); failures only logged. */
+void nh_event_on(struct nh_run *run, json_object *obj, const char *type, const char *reason,
+		 const char *action, const char *note);
+void nh_event(struct nh_run *run, const char *type, const char *reason, const char *action,
+	      const char *note);
+/* The CR says otherwise: stop without writing status, remove the plaintext and,
+ * unless keep_artifact (the status records it), the artifact; journal failed. */
+void nh_superseded(struct nh_run *run, bool keep_artifact);
+
 /* A new checkpoint job (journal state accepted). */
 void nh_run_checkpoint(struct nh_run *run);
 /* From durable on: status, pod delete, done. Safe to repeat. */
@@ -69,6 +135,9 @@ void nh_finish(struct nh_run *run);
 /* Fails the job: clean up, journal, status (guarded), Warning Event. */
 void nh_fail(struct nh_run *run, const char *reason, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Claims run->r->job's pod for run's slot: 0, or -EBUSY when another slot
+ * holds it (run->parked is set: the job goes back to the queue, nothing done). */
+int nh_runner_claim_pod(struct nh_run *run);
 /* Removes the kubelet's plaintext archives recorded in the record. */
 void nh_remove_archives(const struct nh_record *r);
 

@@ -73,7 +73,7 @@ static int nh_on_delete_artifact(struct nh_server_ctx *ctx, const struct ch_job 
 			 job->ns, job->name, strerror(-rc));
 		return 0;
 	}
-	rc = nh_delete_artifact(ctx->opt->artifact_dir, ctx->journal, job, cr, now);
+	rc = nh_runner_delete_artifact(ctx->runner, ctx->opt->artifact_dir, ctx->journal, job, cr, now);
 	json_object_put(cr);
 	return rc == 0 ? 0 : -EINVAL;
 }
@@ -123,8 +123,8 @@ int nh_server_on_job(void *arg, const struct ch_job *job, struct ch_state *now)
 		/* Not an error: nothing is journaled, the controller asks again. */
 		nh_answer(now, job->uid, CH_BUSY, "Busy");
 		snprintf(now->message, sizeof(now->message),
-			 "the node helper on %.200s has %d jobs queued; the controller asks again later",
-			 ctx->opt->node_name, NH_QUEUE_MAX);
+			 "the node helper on %.200s has %ld jobs running and %ld queued; the controller asks again later",
+			 ctx->opt->node_name, ctx->opt->max_parallel_jobs, ctx->opt->max_queued_jobs);
 		LOG_INFO("msg=\"job not queued: queue full\" pcp=%s/%s uid=%s reason=Busy", job->ns,
 			 job->name, job->uid);
 		return 0;

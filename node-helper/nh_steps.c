@@ -1,8 +1,9 @@
 /*
  * nh_steps.c - the steps of one checkpoint job (see nh_job.h and
- * docs/node-helper.md): read the CR and the pod, guard, kubelet calls,
- * bundle, status, pod delete. What the job is (from the CR and the pod) is
- * nh_jobspec.c.
+ * docs/node-helper.md): the job's primitives (journal, notify, guarded
+ * re-read, status writes, Events, failing), read the CR and the pod, kubelet
+ * calls, bundle. What the job is (from the CR and the pod) is nh_jobspec.c;
+ * from `durable` on (status, pod delete) nh_finish.c.
  *
  * The PodCheckpoint in the API server decides. Before every status write,
  * every kubelet call and the pod delete the job re-reads the CR and runs
@@ -38,7 +39,7 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static void nh_notify(struct nh_run *run)
+void nh_notify(struct nh_run *run)
 {
 	struct ch_state st;
 
@@ -50,7 +51,7 @@ static void nh_notify(struct nh_run *run)
 		run->rn->notify(run->rn->notify_arg, &st);
 }
 
-static int nh_save(struct nh_run *run, enum nh_jstate s)
+int nh_save(struct nh_run *run, enum nh_jstate s)
 {
 	struct nh_record *r = run->r;
 	int rc;
@@ -75,7 +76,7 @@ static bool nh_step(struct nh_run *run, enum nh_jstate s)
 	return false;
 }
 
-static void nh_sleep_ms(struct nh_runner *rn, long ms)
+void nh_sleep_ms(struct nh_runner *rn, long ms)
 {
 	while (ms > 0 && !rn->stop) {
 		struct timespec ts = { 0, 100 * 1000000L };
@@ -96,7 +97,7 @@ static void nh_guard_expect(const struct nh_run *run, struct pst_expect *e)
  * replaced; -ESTALE: terminal, or not dispatched here (run->why says); other:
  * the API server did not answer (after a few tries).
  */
-static int nh_refresh(struct nh_run *run)
+int nh_refresh(struct nh_run *run)
 {
 	struct nh_record *r = run->r;
 	struct pst_expect e;
@@ -141,14 +142,6 @@ static int nh_refresh(struct nh_run *run)
 	}
 }
 
-enum nh_patch_kind {
-	NH_P_RUNNING,  /* started: startTime, progress at the first container */
-	NH_P_PROGRESS, /* a later container (rate-limited, NH_PROGRESS_EVERY_MS) */
-	NH_P_SUCCEEDED,
-	NH_P_FAILED,
-	NH_P_DELETING_POD,
-	NH_P_KEPT,
-};
 
 /* A progress write at most this often: short jobs pay none, long ones are not silent. */
 #define NH_PROGRESS_EVERY_MS 2000
@@ -158,7 +151,7 @@ enum nh_patch_kind {
  * resourceVersion precondition, on 409 GET, guard and rebuild. -ENOENT or
  * -ESTALE when the guard says no (nothing written). Bounded.
  */
-static int nh_write_status(struct nh_run *run, enum nh_patch_kind kind, const char *reason,
+int nh_write_status(struct nh_run *run, enum nh_patch_kind kind, const char *reason,
 			   const char *message)
 {
 	struct nh_record *r = run->r;
@@ -232,7 +225,7 @@ retry:
 	return rc ? rc : -ETIMEDOUT;
 }
 
-static void nh_event_on(struct nh_run *run, json_object *obj, const char *type,
+void nh_event_on(struct nh_run *run, json_object *obj, const char *type,
 			const char *reason, const char *action, const char *note)
 {
 	struct kc_event_source src = { NH_EVENT_SOURCE, run->rn->opt.node_name };
@@ -248,7 +241,7 @@ static void nh_event_on(struct nh_run *run, json_object *obj, const char *type,
 			 run->r->job.name, run->r->job.uid, reason, st.http);
 }
 
-static void nh_event(struct nh_run *run, const char *type, const char *reason,
+void nh_event(struct nh_run *run, const char *type, const char *reason,
 		     const char *action, const char *note)
 {
 	nh_event_on(run, run->cr, type, reason, action, note);
@@ -290,7 +283,7 @@ static void nh_remove_artifact(struct nh_record *r)
  * plaintext goes; an artifact goes too unless the CR's status records it
  * (keep_artifact).
  */
-static void nh_superseded(struct nh_run *run, bool keep_artifact)
+void nh_superseded(struct nh_run *run, bool keep_artifact)
 {
 	struct nh_record *r = run->r;
 
@@ -437,7 +430,7 @@ static bool nh_step_kubelet(struct nh_run *run)
 			return false;
 		/* The CR decides, again, right before the runtime freezes anything. */
 		rc = nh_refresh(run);
-		if (rc == -ENOENT || rc == -ESTALE || run->rn->cancelled) {
+		if (rc == -ENOENT || rc == -ESTALE || run->slot->cancelled) {
 			nh_superseded(run, false);
 			return false;
 		}
@@ -471,14 +464,14 @@ static bool nh_step_kubelet(struct nh_run *run)
 			return false;
 		LOG_INFO("msg=\"kubelet checkpoint\" pcp=%s/%s uid=%s step=kubelet container=%s timeout=%d",
 			 r->job.ns, r->job.name, r->job.uid, ctr, r->job.timeout_seconds);
-		rc = nh_kubelet_checkpoint(run->rn->kubelet, r->job.ns, r->job.pod, ctr,
+		rc = nh_kubelet_checkpoint(run->slot->kubelet, r->job.ns, r->job.pod, ctr,
 					   r->job.timeout_seconds, &kres);
 		if (rc == -ETIMEDOUT || rc == -EINTR)
 			nh_sweep_later(run, ctr, started);
 		r->kubelet_started = 0;
 		if (rc == -EINTR && run->rn->stop)
 			return false; /* stopping: the next start fails it as Interrupted */
-		if (rc == -EINTR && run->rn->cancelled) {
+		if (rc == -EINTR && run->slot->cancelled) {
 			nh_strlcpy(run->why, "the controller cancelled the job", sizeof(run->why));
 			nh_superseded(run, false);
 			return false;
@@ -558,7 +551,7 @@ static bool nh_step_bundle(struct nh_run *run)
 
 		if (run->rn->stop)
 			return false;
-		if (run->rn->cancelled) {
+		if (run->slot->cancelled) {
 			nh_strlcpy(run->why, "the controller cancelled the job", sizeof(run->why));
 			nh_superseded(run, false);
 			return false;
@@ -613,151 +606,6 @@ static bool nh_step_bundle(struct nh_run *run)
 	return nh_step(run, NH_J_DURABLE);
 }
 
-static int nh_delete_pod(struct nh_run *run)
-{
-	struct nh_record *r = run->r;
-	struct kc_delete_opts dopts = { r->pod_uid[0] ? r->pod_uid : r->job.pod_uid, NULL, NULL, -1 };
-	struct kc_status st;
-	char path[1024];
-	int rc = -EIO;
-
-	if (!dopts.uid || !dopts.uid[0])
-		return -EINVAL; /* never delete without a UID precondition */
-	rc = kc_path(path, sizeof(path), &KC_RES_PODS, r->job.ns, r->job.pod, NULL, NULL);
-	if (rc)
-		return rc;
-	for (int attempt = 0; attempt < 5 && !run->rn->stop; attempt++) {
-		kc_status_clear(&st);
-		rc = kc_delete(run->kc, path, &dopts, NULL, &st);
-		if (rc == 0 || rc == -ENOENT || (rc == -EAGAIN && st.http == 409)) {
-			/* 404, or the UID precondition failed: that pod is gone already. */
-			LOG_INFO("msg=\"pod deleted\" pcp=%s/%s uid=%s step=delete-pod pod=%s pod_uid=%s http=%ld",
-				 r->job.ns, r->job.name, r->job.uid, r->job.pod, dopts.uid, st.http);
-			return 0;
-		}
-		LOG_WARN("msg=\"pod delete failed\" pcp=%s/%s uid=%s attempt=%d http=%ld err=\"%s\"",
-			 r->job.ns, r->job.name, r->job.uid, attempt + 1, st.http, st.message);
-		nh_strlcpy(r->message, st.message, sizeof(r->message));
-		if (rc == -EACCES)
-			break;
-		nh_sleep_ms(run->rn, 1000L * (attempt + 1));
-	}
-	return rc ? rc : -EIO;
-}
-
-static void nh_done_events(struct nh_run *run, const char *note)
-{
-	nh_event(run, "Normal", "CheckpointCompleted", "Checkpoint", note);
-	nh_event_on(run, run->pod, "Normal", "Checkpointed", "Checkpoint", note);
-}
-
-/*
- * From the first status write on the status is the truth; a journal write
- * that fails then is logged and the job goes on (a restart repeats the
- * idempotent remainder: status writes are guarded, the delete is by UID).
- */
-static void nh_save_soft(struct nh_run *run, enum nh_jstate s)
-{
-	int rc = nh_save(run, s);
-
-	if (rc)
-		LOG_ERROR("msg=\"journal write failed; the job goes on\" pcp=%s/%s uid=%s step=%s err=\"%s\"",
-			  run->r->job.ns, run->r->job.name, run->r->job.uid, nh_jstate_name(s),
-			  strerror(-rc));
-}
-
-void nh_finish(struct nh_run *run)
-{
-	struct nh_record *r = run->r;
-	char note[1024], why[512];
-	int rc;
-
-	if (r->state == NH_J_DURABLE && r->job.leave_running) {
-		r->pod_deleted = false;
-		rc = nh_write_status(run, NH_P_SUCCEEDED, NULL, NULL);
-		if (rc == -ENOENT || rc == -ESTALE) {
-			nh_superseded(run, false);
-			return;
-		}
-		if (rc) {
-			snprintf(r->message, sizeof(r->message),
-				 "artifact %.400s is stored; waiting for the API server to record it",
-				 r->artifact.path);
-			nh_notify(run);
-			return; /* stays durable; resumed when the controller asks again */
-		}
-		nh_success_message(r, note, sizeof(note));
-		nh_done_events(run, note);
-		nh_save_soft(run, NH_J_STATUS_WRITTEN);
-	}
-	if (r->state == NH_J_STATUS_WRITTEN) {
-		nh_save(run, NH_J_DONE);
-		return;
-	}
-	if (r->state == NH_J_DURABLE) {
-		/* leaveRunning: false. The commit point: the CR records the artifact
-		 * and that the pod is being deleted, still Running. */
-		rc = nh_write_status(run, NH_P_DELETING_POD, NULL, NULL);
-		if (rc == -ENOENT || rc == -ESTALE) {
-			nh_superseded(run, false);
-			return;
-		}
-		if (rc) {
-			nh_notify(run);
-			return; /* stays durable */
-		}
-		nh_save_soft(run, NH_J_DELETING_POD);
-	}
-	if (r->state == NH_J_DELETING_POD) {
-		/* Once more, right before the delete: a Failed CR keeps its pod. */
-		rc = nh_refresh(run);
-		if (rc == -ENOENT || rc == -ESTALE) {
-			nh_superseded(run, rc == -ESTALE); /* the status records the artifact */
-			return;
-		}
-		if (rc) {
-			nh_notify(run);
-			return;
-		}
-		rc = nh_delete_pod(run);
-		if (run->rn->stop)
-			return;
-		if (rc) {
-			nh_strlcpy(why, r->message, sizeof(why));
-			snprintf(r->message, sizeof(r->message),
-				 "the checkpoint is stored at %.400s and kept, but pod %s/%s could not be deleted: %.200s",
-				 r->artifact.path, r->job.ns, r->job.pod, why[0] ? why : strerror(-rc));
-			nh_strlcpy(r->reason, "PodDeleteFailed", sizeof(r->reason));
-			nh_time_now(r->completion_time);
-			nh_save(run, NH_J_FAILED);
-			rc = nh_write_status(run, NH_P_KEPT, r->reason, r->message);
-			if (rc == 0)
-				nh_event(run, "Warning", r->reason, "DeletePod", r->message);
-			return;
-		}
-		r->pod_deleted = true;
-		nh_save_soft(run, NH_J_POD_DELETED);
-	}
-	if (r->state == NH_J_POD_DELETED) {
-		r->pod_deleted = true;
-		rc = nh_write_status(run, NH_P_SUCCEEDED, NULL, NULL);
-		if (rc && rc != -ENOENT && rc != -ESTALE) {
-			nh_notify(run);
-			return;
-		}
-		nh_success_message(r, note, sizeof(note));
-		if (rc == 0) {
-			nh_done_events(run, note);
-			snprintf(note, sizeof(note), "Deleted pod %s/%s (UID %s) after the checkpoint",
-				 r->job.ns, r->job.pod, r->pod_uid);
-			nh_event(run, "Normal", "PodDeleted", "DeletePod", note);
-			nh_event_on(run, run->pod, "Normal", "DeletedAfterCheckpoint", "DeletePod", note);
-		}
-		nh_success_message(r, r->message, sizeof(r->message));
-		nh_save(run, NH_J_DONE);
-	}
-}
-
 /* The job disagrees with its CR, or the CR is not (or no longer) ours to act
  * on before anything was done: forget it and answer refused. */
 static void nh_drop(struct nh_run *run, const char *reason)
@@ -804,6 +652,8 @@ void nh_run_checkpoint(struct nh_run *run)
 		nh_drop(run, "NotDispatchedHere");
 		return;
 	}
+	if (nh_runner_claim_pod(run) != 0)
+		return; /* another job of the same pod runs; this one waits, untouched */
 	want_fp = kc_json_str(run->cr, "status.recipientFingerprint");
 	if (r->job.encrypt) {
 		const char *pem = run->job ? run->job->cert_pem : NULL;

@@ -56,6 +56,9 @@ static void test_defaults(void **state)
 	assert_int_equal(o.lease_duration_seconds, 15);
 	assert_int_equal(o.kube_api_qps, 200);
 	assert_int_equal(o.kube_api_burst, 400);
+	assert_int_equal(o.max_parallel_jobs, 4);
+	assert_int_equal(o.max_queued_jobs, 64);
+	assert_int_equal(o.max_queue_wait_seconds, 600);
 	assert_false(o.kubelet_insecure_skip_verify);
 	assert_string_equal(o.log_level, "info");
 }
@@ -111,6 +114,14 @@ static void test_errors(void **state)
 	assert_int_equal(parse(&o, err, sizeof(err), "--node-name=n", "--bind-address=1.2.3.4", "--kubelet-url=ftp://x", NULL), -EINVAL);
 	assert_int_equal(parse(&o, err, sizeof(err), "--node-name=n", "--bind-address=1.2.3.4", "--artifact-dir=rel", NULL), -EINVAL);
 	assert_int_equal(parse(&o, err, sizeof(err), "--node-name=n", "--bind-address=1.2.3.4", "--log-level=loud", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, sizeof(err), "--node-name=n", "--bind-address=1.2.3.4", "--max-parallel-jobs=0", NULL), -EINVAL);
+	assert_string_equal(err, "--max-parallel-jobs: 0 is out of range 1..64");
+	assert_int_equal(parse(&o, err, sizeof(err), "--node-name=n", "--bind-address=1.2.3.4", "--max-queued-jobs=-1", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, sizeof(err), "--node-name=n", "--bind-address=1.2.3.4", "--max-queue-wait-seconds=0", NULL), -EINVAL);
+	assert_int_equal(parse(&o, err, sizeof(err), "--node-name=n", "--bind-address=1.2.3.4", "--max-parallel-jobs=8",
+			       "--max-queued-jobs=0", NULL), 0);
+	assert_int_equal(o.max_parallel_jobs, 8);
+	assert_int_equal(o.max_queued_jobs, 0);
 	assert_int_equal(parse(&o, err, sizeof(err), "stray", NULL), -EINVAL);
 	setenv("NODE_NAME", "n", 1);
 	setenv("NODE_IP", "1.2.3.4", 1);

@@ -45,6 +45,28 @@ type Config struct {
 	RequestLog     string // JSON lines
 	PayloadBytes   int64
 	Client         kubernetes.Interface // admin: reviews and pod reads
+	// How long webhook answers are kept, as the kubelet does (authcache.go):
+	// 0 is the kubelet's default (2m, 5m, 30s), negative keeps none.
+	TokenCacheTTL        time.Duration
+	AuthorizedCacheTTL   time.Duration
+	UnauthorizedCacheTTL time.Duration
+}
+
+// reviewer sends TokenReviews and SubjectAccessReviews (the API server; a
+// counting fake in unit tests).
+type reviewer interface {
+	TokenReview(ctx context.Context, tr *authnv1.TokenReview) (*authnv1.TokenReview, error)
+	SubjectAccessReview(ctx context.Context, sar *authzv1.SubjectAccessReview) (*authzv1.SubjectAccessReview, error)
+}
+
+type apiReviewer struct{ c kubernetes.Interface }
+
+func (a apiReviewer) TokenReview(ctx context.Context, tr *authnv1.TokenReview) (*authnv1.TokenReview, error) {
+	return a.c.AuthenticationV1().TokenReviews().Create(ctx, tr, metav1.CreateOptions{})
+}
+
+func (a apiReviewer) SubjectAccessReview(ctx context.Context, sar *authzv1.SubjectAccessReview) (*authzv1.SubjectAccessReview, error) {
+	return a.c.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
 }
 
 // Record is one served request (GET /admin/requests).
@@ -75,6 +97,8 @@ type Server struct {
 	logf     *os.File
 	shutdown chan struct{}
 	once     sync.Once
+	rev      reviewer
+	auth     *authCaches
 }
 
 const maxRecords = 10000
@@ -84,7 +108,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.PayloadBytes <= 0 {
 		cfg.PayloadBytes = DefaultPayloadBytes
 	}
-	s := &Server{cfg: cfg, shutdown: make(chan struct{})}
+	s := &Server{cfg: cfg, shutdown: make(chan struct{}), rev: apiReviewer{cfg.Client}, auth: newAuthCaches(cfg, nil)}
 	s.faults.set(NodeFaults{})
 	if cfg.RequestLog != "" {
 		f, err := os.OpenFile(cfg.RequestLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -200,16 +224,22 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request) (*user, erro
 	if tok == "" {
 		return nil, errors.New("empty bearer token")
 	}
-	tr, err := s.cfg.Client.AuthenticationV1().TokenReviews().Create(ctx,
-		&authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: tok}}, metav1.CreateOptions{})
+	// No audiences in the review: the kubelet's are the API server's (authcache.go).
+	st, _, err := s.auth.tokens.Do(tokenKey(nil, tok), true, func() (authnv1.TokenReviewStatus, time.Duration, error) {
+		tr, err := s.rev.TokenReview(ctx, &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: tok}})
+		if err != nil {
+			return authnv1.TokenReviewStatus{}, 0, err
+		}
+		return tr.Status, s.auth.tokenTTL, nil // authenticated or not, both kept
+	})
 	if err != nil {
 		return nil, fmt.Errorf("tokenreview: %w", err)
 	}
-	if !tr.Status.Authenticated {
-		return nil, fmt.Errorf("token not authenticated: %s", tr.Status.Error)
+	if !st.Authenticated {
+		return nil, fmt.Errorf("token not authenticated: %s", st.Error)
 	}
-	u := &user{name: tr.Status.User.Username, uid: tr.Status.User.UID, groups: tr.Status.User.Groups, extra: map[string]authzv1.ExtraValue{}}
-	for k, v := range tr.Status.User.Extra {
+	u := &user{name: st.User.Username, uid: st.User.UID, groups: st.User.Groups, extra: map[string]authzv1.ExtraValue{}}
+	for k, v := range st.User.Extra {
 		u.extra[k] = authzv1.ExtraValue(v)
 	}
 	return u, nil
@@ -238,6 +268,32 @@ func subresourceFor(path string) string {
 	return "proxy"
 }
 
+// authorize: a SubjectAccessReview for nodes/<sub> of this node, its answer
+// kept as the kubelet's webhook authorizer keeps it (authcache.go).
+func (s *Server) authorize(ctx context.Context, u *user, verb, sub string) (authzv1.SubjectAccessReviewStatus, error) {
+	spec := authzv1.SubjectAccessReviewSpec{
+		User: u.name, UID: u.uid, Groups: u.groups, Extra: u.extra,
+		ResourceAttributes: &authzv1.ResourceAttributes{
+			Verb: verb, Resource: "nodes", Subresource: sub, Name: s.cfg.NodeName, Version: "v1",
+		},
+	}
+	key, err := reviewKey(&spec)
+	if err != nil {
+		return authzv1.SubjectAccessReviewStatus{}, err
+	}
+	st, _, err := s.auth.reviews.Do(key, false, func() (authzv1.SubjectAccessReviewStatus, time.Duration, error) {
+		sar, err := s.rev.SubjectAccessReview(ctx, &authzv1.SubjectAccessReview{Spec: spec})
+		if err != nil {
+			return authzv1.SubjectAccessReviewStatus{}, 0, err
+		}
+		if sar.Status.Allowed {
+			return sar.Status, s.auth.allowTTL, nil
+		}
+		return sar.Status, s.auth.denyTTL, nil
+	})
+	return st, err
+}
+
 func (s *Server) kubeletAPI(w http.ResponseWriter, r *http.Request, info *reqInfo) {
 	ctx := r.Context()
 	u, err := s.authenticate(ctx, r)
@@ -248,21 +304,14 @@ func (s *Server) kubeletAPI(w http.ResponseWriter, r *http.Request, info *reqInf
 	}
 	info.user = u.name
 	verb, sub := verbFor(r.Method), subresourceFor(r.URL.Path)
-	sar, err := s.cfg.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{
-		Spec: authzv1.SubjectAccessReviewSpec{
-			User: u.name, UID: u.uid, Groups: u.groups, Extra: u.extra,
-			ResourceAttributes: &authzv1.ResourceAttributes{
-				Verb: verb, Resource: "nodes", Subresource: sub, Name: s.cfg.NodeName, Version: "v1",
-			},
-		},
-	}, metav1.CreateOptions{})
+	sar, err := s.authorize(ctx, u, verb, sub)
 	if err != nil {
 		info.note = "subjectaccessreview: " + err.Error()
 		plain(w, http.StatusInternalServerError, fmt.Sprintf("Authorization error (user=%s, verb=%s, resource=%s, subresource=%s)", u.name, verb, "nodes", sub))
 		return
 	}
-	if !sar.Status.Allowed {
-		info.note = "denied: " + sar.Status.Reason
+	if !sar.Allowed {
+		info.note = "denied: " + sar.Reason
 		plain(w, http.StatusForbidden, fmt.Sprintf("Forbidden (user=%s, verb=%s, resource=%s, subresource=%s)", u.name, verb, "nodes", sub))
 		return
 	}
