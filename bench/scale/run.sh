@@ -22,6 +22,8 @@ NODES="${2:-10}"
 shift $(( $# > 2 ? 2 : $# ))
 export PATH="/usr/local/go/bin:$PATH" GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:--mod=mod}"
 export PCP_BIN_DIR="${PCP_BIN_DIR:-$ROOT/build}"
+# The benchmark binds its pods to the kwok nodes only: no real node to build or start.
+export PCP_E2E_NO_REAL_NODE="${PCP_E2E_NO_REAL_NODE:-1}"
 
 if [[ "${PCP_BENCH_LOCKED:-0}" != 1 ]]; then
 	exec 8>/tmp/pcp-e2e.lock

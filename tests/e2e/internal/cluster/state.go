@@ -170,7 +170,8 @@ func envInt(name string, def int) int {
 	return n
 }
 
-// MaxNodes bounds PCP_NODES: node-N is on 127.0.0.(10+N), which stays below
+// MaxNodes bounds PCP_NODES: node-N is on 127.0.0.(10+N), or one further from
+// node-3 on (RealNodeIP, real-1's, is never a stand-in's), which stays below
 // 127.0.0.255.
 const MaxNodes = 200
 
@@ -212,9 +213,13 @@ func newState(work string) *State {
 		},
 		Etcd: Etcd{DataDir: p("etcd"), LogFile: p("logs", "etcd.log")},
 	}
-	for i := 0; i < NodeCount(); i++ {
+	for i, last := 0, 10; i < NodeCount(); i++ {
 		name := fmt.Sprintf("node-%d", i+1)
-		ip := fmt.Sprintf("127.0.0.%d", 11+i)
+		last++
+		if fmt.Sprintf("127.0.0.%d", last) == RealNodeIP {
+			last++ // real-1's kubelet listens there (10250) whether or not it is up
+		}
+		ip := fmt.Sprintf("127.0.0.%d", last)
 		root := p("nodes", name, "var", "lib", "kubelet")
 		st.Nodes = append(st.Nodes, Node{
 			Name:           name,
