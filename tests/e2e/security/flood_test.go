@@ -77,6 +77,13 @@ func checkpointLatency(t *testing.T, ns, node, name string) time.Duration {
 // one slow sample on a loaded 2-core machine does not decide the 2x check.
 const latencySamples = 7
 
+// floodLatencySlack: on this 2-core machine the flood's own client goroutines
+// and the handshakes the helper must answer take CPU from everything, the
+// checkpoint path included (medians of ~110 ms idle became 165-240 ms under
+// load, ratio 0.8-2.2 over a day of runs). A guard that lets the flood starve
+// the helper shows seconds (the handshake deadline is 5 s), not this.
+const floodLatencySlack = 250 * time.Millisecond
+
 func median(ds []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
@@ -353,8 +360,9 @@ func TestChannelFlood(t *testing.T) {
 	if maxRSS.Load() > rssLimitKiB {
 		t.Errorf("helper RSS %d KiB under the flood, limit %d KiB", maxRSS.Load(), rssLimitKiB)
 	}
-	if median(loaded) > 2*median(idle) {
-		t.Errorf("checkpoint under load %v, more than twice its idle latency %v", median(loaded), median(idle))
+	if lim := 2*median(idle) + floodLatencySlack; median(loaded) > lim {
+		t.Errorf("checkpoint under load %v, more than twice its idle latency %v plus %v", median(loaded),
+			median(idle), floodLatencySlack)
 	}
 	// Budget: per flooding source 4 at once + 2/s; the legitimate checkpoints
 	// add a few (controller channel token once, kubelet stand-in one per call).
