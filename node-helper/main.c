@@ -3,6 +3,7 @@
  * done in nh_*.c (see docs/node-helper.md).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,10 @@ int main(int argc, char **argv)
 	int rc, status = 1;
 
 	memset(&ctx, 0, sizeof(ctx));
+	/* Two malloc arenas, not 8 per core: the runner slots, the channel's
+	 * service thread and its auth worker would each keep freed memory in a
+	 * heap of their own (the flood test watches the helper's RSS). */
+	mallopt(M_ARENA_MAX, 2);
 	log_set_component("node-helper");
 	rc = nh_options_parse(&opt, argc, argv, err, sizeof(err));
 	if (rc) {
