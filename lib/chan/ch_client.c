@@ -80,24 +80,9 @@ int ch_call(const struct ch_call_opts *opts, const struct ch_job *job, struct ch
 	int rc;
 
 	memset(last, 0, sizeof(*last));
-	if (err && errlen)
-		err[0] = '\0';
-	rc = ch_job_encode(job, &text);
-	if (rc) {
-		if (err && errlen)
-			snprintf(err, errlen, "the job could not be encoded");
-		goto out;
-	}
-	len = strlen(text);
-	if (len > CH_MAX_MESSAGE) {
-		if (err && errlen)
-			snprintf(err, errlen, "the job is %zu bytes, more than the %u allowed", len,
-				 CH_MAX_MESSAGE);
-		rc = -EMSGSIZE;
-		goto out;
-	}
-	rc = ch_call_raw(opts, job->uid, text, len, last, err, errlen);
-out:
+	rc = ch_job_text(job, &text, &len, err, errlen);
+	if (!rc)
+		rc = ch_call_raw(opts, job->uid, text, len, last, err, errlen);
 	free(text);
 	return rc;
 }

@@ -46,6 +46,14 @@ void ch_lws_handshake_end(void);
 int64_t ch_now_ms(void);
 
 /*
+ * A job as it goes on the wire: ch_job_encode plus the size check. 0 with a
+ * new text in *out (free() it) and its length in *len, or -EINVAL (no job, or
+ * an unknown op), -ENOMEM, -EMSGSIZE (over CH_MAX_MESSAGE), with a sentence
+ * in err (when given).
+ */
+int ch_job_text(const struct ch_job *job, char **out, size_t *len, char *err, size_t errlen);
+
+/*
  * ch_call with an already encoded message (any bytes, any size): the test
  * suite uses it to send what ch_job_encode would never produce. `uid` is the
  * job's uid, for matching answers ("" accepts any).

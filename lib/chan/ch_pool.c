@@ -398,30 +398,10 @@ int ch_pool_call(struct ch_pool *p, const char *endpoint, const char *fingerprin
 	int rc;
 
 	memset(st, 0, sizeof(*st));
-	if (err && errlen)
-		err[0] = '\0';
-	if (!job) {
-		if (err && errlen)
-			snprintf(err, errlen, "no job");
-		return -EINVAL;
-	}
-	rc = ch_job_encode(job, &text);
-	if (rc) {
-		if (err && errlen)
-			snprintf(err, errlen, "the job could not be encoded");
-		goto out;
-	}
-	len = strlen(text);
-	if (len > CH_MAX_MESSAGE) {
-		if (err && errlen)
-			snprintf(err, errlen, "the job is %zu bytes, more than the %u allowed", len,
-				 CH_MAX_MESSAGE);
-		rc = -EMSGSIZE;
-		goto out;
-	}
-	rc = ch_pool_call_raw(p, endpoint, fingerprint, job->uid, job->ns, job->name, text, len,
-			      wait_ms, st, err, errlen);
-out:
+	rc = ch_job_text(job, &text, &len, err, errlen);
+	if (!rc)
+		rc = ch_pool_call_raw(p, endpoint, fingerprint, job->uid, job->ns, job->name, text,
+				      len, wait_ms, st, err, errlen);
 	free(text);
 	return rc;
 }

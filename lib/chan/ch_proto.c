@@ -16,6 +16,7 @@
  * reads everything else from the PodCheckpoint and the pod.
  */
 #include "ch.h"
+#include "ch_internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -161,6 +162,36 @@ int ch_job_encode(const struct ch_job *job, char **out)
 out:
 	json_object_put(o);
 	return rc;
+}
+
+int ch_job_text(const struct ch_job *job, char **out, size_t *len, char *err, size_t errlen)
+{
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	if (!job) {
+		if (err && errlen)
+			snprintf(err, errlen, "no job");
+		return -EINVAL;
+	}
+	rc = ch_job_encode(job, out);
+	if (rc) {
+		if (err && errlen)
+			snprintf(err, errlen, "the job could not be encoded");
+		return rc;
+	}
+	*len = strlen(*out);
+	if (*len > CH_MAX_MESSAGE) {
+		if (err && errlen)
+			snprintf(err, errlen, "the job is %zu bytes, more than the %u allowed", *len,
+				 CH_MAX_MESSAGE);
+		free(*out);
+		*out = NULL;
+		*len = 0;
+		return -EMSGSIZE;
+	}
+	return 0;
 }
 
 int ch_state_encode(const struct ch_state *st, char **out)
