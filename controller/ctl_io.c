@@ -70,17 +70,16 @@ static int build_job(const struct ctl_obs *o, enum ch_op op, const char *pem, st
 
 /*
  * Sends job to the helper of o's node on its long-lived channel connection
- * (ctx->pool); rc of ch_pool_call, *st the first answer. wait_ms is not
+ * (ctx->pool); rc of ch_pool_call, *st the first answer. Nothing more is
  * waited for: the helper pushes the job's later states on the same
  * connection and the pool's on_update enqueues the CR (ctl_run.c), so a
  * worker is held for one round trip, not for the job.
  */
 static int call_helper(struct ctl_ctx *ctx, const struct ctl_obs *o, const struct ch_job *job,
-		       long wait_ms, struct ch_state *st, char *err, size_t errlen)
+		       struct ch_state *st, char *err, size_t errlen)
 {
 	int rc;
 
-	(void)wait_ms;
 	memset(st, 0, sizeof(*st));
 	err[0] = '\0';
 	if (!o->endpoint[0] || !o->fingerprint[0]) {
@@ -195,9 +194,7 @@ static int do_helper_job(struct ctl_ctx *ctx, const struct ctl_obs *o, const str
 	rc = build_job(o, CH_OP_CHECKPOINT, pem, &job);
 	if (rc)
 		return rc;
-	rc = call_helper(ctx, o, &job,
-			 strcmp(what, "dispatch") == 0 ? CTL_CH_WAIT_MS : CTL_CH_POLL_WAIT_MS, &st, err,
-			 sizeof(err));
+	rc = call_helper(ctx, o, &job, &st, err, sizeof(err));
 	ctl_mem_record_call(ctx->mem, o->uid, kc_now_ms(), rc, answer_of(st.state), st.reason,
 			    st.message, err, true, job.cert_pem, ctl_obs_job_containers(o));
 	if (rc)
@@ -226,7 +223,7 @@ static int do_delete_artifact(struct ctl_ctx *ctx, const struct ctl_obs *o, cons
 	rc = build_job(o, CH_OP_DELETE_ARTIFACT, NULL, &job);
 	if (rc)
 		return rc;
-	rc = call_helper(ctx, o, &job, CTL_CH_WAIT_MS, &st, err, sizeof(err));
+	rc = call_helper(ctx, o, &job, &st, err, sizeof(err));
 	if (rc == 0 && st.state != CH_SUCCEEDED) {
 		ctl_fmt(err, sizeof(err), "the helper answered %s: %s", ch_state_name(st.state), st.message);
 		rc = st.state == CH_FAILED || st.state == CH_REFUSED ? -EIO : -EINPROGRESS;
@@ -249,7 +246,7 @@ static void do_cancel(struct ctl_ctx *ctx, const struct ctl_obs *o)
 
 	if (build_job(o, CH_OP_CANCEL, NULL, &job) != 0)
 		return;
-	rc = call_helper(ctx, o, &job, CTL_CH_POLL_WAIT_MS, &st, err, sizeof(err));
+	rc = call_helper(ctx, o, &job, &st, err, sizeof(err));
 	LOG_INFO("msg=\"cancel sent\" pcp=%s/%s uid=%s node=%s rc=%d state=%s error=\"%s\"", o->ns,
 		 o->name, o->uid, o->st_node, rc, rc == 0 ? ch_state_name(st.state) : "-", err);
 	ch_job_cleanup(&job);

@@ -34,8 +34,6 @@
 #define CTL_SAFETY_PASS_SECONDS 600
 #define CTL_CONFLICT_RETRY_MS 1000L /* after a 409: the watch brings the new object first */
 #define CTL_CH_CONNECT_TIMEOUT_MS 3000L
-#define CTL_CH_WAIT_MS 1500L      /* dispatch: wait a little for an early final state */
-#define CTL_CH_POLL_WAIT_MS 200L  /* poll: the current state is enough */
 
 struct ctl_store;
 struct ctl_mem_table;
