@@ -41,6 +41,7 @@
 #define CH_MAX_CONTAINERS 64
 #define CH_NAME_MAX 254
 #define CH_MAX_CERT_PEM (64u * 1024u) /* a job's cert_pem, decoded */
+#define CH_MAX_TOKEN 8000u /* the channel token, both ends (a projected SA token is ~1-2 KiB) */
 
 /* ---------------------------------------------------------------- messages */
 

@@ -43,9 +43,10 @@ int ch_call_raw(const struct ch_call_opts *opts, const char *uid, const char *te
 			snprintf(err, errlen, "call options are incomplete");
 		return -EINVAL;
 	}
-	if (opts->token[0] == '\0' || strlen(opts->token) > 16000u) {
+	if (opts->token[0] == '\0' || strlen(opts->token) > CH_MAX_TOKEN) {
 		if (err && errlen)
-			snprintf(err, errlen, "the bearer token is empty or longer than 16000 bytes");
+			snprintf(err, errlen, "the bearer token is empty or longer than %u bytes",
+				 CH_MAX_TOKEN);
 		return -EINVAL;
 	}
 	for (const char *p = opts->token; *p; p++) {

@@ -24,9 +24,9 @@ static int token_ok(const char *tok, char *err, size_t errlen)
 {
 	size_t n = strlen(tok);
 
-	if (n == 0 || n > CH_POOL_MAX_TOKEN) {
+	if (n == 0 || n > CH_MAX_TOKEN) {
 		snprintf(err, errlen, "the bearer token is empty or longer than %u bytes",
-			 CH_POOL_MAX_TOKEN);
+			 CH_MAX_TOKEN);
 		return -EINVAL;
 	}
 	for (const char *q = tok; *q; q++) {
@@ -274,7 +274,7 @@ static bool ep_has_unanswered(const struct ch_pool_ep *ep)
 static int read_token(struct ch_pool *p, char **tok, unsigned char hash[32], char *err,
 		      size_t errlen)
 {
-	size_t cap = CH_POOL_MAX_TOKEN + 2;
+	size_t cap = CH_MAX_TOKEN + 2;
 	char *buf = calloc(1, cap);
 	int rc;
 

@@ -31,7 +31,6 @@
 
 #define CH_POOL_PROTOCOL "pcp.checkpointing.dev.v1"
 #define CH_POOL_TICK_US (50 * LWS_US_PER_MS)
-#define CH_POOL_MAX_TOKEN 16000u
 #define CH_POOL_LINGER_MS 60000L      /* keep re-connecting an endpoint used this recently */
 #define CH_POOL_FORGET_MS 600000L     /* an endpoint unused this long is forgotten */
 #define CH_POOL_TOKEN_CHECK_MS 1000L  /* how often the token is re-read for rotation */

@@ -30,7 +30,6 @@
 #include "log.h"
 
 #define CH_PROTOCOL_NAME "pcp.checkpointing.dev.v1"
-#define CH_MAX_AUTH_HEADER 16384u   /* a projected SA token is ~1-2 KiB */
 #define CH_CONN_MAX_QUEUE 1024u     /* states queued per connection (many jobs share one) */
 #define CH_SRV_MAX_PENDING 4096u    /* notifications not yet drained */
 #define CH_SRV_TICK_US (100 * LWS_US_PER_MS)
@@ -353,7 +352,7 @@ static int srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		l = ch_guard_link(wsi);
-		if (!l || (l->auth != CH_LINK_OK && l->auth != CH_LINK_REVIEW)) {
+		if (!l || !lws_is_ssl(wsi) || (l->auth != CH_LINK_OK && l->auth != CH_LINK_REVIEW)) {
 			LOG_WARN("msg=\"channel upgrade without authentication refused\"");
 			return 1;
 		}
@@ -535,7 +534,15 @@ int ch_server_new(const struct ch_server_opts *opts, struct ch_server **out)
 			     : NULL;
 	info.protocols = srv->protocols;
 	info.vhost_name = "pcp";
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_VALIDATE_UTF8;
+	/*
+	 * ALLOW_NON_SSL_ON_SSL_PORT makes lws peek at a new connection before it
+	 * starts TLS: a silent one costs no OpenSSL handshake state (~60 KiB of
+	 * read and handshake buffers) until its first byte. A first byte that is
+	 * not a TLS record would be served as plain HTTP: ch_guard_upgrade and
+	 * FILTER_PROTOCOL_CONNECTION refuse any connection without TLS.
+	 */
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+		       LWS_SERVER_OPTION_ALLOW_NON_SSL_ON_SSL_PORT;
 	if (!opts->bind_address || is_ipv4_literal(opts->bind_address))
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.user = srv;
@@ -550,7 +557,7 @@ int ch_server_new(const struct ch_server_opts *opts, struct ch_server **out)
 	 * enforces ours whatever state a connection is in. */
 	info.timeout_secs = (unsigned int)srv->lim.handshake_s;
 	info.keepalive_timeout = srv->lim.handshake_s;
-	info.max_http_header_data = (unsigned short)CH_MAX_AUTH_HEADER + 4096;
+	info.max_http_header_data = (unsigned short)CH_SRV_HEADER_DATA;
 	info.pt_serv_buf_size = 32768;
 	info.fd_limit_per_thread = srv->lim.max_conns + CH_SRV_RESERVED_CONNS + 16u; /* + listener, pipes */
 	info.count_threads = 1;

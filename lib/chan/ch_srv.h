@@ -28,6 +28,10 @@
 #define CH_SRV_MAX_PEERS 512u /* remembered peer addresses (limits survive reconnects) */
 #define CH_SRV_RESERVED_CONNS 16u /* beyond max_conns, for peers that authenticated lately */
 #define CH_SRV_GOOD_PEER_MS (15 * 60 * 1000)
+/* "Bearer " + the token; lws keeps every connection's headers in a table of
+ * CH_SRV_HEADER_DATA bytes from accept on, so it is sized for the token. */
+#define CH_MAX_AUTH_HEADER (CH_MAX_TOKEN + 16u)
+#define CH_SRV_HEADER_DATA (CH_MAX_AUTH_HEADER + 2048u)
 
 struct ch_out {
 	struct ch_out *next;

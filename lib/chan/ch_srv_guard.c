@@ -35,7 +35,6 @@
 #include "ch_internal.h"
 #include "log.h"
 
-#define CH_MAX_AUTH_HEADER 16384u /* a projected SA token is ~1-2 KiB */
 #define CH_LOG_PER_SEC 5u
 #define CH_SRV_TRIM_AFTER 32u /* connections at once before a malloc_trim is worth it */
 
@@ -530,6 +529,8 @@ unsigned int ch_guard_upgrade(struct ch_server *srv, struct lws *wsi)
 	int v;
 
 	if (!l || l->auth != CH_LINK_NEW)
+		return 403;
+	if (!lws_is_ssl(wsi)) /* plain HTTP on the TLS port (see ch_server_new): never */
 		return 403;
 	code = read_bearer(wsi, &buf, &bufsz, &tok);
 	if (code)

@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -437,6 +438,76 @@ static void test_global_review_budget(void **state)
 	gsrv_stop(g);
 }
 
+/* A plain-HTTP upgrade on the TLS port (lws peeks before TLS, see
+ * ch_server_new) is never answered 101, even with a token precheck allows. */
+static void test_plaintext_refused(void **state)
+{
+	struct ch_server_opts lim = { 0 };
+	struct gsrv *g;
+	char req[512], resp[256] = "";
+	int fd, n;
+	ssize_t r;
+	(void)state;
+	g = gsrv_start(&lim);
+	fd = raw_connect(g, "127.0.0.11");
+	n = snprintf(req, sizeof(req),
+		     "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+		     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+		     "Sec-WebSocket-Protocol: pcp.checkpointing.dev.v1\r\nAuthorization: Bearer %s\r\n\r\n",
+		     FAST);
+	assert_int_equal(write(fd, req, (size_t)n), n);
+	{
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+
+		(void)poll(&pf, 1, 3000);
+	}
+	r = read(fd, resp, sizeof(resp) - 1);
+	if (r > 0)
+		resp[r] = '\0';
+	print_message("plain-HTTP upgrade on the TLS port: \"%.12s\"\n", resp);
+	assert_null(strstr(resp, " 101"));
+	close(fd);
+	/* TLS still works next to it */
+	assert_int_equal(raw_upgrade(g, "127.0.0.12", FAST), 101);
+	gsrv_stop(g);
+}
+
+/* Connections that never speak cost no TLS handshake state: ~60 KiB of
+ * OpenSSL buffers each before the server deferred TLS to the first byte. */
+static void test_idle_connections_cheap(void **state)
+{
+	struct ch_server_opts lim = { 0 };
+	struct gsrv *g;
+	struct ch_server_stats st;
+	int fds[64];
+	size_t before, after;
+	(void)state;
+#if defined(__SANITIZE_ADDRESS__)
+	skip(); /* the sanitizer's allocator: mallinfo2 does not see it */
+#endif
+	g = gsrv_start(&lim);
+	usleep(100000);
+	before = mallinfo2().uordblks;
+	for (int i = 0; i < 64; i++) {
+		char src[32];
+
+		snprintf(src, sizeof(src), "127.0.5.%d", i / 16 + 1);
+		fds[i] = raw_connect(g, src);
+		if (i % 16 == 15)
+			usleep(100000); /* within each peer's 20 new connections per second */
+	}
+	usleep(300000);
+	ch_server_get_stats(g->srv, &st);
+	after = mallinfo2().uordblks;
+	print_message("64 silent connections: %u open, %zu KiB of heap, %zu bytes each\n",
+		      st.open_conns, (after - before) / 1024, (after - before) / 64);
+	assert_int_equal(st.open_conns, 64);
+	assert_true(after - before < 64u * 32u * 1024u);
+	for (int i = 0; i < 64; i++)
+		close(fds[i]);
+	gsrv_stop(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -449,6 +520,8 @@ int main(void)
 		cmocka_unit_test(test_auth_timeout),
 		cmocka_unit_test(test_review_budget),
 		cmocka_unit_test(test_global_review_budget),
+		cmocka_unit_test(test_plaintext_refused),
+		cmocka_unit_test(test_idle_connections_cheap),
 	};
 	signal(SIGPIPE, SIG_IGN);
 	if (!getenv("PCP_TEST_VERBOSE")) {
