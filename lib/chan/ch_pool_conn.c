@@ -266,17 +266,62 @@ static void handle_message(struct ch_pool *p, struct ch_pool_ep *ep, struct ch_s
 	*push = ch_pool_sub_take(ep, st->uid, final, sub);
 }
 
-/* mu held: the next queued job, if the connection may send it now. */
+bool ch_pool_may_send(const struct ch_pool_ep *ep)
+{
+	if (!ep->sq && !ep->nresub)
+		return false;
+	/* One message before the first answer: the server takes one while it reviews the token. */
+	return ep->authed || (!ep->nsent && !ep->resub_out);
+}
+
+/*
+ * lws masks a client frame's payload in place: a copy is written, so that
+ * the message can be sent again as it was (re-queued after a drop, re-sent
+ * as a subscription). 0, or -1 (closed).
+ */
+static int write_copy(struct lws *wsi, const unsigned char *text, size_t len)
+{
+	unsigned char *b = malloc(LWS_PRE + len);
+	int n;
+
+	if (!b)
+		return -1;
+	memcpy(b + LWS_PRE, text, len);
+	n = lws_write(wsi, b + LWS_PRE, len, LWS_WRITE_TEXT);
+	free(b);
+	return n < 0 || (size_t)n < len ? -1 : 0;
+}
+
+/* mu held: a job the connection dropped before its final state, sent again
+ * so that the helper pushes its states on this connection. */
+static int write_resub(struct ch_pool_ep *ep, struct lws *wsi)
+{
+	struct ch_psub *s = ch_pool_sub_next_resend(ep);
+
+	if (!s)
+		return 0;
+	if (write_copy(wsi, s->msg + LWS_PRE, s->len) != 0)
+		return -1;
+	ch_pool_sub_sent(ep, s);
+	if (!ep->authed)
+		ep->resub_out = true;
+	return 0;
+}
+
+/* mu held: the next queued job (then re-subscription), if the connection may send it now. */
 static int write_next(struct ch_pool *p, struct ch_pool_ep *ep, struct lws *wsi)
 {
 	struct ch_preq *r = ep->sq, **pp;
-	int n;
 
 	(void)p;
-	if (!r || (!ep->authed && ep->nsent > 0))
+	if (!ch_pool_may_send(ep))
 		return 0;
-	n = lws_write(wsi, r->buf + LWS_PRE, r->len, LWS_WRITE_TEXT);
-	if (n < 0 || (size_t)n < r->len)
+	if (!r) {
+		if (write_resub(ep, wsi) != 0)
+			return -1;
+		goto more;
+	}
+	if (write_copy(wsi, r->buf + LWS_PRE, r->len) != 0)
 		return -1; /* closed: ch_pool_ep_down re-queues what was sent */
 	ep->sq = r->next;
 	if (!ep->sq)
@@ -291,7 +336,8 @@ static int write_next(struct ch_pool *p, struct ch_pool_ep *ep, struct lws *wsi)
 	*pp = r;
 	ep->nsent++;
 	ch_pool_sub_add(ep, r);
-	if (ep->sq && ep->authed)
+more:
+	if (ep->authed && ch_pool_may_send(ep))
 		lws_callback_on_writable(wsi);
 	return 0;
 }
@@ -419,7 +465,7 @@ int ch_pool_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
 				rc = -1;
 				break;
 			}
-			if (ep->sq)
+			if (ch_pool_may_send(ep))
 				lws_callback_on_writable(wsi);
 			break;
 		}
@@ -442,7 +488,7 @@ int ch_pool_lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
 			bool was_authed = ep->authed;
 
 			handle_message(p, ep, &st, &push, &sub);
-			if ((!was_authed && ep->sq) || ep->closing)
+			if ((!was_authed && ch_pool_may_send(ep)) || ep->closing)
 				lws_callback_on_writable(wsi);
 		}
 		break;

@@ -53,7 +53,7 @@ void ch_pool_ep_free(struct ch_pool_ep *ep)
 	if (!ep)
 		return;
 	ch_pool_ep_wipe_token(ep);
-	free(ep->subs);
+	ch_pool_subs_free(ep);
 	dbuf_cleanup(&ep->rx);
 	free(ep);
 }
@@ -97,54 +97,6 @@ void ch_preq_finish(struct ch_pool_ep *ep, struct ch_preq *r, int rc, const char
 	pthread_cond_signal(&r->cv);
 }
 
-void ch_pool_sub_add(struct ch_pool_ep *ep, const struct ch_preq *r)
-{
-	struct ch_psub *s = NULL;
-
-	if (!r->uid[0])
-		return;
-	for (size_t i = 0; i < ep->nsubs && !s; i++)
-		if (strcmp(ep->subs[i].uid, r->uid) == 0)
-			s = &ep->subs[i];
-	if (!s) {
-		if (ep->nsubs == ep->subcap) {
-			if (ep->subcap >= CH_POOL_MAX_SUBS) {
-				memmove(ep->subs, ep->subs + 1, (ep->nsubs - 1) * sizeof(*ep->subs));
-				ep->nsubs--;
-			} else {
-				size_t cap = ep->subcap ? ep->subcap * 2 : 16;
-				struct ch_psub *n = realloc(ep->subs, cap * sizeof(*n));
-
-				if (!n)
-					return; /* pushes for it are lost; polls still work */
-				ep->subs = n;
-				ep->subcap = cap;
-			}
-		}
-		s = &ep->subs[ep->nsubs++];
-	}
-	snprintf(s->uid, sizeof(s->uid), "%s", r->uid);
-	snprintf(s->ns, sizeof(s->ns), "%s", r->ns);
-	snprintf(s->name, sizeof(s->name), "%s", r->name);
-}
-
-bool ch_pool_sub_take(struct ch_pool_ep *ep, const char *uid, bool final, struct ch_psub *out)
-{
-	for (size_t i = 0; i < ep->nsubs; i++) {
-		if (strcmp(ep->subs[i].uid, uid) != 0)
-			continue;
-		if (out)
-			*out = ep->subs[i];
-		if (final) {
-			memmove(ep->subs + i, ep->subs + i + 1,
-				(ep->nsubs - i - 1) * sizeof(*ep->subs));
-			ep->nsubs--;
-		}
-		return true;
-	}
-	return false;
-}
-
 static long backoff_ms(struct ch_pool *p, unsigned fails)
 {
 	unsigned k = fails > 0 ? fails - 1 : 0;
@@ -167,13 +119,15 @@ void ch_pool_ep_down(struct ch_pool *p, struct ch_pool_ep *ep, bool was_open, in
 	struct ch_preq *back = NULL, *last = NULL, *r, *next;
 	unsigned nback = 0;
 	int64_t now = ch_now_ms();
-	bool emsg_done = false;
+	bool emsg_done = false, was_authed = ep->authed;
+	int fail_rc = 0;
 	char why[320];
 
 	ch_pool_hs_end(p, ep);
 	ep->wsi = NULL;
 	ep->state = CH_EP_IDLE;
 	ep->authed = ep->want_ping = ep->ping_out = ep->closing = ep->retire = false;
+	ep->resub_out = false;
 	ep->pin_ok = ep->pin_mismatch = false;
 	dbuf_reset(&ep->rx);
 	ch_pool_ep_wipe_token(ep);
@@ -183,15 +137,24 @@ void ch_pool_ep_down(struct ch_pool *p, struct ch_pool_ep *ep, bool was_open, in
 		p->stats.open--;
 		ch_pool_mx_conn(-1);
 		ep->close_code = 0;
-		/* The server's subscriptions were this connection's: what is re-sent subscribes again. */
-		free(ep->subs);
-		ep->subs = NULL;
-		ep->nsubs = ep->subcap = 0;
+		/* The server's subscriptions were this connection's: the jobs are
+		 * sent again on the next one, which is made at once (ch_pool_service). */
+		ch_pool_subs_lost(ep);
 		if (code == LWS_CLOSE_STATUS_POLICY_VIOLATION) {
 			snprintf(why, sizeof(why), "the helper at %s refused the credentials (closed 1008)",
 				 ep->endpoint);
+			fail_rc = -EACCES;
+		} else if (!was_authed && code != LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE) {
+			/* Closed before the first answer (e.g. the review took longer than
+			 * the helper's auth timeout): a failed attempt, not a drop to re-send after. */
+			snprintf(why, sizeof(why),
+				 "the helper at %s closed the connection before it answered (code %d)",
+				 ep->endpoint, code);
+			fail_rc = -EPROTO;
+		}
+		if (fail_rc) {
 			ep->fails++;
-			ep->last_rc = -EACCES;
+			ep->last_rc = fail_rc;
 			snprintf(ep->last_err, sizeof(ep->last_err), "%s", why);
 			ep->retry_at_ms = now + backoff_ms(p, ep->fails);
 			p->stats.connect_failures++;
@@ -200,8 +163,8 @@ void ch_pool_ep_down(struct ch_pool *p, struct ch_pool_ep *ep, bool was_open, in
 			next = r->next;
 			if (r->answered) {
 				ch_preq_finish(ep, r, 0, NULL);
-			} else if (code == LWS_CLOSE_STATUS_POLICY_VIOLATION) {
-				ch_preq_finish(ep, r, -EACCES, why);
+			} else if (fail_rc) {
+				ch_preq_finish(ep, r, fail_rc, why);
 			} else if (code == LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE && !emsg_done) {
 				emsg_done = true;
 				snprintf(why, sizeof(why), "the helper at %s refused the job as too large",
@@ -231,10 +194,10 @@ void ch_pool_ep_down(struct ch_pool *p, struct ch_pool_ep *ep, bool was_open, in
 			ep->sq = back;
 			ep->nsq += nback;
 		}
-		if (code == LWS_CLOSE_STATUS_POLICY_VIOLATION)
+		if (fail_rc)
 			for (r = ep->sq; r; r = next) {
 				next = r->next;
-				ch_preq_finish(ep, r, -EACCES, why);
+				ch_preq_finish(ep, r, fail_rc, why);
 			}
 		return;
 	}
@@ -319,7 +282,8 @@ void ch_pool_service(struct ch_pool *p)
 	for (pp = &p->eps; (ep = *pp);) {
 		switch (ep->state) {
 		case CH_EP_IDLE:
-			if ((ep->nsq > 0 || (ep->fails > 0 && now - ep->last_used_ms < CH_POOL_LINGER_MS)) &&
+			if ((ep->nsq > 0 || (ep->fails > 0 && now - ep->last_used_ms < CH_POOL_LINGER_MS) ||
+			     (ep->nresub > 0 && now - ep->last_used_ms < CH_POOL_FORGET_MS)) &&
 			    now >= ep->retry_at_ms && nconn < sizeof(conn) / sizeof(conn[0])) {
 				ep->state = CH_EP_CONNECTING;
 				ep->connect_ms = now;
@@ -368,7 +332,7 @@ void ch_pool_service(struct ch_pool *p)
 			}
 			if (!ep->ping_out && now - ep->last_rx_ms > p->o.ping_ms)
 				ep->want_ping = true;
-			if (ep->closing || ep->want_ping || (ep->sq && (ep->authed || !ep->nsent)))
+			if (ep->closing || ep->want_ping || ch_pool_may_send(ep))
 				lws_callback_on_writable(ep->wsi);
 			break;
 		}

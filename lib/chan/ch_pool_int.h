@@ -37,6 +37,7 @@
 #define CH_POOL_ROTATE_GRACE_MS 2000L /* a retiring connection closes by then regardless */
 #define CH_POOL_LOST_TLS_RETRIES 3    /* see the lws 4.1 quirk in docs/channel.md */
 #define CH_POOL_MAX_SUBS 4096u        /* uids followed per endpoint */
+#define CH_POOL_SUB_BYTES (1024u * 1024u) /* their messages kept for re-sending, per endpoint */
 #define CH_POOL_MAX_ATTEMPTS 3u       /* a request re-sent after its connection dropped */
 
 /* One call waiting in ch_pool_call. */
@@ -60,10 +61,14 @@ struct ch_preq {
 	pthread_cond_t cv;
 };
 
+/* A job sent on an endpoint whose states the pool follows (ch_pool_sub.c). */
 struct ch_psub {
 	char uid[64];
 	char ns[64];
 	char name[CH_NAME_MAX];
+	unsigned char *msg; /* LWS_PRE + len: the job as sent (owned), NULL: not re-sent */
+	size_t len;
+	bool resend;        /* the connection it was sent on is gone: send it on the next */
 };
 
 enum ch_ep_state {
@@ -101,6 +106,9 @@ struct ch_pool_ep {
 	unsigned nsent;
 	struct ch_psub *subs; /* jobs sent on this endpoint whose states we follow */
 	size_t nsubs, subcap;
+	size_t sub_bytes;     /* their messages' bytes */
+	unsigned nresub;      /* of them, to be re-sent on this connection */
+	bool resub_out;       /* a re-sent one went out before the connection was authenticated */
 	struct dbuf rx;
 };
 
@@ -130,8 +138,18 @@ void ch_pool_ep_free(struct ch_pool_ep *ep);
 void ch_pool_ep_down(struct ch_pool *p, struct ch_pool_ep *ep, bool was_open, int rc,
 		     const char *err);
 void ch_preq_finish(struct ch_pool_ep *ep, struct ch_preq *r, int rc, const char *err);
+
+/* ch_pool_sub.c (mu held) */
+/* r was sent: follow its uid (a copy of its message for re-sending, if room). */
 void ch_pool_sub_add(struct ch_pool_ep *ep, const struct ch_preq *r);
+/* uid's subscription (identity only into *out); a final state ends it. */
 bool ch_pool_sub_take(struct ch_pool_ep *ep, const char *uid, bool final, struct ch_psub *out);
+/* The connection dropped: every subscription with a copy is to be re-sent, the rest end. */
+void ch_pool_subs_lost(struct ch_pool_ep *ep);
+/* The next one to re-send (NULL: none), and: it was written. */
+struct ch_psub *ch_pool_sub_next_resend(struct ch_pool_ep *ep);
+void ch_pool_sub_sent(struct ch_pool_ep *ep, struct ch_psub *s);
+void ch_pool_subs_free(struct ch_pool_ep *ep);
 
 /* ch_pool.c */
 void ch_pool_mx_conn(int delta); /* podcheckpoint_channel_connections */
@@ -144,5 +162,7 @@ int ch_pool_ssl_verify_cb(int preverify_ok, X509_STORE_CTX *xctx);
 /* Starts a connection for ep (mu NOT held; ep->token already set). */
 void ch_pool_connect(struct ch_pool *p, struct ch_pool_ep *ep);
 void ch_pool_hs_end(struct ch_pool *p, struct ch_pool_ep *ep);
+/* There is a job or a re-subscription to write, and the connection may send it now. */
+bool ch_pool_may_send(const struct ch_pool_ep *ep);
 
 #endif

@@ -31,6 +31,7 @@
 
 #define TOKEN1 "pool-token-one.x.y"
 #define TOKEN2 "pool-token-two.x.y"
+#define CERT "-----BEGIN CERTIFICATE-----\nrecipient\n-----END CERTIFICATE-----\n"
 
 struct psrv {
 	struct ch_server *srv;
@@ -42,6 +43,7 @@ struct psrv {
 	char endpoint[64];
 	atomic_int auth_calls;
 	atomic_int job_calls;
+	atomic_int jobs_with_cert; /* checkpoint jobs that carried CERT */
 	atomic_int review_ms;
 	atomic_int exp_in_s; /* ops.expires: the token expires this many seconds from now (0: unknown) */
 	pthread_mutex_t mu;
@@ -75,8 +77,9 @@ static int s_job(void *arg, const struct ch_job *job, struct ch_state *now)
 {
 	struct psrv *s = arg;
 
-	(void)job;
 	atomic_fetch_add(&s->job_calls, 1);
+	if (job->cert_pem && strcmp(job->cert_pem, CERT) == 0)
+		atomic_fetch_add(&s->jobs_with_cert, 1);
 	now->state = CH_QUEUED;
 	return 0;
 }
@@ -332,6 +335,71 @@ static void test_pushed_states(void **state)
 	pthread_mutex_lock(&c.mu);
 	assert_int_equal(c.updates, 2);
 	pthread_mutex_unlock(&c.mu);
+	ch_pool_free(p);
+	psrv_stop(s);
+}
+
+/* Waits (bounded) until *v reaches want; its value. */
+static int wait_atomic(atomic_int *v, int want, long ms)
+{
+	int64_t end = ch_now_ms() + ms;
+
+	while (atomic_load(v) < want && ch_now_ms() < end)
+		usleep(10000);
+	return atomic_load(v);
+}
+
+/* The server closes the connection (re-authentication, 1 s) while a job runs:
+ * the pool reconnects at once and sends the job again (certificate included),
+ * so the state the helper pushes after the reconnect arrives without a call. */
+static void test_resubscribe_after_reconnect(void **state)
+{
+	struct psrv *s = psrv_start(0, NULL, 0, 1);
+	struct pctl c;
+	struct ch_pool *p;
+	struct ch_pool_stats ps;
+	struct ch_job job;
+	struct ch_state st;
+	char err[256];
+	int64_t t0;
+	bool got = false;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	p = pool_new(&c, TOKEN1, 3000, 0);
+	make_job(&job, "rs-1");
+	job.cert_pem = strdup(CERT);
+	assert_non_null(job.cert_pem);
+	assert_int_equal(ch_pool_call(p, s->endpoint, s->fp, &job, 0, &st, err, sizeof(err)), 0);
+	ch_job_cleanup(&job);
+	assert_int_equal(st.state, CH_QUEUED);
+	/* closed after 1 s; the job comes again on the next connection */
+	assert_int_equal(wait_atomic(&s->job_calls, 2, 3000), 2);
+	assert_int_equal(atomic_load(&s->jobs_with_cert), 2);
+	memset(&st, 0, sizeof(st));
+	snprintf(st.uid, sizeof(st.uid), "rs-1");
+	st.state = CH_SUCCEEDED;
+	t0 = ch_now_ms();
+	ch_server_notify(s->srv, &st);
+	while (!got && ch_now_ms() - t0 < 2000) {
+		pthread_mutex_lock(&c.mu);
+		got = strcmp(c.last_uid, "rs-1") == 0 && c.last_state == CH_SUCCEEDED;
+		pthread_mutex_unlock(&c.mu);
+		usleep(10000);
+	}
+	print_message("state pushed after the reconnect arrived in %lld ms\n",
+		      (long long)(ch_now_ms() - t0));
+	assert_true(got);
+	pthread_mutex_lock(&c.mu);
+	assert_string_equal(c.last_ns, "team-a");
+	assert_string_equal(c.last_name, "cr-rs-1");
+	pthread_mutex_unlock(&c.mu);
+	ch_pool_get_stats(p, &ps);
+	assert_int_equal(ps.calls, 1); /* no poll */
+	assert_true(ps.reconnects >= 1);
+	/* final: not followed any more, so the next close sends nothing again */
+	usleep(1500000);
+	assert_int_equal(atomic_load(&s->job_calls), 2);
 	ch_pool_free(p);
 	psrv_stop(s);
 }
@@ -688,6 +756,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_multiplex_one_connection),
 		cmocka_unit_test(test_pushed_states),
+		cmocka_unit_test(test_resubscribe_after_reconnect),
 		cmocka_unit_test(test_reconnect_after_restart_and_new_pin),
 		cmocka_unit_test(test_unreachable_does_not_block_others),
 		cmocka_unit_test(test_token_rotation),
