@@ -1,7 +1,8 @@
 /*
  * ch_srv.h - private: the server's state, shared by ch_server.c (vhost,
- * protocol, messages) and ch_srv_guard.c (connection limits, timeouts, the
- * auth worker). Not part of the public contract.
+ * protocol), ch_srv_conn.c (a connection's subscriptions, queue, messages),
+ * ch_srv_guard.c (connection limits, timeouts) and ch_srv_auth.c (precheck,
+ * review budgets, the auth worker). Not part of the public contract.
  *
  * Ownership: everything here belongs to the service thread (the one in
  * ch_server_run), except
@@ -161,7 +162,7 @@ struct ch_server {
 	size_t aqlen;
 };
 
-/* ch_srv_guard.c */
+/* ch_srv_guard.c (and ch_srv_auth.c: start, stop, cleanup, upgrade, drain) */
 int ch_guard_init(struct ch_server *srv, const struct ch_server_opts *opts);
 /* Starts the auth worker once srv->ctx exists (it wakes the loop through it). */
 int ch_guard_start(struct ch_server *srv);
@@ -189,11 +190,17 @@ void ch_guard_touch(struct ch_link *l);
 /* At most a few log lines per second for refusals a flood causes. */
 bool ch_guard_log_ok(struct ch_server *srv);
 
-/* ch_server.c: a message is complete and the link is authenticated. */
+/* ch_srv_conn.c: a message is complete and the link is authenticated. */
 int ch_conn_handle_message(struct ch_server *srv, struct ch_conn *c);
-/* ch_server.c: idle for half the idle timeout: one WebSocket ping (the pong is traffic). */
+/* ch_srv_conn.c: idle for half the idle timeout: one WebSocket ping (the pong is traffic). */
 void ch_conn_ping(struct ch_conn *c);
-/* ch_server.c: authentication expired: close with 1001 once (the client reconnects). */
+/* ch_srv_conn.c: authentication expired: close with 1001 once (the client reconnects). */
 void ch_conn_expire(struct ch_server *srv, struct ch_conn *c);
+/* ch_srv_conn.c: c gets uid's states (it sent that job). */
+bool ch_conn_follows(const struct ch_conn *c, const char *uid);
+/* ch_srv_conn.c: queues a state for c; a final one ends c's subscription to its uid. */
+int ch_conn_send_state(struct ch_conn *c, const struct ch_state *st);
+/* ch_srv_conn.c: frees c's queue, receive buffer and subscriptions (c itself is lws's). */
+void ch_conn_release(struct ch_conn *c);
 
 #endif
