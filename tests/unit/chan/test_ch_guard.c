@@ -28,6 +28,7 @@
 
 #include "ch.h"
 #include "ch_internal.h"
+#include "ch_testsrv.h"
 #include "log.h"
 
 #define GOOD "good-token.x.y"
@@ -35,13 +36,7 @@
 #define SLOW "slow-token.x.y"
 
 struct gsrv {
-	struct ch_server *srv;
-	pthread_t th;
-	volatile sig_atomic_t stop;
-	char *cert, *key;
-	char fp[65];
-	char endpoint[64];
-	int port;
+	struct cts s;
 	atomic_int auth_calls;
 	atomic_int slow_ms;
 };
@@ -76,49 +71,29 @@ static int g_job(void *arg, const struct ch_job *job, struct ch_state *now)
 	return 0;
 }
 
-static void *g_run(void *arg)
-{
-	struct gsrv *g = arg;
-
-	(void)ch_server_run(g->srv, &g->stop);
-	return NULL;
-}
-
 static struct gsrv *gsrv_start(const struct ch_server_opts *lim)
 {
 	struct gsrv *g = calloc(1, sizeof(*g));
 	struct ch_server_opts o = *lim;
 
 	assert_non_null(g);
-	assert_int_equal(ch_make_self_signed("127.0.0.1", 2, &g->cert, &g->key, g->fp), 0);
-	o.bind_address = "127.0.0.1";
-	o.port = 0;
-	o.cert_pem = g->cert;
-	o.key_pem = g->key;
 	o.ops.precheck = g_precheck;
 	o.ops.authenticate = g_auth;
 	o.ops.on_job = g_job;
 	o.ops.arg = g;
-	assert_int_equal(ch_server_new(&o, &g->srv), 0);
-	g->port = ch_server_port(g->srv);
-	snprintf(g->endpoint, sizeof(g->endpoint), "wss://127.0.0.1:%d", g->port);
-	assert_int_equal(pthread_create(&g->th, NULL, g_run, g), 0);
+	cts_start(&g->s, &o, 0, NULL);
 	return g;
 }
 
 static void gsrv_stop(struct gsrv *g)
 {
-	g->stop = 1;
-	pthread_join(g->th, NULL);
-	ch_server_free(g->srv);
-	free(g->cert);
-	free(g->key);
+	cts_stop(&g->s);
 	free(g);
 }
 
 static int call(struct gsrv *g, const char *token, const char *uid, char *err, size_t errlen)
 {
-	struct ch_call_opts o = { .endpoint = g->endpoint, .fingerprint = g->fp, .token = token,
+	struct ch_call_opts o = { .endpoint = g->s.endpoint, .fingerprint = g->s.fp, .token = token,
 				  .connect_timeout_ms = 3000, .wait_ms = 200 };
 	struct ch_job job;
 	struct ch_state last;
@@ -134,36 +109,10 @@ static int call(struct gsrv *g, const char *token, const char *uid, char *err, s
 /* A TCP connection from source address src to the server. */
 static int raw_connect(struct gsrv *g, const char *src)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET }, b = { .sin_family = AF_INET };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = cts_raw_connect(g->s.port, src);
 
 	assert_true(fd >= 0);
-	inet_pton(AF_INET, src, &a.sin_addr);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	inet_pton(AF_INET, "127.0.0.1", &b.sin_addr);
-	b.sin_port = htons((uint16_t)g->port);
-	assert_int_equal(connect(fd, (struct sockaddr *)&b, sizeof(b)), 0);
 	return fd;
-}
-
-/* ms until the server closed fd, or -1 if it is still open after wait_ms. */
-static long closed_within(int fd, long wait_ms)
-{
-	int64_t t0 = ch_now_ms();
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	char b[256];
-
-	while (ch_now_ms() - t0 < wait_ms) {
-		int n = poll(&p, 1, (int)(wait_ms - (ch_now_ms() - t0)));
-
-		if (n > 0) {
-			ssize_t r = read(fd, b, sizeof(b));
-
-			if (r <= 0)
-				return (long)(ch_now_ms() - t0);
-		}
-	}
-	return -1;
 }
 
 /* TLS + WebSocket upgrade with token from source address src; the HTTP status (0: none). */
@@ -277,9 +226,9 @@ static void test_peer_limit(void **state)
 	for (int i = 0; i < 3; i++)
 		fds[i] = raw_connect(g, "127.0.0.5");
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(closed_within(fds[i], 200), -1);
+		assert_int_equal(cts_closed_within(fds[i], 200), -1);
 	fds[3] = raw_connect(g, "127.0.0.5");
-	assert_true(closed_within(fds[3], 1000) >= 0); /* over the peer's limit: closed at once */
+	assert_true(cts_closed_within(fds[3], 1000) >= 0); /* over the peer's limit: closed at once */
 	/* another peer is not affected */
 	assert_int_equal(call(g, FAST, "other-peer", err, sizeof(err)), 0);
 	for (int i = 0; i < 4; i++)
@@ -299,8 +248,8 @@ static void test_conn_rate(void **state)
 	for (int i = 0; i < 8; i++)
 		fds[i] = raw_connect(g, "127.0.0.9");
 	for (int i = 0; i < 8; i++)
-		open_ += closed_within(fds[i], 100) < 0;
-	ch_server_get_stats(g->srv, &st);
+		open_ += cts_closed_within(fds[i], 100) < 0;
+	ch_server_get_stats(g->s.srv, &st);
 	print_message("8 connections at once, 3/s allowed: %d kept, %llu refused\n", open_,
 		      (unsigned long long)st.refused_conn_rate);
 	assert_true(open_ >= 3 && open_ <= 5);
@@ -331,10 +280,10 @@ static void test_total_limit_reserved(void **state)
 	}
 	usleep(100000);
 	fds[4] = raw_connect(g, "127.0.0.30");
-	assert_true(closed_within(fds[4], 1000) >= 0); /* total reached */
+	assert_true(cts_closed_within(fds[4], 1000) >= 0); /* total reached */
 	/* the controller still gets through (reserved slots) */
 	assert_int_equal(call(g, FAST, "second", err, sizeof(err)), 0);
-	ch_server_get_stats(g->srv, &st);
+	ch_server_get_stats(g->s.srv, &st);
 	assert_true(st.refused_total >= 1);
 	for (int i = 0; i < 5; i++)
 		close(fds[i]);
@@ -353,8 +302,8 @@ static void test_handshake_timeout(void **state)
 	a = raw_connect(g, "127.0.0.7");             /* says nothing */
 	b = raw_connect(g, "127.0.0.8");             /* half a ClientHello */
 	assert_int_equal(write(b, partial_hello, sizeof(partial_hello)), (ssize_t)sizeof(partial_hello));
-	ta = closed_within(a, 4000);
-	tb = closed_within(b, 4000);
+	ta = cts_closed_within(a, 4000);
+	tb = cts_closed_within(b, 4000);
 	if (tb >= 0)
 		tb += ta; /* both measured from the same start */
 	print_message("idle TCP closed after %ld ms, half-open TLS after %ld ms (timeout 1 s)\n", ta, tb);
@@ -497,7 +446,7 @@ static void test_idle_connections_cheap(void **state)
 			usleep(100000); /* within each peer's 20 new connections per second */
 	}
 	usleep(300000);
-	ch_server_get_stats(g->srv, &st);
+	ch_server_get_stats(g->s.srv, &st);
 	after = mallinfo2().uordblks;
 	print_message("64 silent connections: %u open, %zu KiB of heap, %zu bytes each\n",
 		      st.open_conns, (after - before) / 1024, (after - before) / 64);

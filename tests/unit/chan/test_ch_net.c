@@ -24,6 +24,7 @@
 
 #include "ch.h"
 #include "ch_internal.h"
+#include "ch_testsrv.h"
 #include "log.h"
 
 #define TOKEN "test-token-abc.def.ghi"
@@ -31,14 +32,7 @@
 enum job_mode { JOB_ACCEPT, JOB_KNOWN_SUCCEEDED, JOB_REFUSE };
 
 struct tsrv {
-	struct ch_server *srv;
-	pthread_t th;
-	volatile sig_atomic_t stop;
-	int run_rc;
-	char *cert, *key;
-	char fp[65];
-	int port;
-	char endpoint[64];
+	struct cts s;
 
 	atomic_int auth_calls;
 	atomic_int job_calls;
@@ -101,14 +95,6 @@ static int t_job(void *arg, const struct ch_job *job, struct ch_state *now)
 	}
 }
 
-static void *t_run(void *arg)
-{
-	struct tsrv *t = arg;
-
-	t->run_rc = ch_server_run(t->srv, &t->stop);
-	return NULL;
-}
-
 static struct tsrv *tsrv_start(void)
 {
 	struct tsrv *t = calloc(1, sizeof(*t));
@@ -117,38 +103,19 @@ static struct tsrv *tsrv_start(void)
 	assert_non_null(t);
 	pthread_mutex_init(&t->mu, NULL);
 	atomic_store(&t->allow, 1);
-	assert_int_equal(ch_make_self_signed("127.0.0.1", 2, &t->cert, &t->key, t->fp), 0);
 	memset(&o, 0, sizeof(o));
-	o.bind_address = "127.0.0.1";
-	o.port = 0;
-	o.cert_pem = t->cert;
-	o.key_pem = t->key;
 	o.ops.precheck = t_precheck;
 	o.ops.authenticate = t_auth;
 	o.ops.on_job = t_job;
 	o.ops.arg = t;
-	assert_int_equal(ch_server_new(&o, &t->srv), 0);
-	t->port = ch_server_port(t->srv);
-	assert_true(t->port > 0);
-	snprintf(t->endpoint, sizeof(t->endpoint), "wss://127.0.0.1:%d", t->port);
-	assert_int_equal(pthread_create(&t->th, NULL, t_run, t), 0);
+	cts_start(&t->s, &o, 0, NULL);
 	return t;
 }
 
 static void tsrv_stop(struct tsrv *t)
 {
-	int64_t t0;
-
-	t0 = ch_now_ms();
-	t->stop = 1;
-	pthread_join(t->th, NULL);
-	/* *stop is honoured within 200 ms (the bound leaves room for a loaded machine) */
-	assert_true(ch_now_ms() - t0 < 1500); /* slack for loaded CI machines */
-	assert_int_equal(t->run_rc, 0);
-	ch_server_free(t->srv);
+	cts_stop(&t->s);
 	ch_job_cleanup(&t->got);
-	free(t->cert);
-	free(t->key);
 	pthread_mutex_destroy(&t->mu);
 	free(t);
 }
@@ -165,8 +132,8 @@ static void make_job(struct ch_job *j, const char *uid)
 static void call_opts(struct ch_call_opts *o, const struct tsrv *t, long wait_ms)
 {
 	memset(o, 0, sizeof(*o));
-	o->endpoint = t->endpoint;
-	o->fingerprint = t->fp;
+	o->endpoint = t->s.endpoint;
+	o->fingerprint = t->s.fp;
 	o->token = TOKEN;
 	o->connect_timeout_ms = 3000;
 	o->wait_ms = wait_ms;
@@ -191,17 +158,17 @@ static void *t_notify(void *arg)
 	snprintf(st.uid, sizeof(st.uid), "%s", n->uid);
 	st.state = CH_RUNNING;
 	snprintf(st.container, sizeof(st.container), "app");
-	ch_server_notify(n->t->srv, &st);
+	ch_server_notify(n->t->s.srv, &st);
 	/* a state for another job must not reach this client */
 	snprintf(st.uid, sizeof(st.uid), "someone-else");
 	st.state = CH_FAILED;
-	ch_server_notify(n->t->srv, &st);
+	ch_server_notify(n->t->s.srv, &st);
 	usleep(50000);
 	snprintf(st.uid, sizeof(st.uid), "%s", n->uid);
 	st.state = CH_SUCCEEDED;
 	st.bytes = 1234;
 	snprintf(st.message, sizeof(st.message), "Checkpoint stored.");
-	ch_server_notify(n->t->srv, &st);
+	ch_server_notify(n->t->s.srv, &st);
 	return NULL;
 }
 
@@ -314,7 +281,7 @@ static void test_wrong_fingerprint(void **state)
 	make_job(&job, "uid-pin");
 	/* the right server, a wrong pin */
 	call_opts(&o, t, 500);
-	o.fingerprint = impostor->fp;
+	o.fingerprint = impostor->s.fp;
 	assert_int_equal(ch_call(&o, &job, &last, err, sizeof(err)), -EPERM);
 	assert_non_null(strstr(err, "pinned"));
 	assert_int_equal(atomic_load(&t->auth_calls), 0);
@@ -322,7 +289,7 @@ static void test_wrong_fingerprint(void **state)
 
 	/* an impostor at the pinned endpoint: it never sees the token */
 	call_opts(&o, impostor, 500);
-	o.fingerprint = t->fp;
+	o.fingerprint = t->s.fp;
 	assert_int_equal(ch_call(&o, &job, &last, err, sizeof(err)), -EPERM);
 	assert_int_equal(atomic_load(&impostor->auth_calls), 0);
 	assert_string_equal(impostor->got_token, "");
@@ -337,7 +304,7 @@ static void test_wrong_fingerprint(void **state)
 		size_t k = 0;
 
 		for (int i = 0; i < 64; i++) {
-			char ch = t->fp[i];
+			char ch = t->s.fp[i];
 
 			colons[k++] = (ch >= 'a' && ch <= 'f') ? (char)(ch - 'a' + 'A') : ch;
 			if (i % 2 == 1 && i < 63)
