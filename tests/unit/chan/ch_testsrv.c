@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "ch_internal.h"
+#include "log.h"
 
 static void *cts_run(void *arg)
 {
@@ -109,4 +110,15 @@ long cts_closed_within(int fd, long wait_ms)
 		}
 	}
 	return -1;
+}
+
+void cts_test_setup(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	if (!getenv("PCP_TEST_VERBOSE")) {
+		ch_set_lws_log_levels(0);
+		log_threshold = LOG_LVL_ERROR;
+	} else {
+		log_threshold = LOG_LVL_DEBUG;
+	}
 }

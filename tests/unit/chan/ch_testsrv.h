@@ -35,5 +35,7 @@ void cts_stop(struct cts *c);
 int cts_raw_connect(int port, const char *src);
 /* ms until the server closed fd, or -1 if it is still open after wait_ms. */
 long cts_closed_within(int fd, long wait_ms);
+/* For main(): SIGPIPE ignored; lws and our logs quiet unless PCP_TEST_VERBOSE is set. */
+void cts_test_setup(void);
 
 #endif

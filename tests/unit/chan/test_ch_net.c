@@ -547,12 +547,6 @@ int main(void)
 		cmocka_unit_test(test_parallel_calls),
 	};
 
-	signal(SIGPIPE, SIG_IGN);
-	if (!getenv("PCP_TEST_VERBOSE")) {
-		ch_set_lws_log_levels(0);
-		log_threshold = LOG_LVL_ERROR;
-	} else {
-		log_threshold = LOG_LVL_DEBUG;
-	}
+	cts_test_setup();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
