@@ -245,10 +245,12 @@ static void handle_message(struct ch_pool *p, struct ch_pool_ep *ep, struct ch_s
 	for (r = ep->sent; r && !match; r = r->next)
 		if (r->uid[0] && strcmp(r->uid, st->uid) == 0)
 			match = r;
-	/* A refusal of a message the server could not read names no uid we know. */
-	for (r = ep->sent; r && !match && st->state == CH_REFUSED; r = r->next)
-		if (!r->answered)
-			match = r;
+	/* A refusal of a message the server could not read names no uid we know
+	 * (a re-sent subscription's refusal names its own). */
+	if (!match && st->state == CH_REFUSED && !ch_pool_sub_take(ep, st->uid, false, NULL))
+		for (r = ep->sent; r && !match; r = r->next)
+			if (!r->answered)
+				match = r;
 	if (match) {
 		match->st = *st;
 		if (!match->answered) {

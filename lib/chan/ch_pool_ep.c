@@ -283,7 +283,7 @@ void ch_pool_service(struct ch_pool *p)
 		switch (ep->state) {
 		case CH_EP_IDLE:
 			if ((ep->nsq > 0 || (ep->fails > 0 && now - ep->last_used_ms < CH_POOL_LINGER_MS) ||
-			     (ep->nresub > 0 && now - ep->last_used_ms < CH_POOL_FORGET_MS)) &&
+			     (ep->nresub > 0 && ep->fails == 0 && now - ep->last_used_ms < CH_POOL_FORGET_MS)) &&
 			    now >= ep->retry_at_ms && nconn < sizeof(conn) / sizeof(conn[0])) {
 				ep->state = CH_EP_CONNECTING;
 				ep->connect_ms = now;
