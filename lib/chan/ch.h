@@ -302,7 +302,10 @@ void ch_pool_free(struct ch_pool *pool);
  * it backs off (100 ms .. 30 s, jittered, re-tried in the background) a call
  * fails at once with that attempt's error. Errors as ch_call, and -EAGAIN
  * when the endpoint's queue is full. A new fingerprint for an endpoint
- * re-makes its connection with the new pin. Thread-safe.
+ * re-makes its connection with the new pin. States the helper pushes later
+ * go to opts.on_update; when the connection drops, the jobs not yet final
+ * are sent again on the next one (made at once), so their pushes resume
+ * without a call. Thread-safe.
  */
 int ch_pool_call(struct ch_pool *pool, const char *endpoint, const char *fingerprint,
 		 const struct ch_job *job, long wait_ms, struct ch_state *st, char *err,
