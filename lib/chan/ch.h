@@ -166,6 +166,8 @@ struct ch_server_ops {
 					   * authenticated lately are exempt */
 #define CH_DEFAULT_CONNS_PER_PEER_PER_S 20 /* new connections (TLS handshakes) a peer may open (burst as many);
 					     * peers that authenticated lately are exempt */
+#define CH_DEFAULT_MAX_HANDSHAKES 32      /* TLS handshakes in progress at once (~90 KiB of OpenSSL
+					   * state each); peers that authenticated lately are exempt */
 
 struct ch_server_opts {
 	const char *bind_address; /* "127.0.0.2" or "0.0.0.0" */
@@ -184,12 +186,13 @@ struct ch_server_opts {
 	int review_queue;
 	int reviews_per_s;
 	int conns_per_peer_per_s;
+	int max_handshakes;
 };
 
 /* What the guard refused, for tests and figures (service thread counters, read racy). */
 struct ch_server_stats {
 	uint64_t accepted, refused_total, refused_peer, refused_conn_rate, refused_rate,
-		prechecked_deny, reviews, review_denied, timed_out;
+		prechecked_deny, reviews, review_denied, timed_out, refused_handshakes;
 	unsigned int open_conns;
 };
 void ch_server_get_stats(struct ch_server *srv, struct ch_server_stats *out);

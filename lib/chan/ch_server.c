@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include <libwebsockets.h>
+#include <openssl/ssl.h>
 
 #include "dbuf.h"
 #include "log.h"
@@ -109,6 +110,9 @@ static int srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_WSI_DESTROY:
 		ch_guard_detach(srv, wsi);
 		return 0;
+
+	case LWS_CALLBACK_SSL_INFO:
+		return in ? ch_guard_tls_info(srv, wsi, ((const struct lws_ssl_info *)in)->where) : 0;
 
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		if (!in || strcmp((const char *)in, "websocket") != 0) {
@@ -336,6 +340,7 @@ int ch_server_new(const struct ch_server_opts *opts, struct ch_server **out)
 	info.server_ssl_private_key_mem = opts->key_pem;
 	info.server_ssl_private_key_mem_len = (unsigned int)strlen(opts->key_pem);
 	info.alpn = "http/1.1";
+	info.ssl_info_event_mask = SSL_CB_HANDSHAKE_START | SSL_CB_HANDSHAKE_DONE;
 	/* lws's own deadlines (TLS accept, headers) as a first line; ch_guard_sweep
 	 * enforces ours whatever state a connection is in. */
 	info.timeout_secs = (unsigned int)srv->lim.handshake_s;

@@ -77,6 +77,8 @@ struct ch_link {
 	int64_t token_exp_s;   /* the token's expiry (ops.expires, wall-clock s), 0 unknown */
 	int64_t auth_until_ms; /* CH_LINK_OK: re-authenticate (close 1001) at this time */
 	bool killed;
+	bool in_tls;           /* its TLS handshake has started and not finished (srv->ntls) */
+	bool over_tls;         /* started its handshake past max_handshakes: to be closed */
 };
 
 /* Per WebSocket connection state: lws allocates (zeroed) and frees it. */
@@ -110,7 +112,7 @@ struct ch_areq {
 };
 
 struct ch_limits {
-	unsigned int max_conns, max_per_peer, review_queue;
+	unsigned int max_conns, max_per_peer, review_queue, max_handshakes;
 	int handshake_s, auth_s, idle_s, reauth_s;
 	double review_per_ms, review_burst;
 	double conn_per_ms, conn_burst;
@@ -141,6 +143,7 @@ struct ch_server {
 	struct ch_link *links;  /* service thread only */
 	unsigned int nlinks;
 	unsigned int nlinks_peak; /* since the last trim */
+	unsigned int ntls;        /* links in their TLS handshake */
 	uint64_t next_id, next_review_id;
 	struct ch_inflight inflight[CH_SRV_MAX_INFLIGHT];
 	struct ch_peer peers[CH_SRV_MAX_PEERS];
@@ -172,6 +175,9 @@ void ch_guard_cleanup(struct ch_server *srv); /* frees the queues and locks (aft
 int ch_guard_filter(struct ch_server *srv, int fd);
 /* LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: 0, or -1 to drop the connection. */
 int ch_guard_attach(struct ch_server *srv, struct lws *wsi);
+/* LWS_CALLBACK_SSL_INFO (handshake start/done): 0, or -1 to drop the
+ * connection (more handshakes in progress than max_handshakes). */
+int ch_guard_tls_info(struct ch_server *srv, struct lws *wsi, int where);
 /* LWS_CALLBACK_WSI_DESTROY. */
 void ch_guard_detach(struct ch_server *srv, struct lws *wsi);
 struct ch_link *ch_guard_link(struct lws *wsi);

@@ -27,6 +27,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <openssl/ssl.h>
+
 #include "ch_internal.h"
 #include "log.h"
 
@@ -66,6 +68,7 @@ int ch_guard_init(struct ch_server *srv, const struct ch_server_opts *o)
 
 	l->max_conns = (unsigned)pos_or(o->max_conns, CH_DEFAULT_MAX_CONNS);
 	l->max_per_peer = (unsigned)pos_or(o->max_conns_per_peer, CH_DEFAULT_MAX_CONNS_PER_PEER);
+	l->max_handshakes = (unsigned)pos_or(o->max_handshakes, CH_DEFAULT_MAX_HANDSHAKES);
 	l->review_queue = (unsigned)pos_or(o->review_queue, CH_DEFAULT_REVIEW_QUEUE);
 	if (l->review_queue > CH_SRV_MAX_INFLIGHT)
 		l->review_queue = CH_SRV_MAX_INFLIGHT;
@@ -203,6 +206,8 @@ int ch_guard_attach(struct ch_server *srv, struct lws *wsi)
 	struct ch_peer *p;
 	int fd = (int)lws_get_socket_fd(wsi);
 
+	if (ch_guard_link(wsi))
+		return 0; /* attached at its TLS start (ch_guard_tls_info) */
 	if (fd < 0 || peer_addr(fd, addr, sizeof(addr)) != 0)
 		return -1;
 	p = peer_find(srv, addr, true);
@@ -229,6 +234,39 @@ int ch_guard_attach(struct ch_server *srv, struct lws *wsi)
 	return 0;
 }
 
+/*
+ * A connection's first byte starts TLS (ch_server_new): from then until the
+ * handshake is done OpenSSL holds ~90 KiB for it. Half-open handshakes from
+ * many addresses could fill every slot with that; past max_handshakes at
+ * once a new one is dropped, unless its peer authenticated lately.
+ */
+int ch_guard_tls_info(struct ch_server *srv, struct lws *wsi, int where)
+{
+	struct ch_link *l = ch_guard_link(wsi);
+
+	/* A first byte at accept starts TLS before lws reports the connection. */
+	if (!l && (ch_guard_attach(srv, wsi) != 0 || !(l = ch_guard_link(wsi))))
+		return -1;
+	if ((where & SSL_CB_HANDSHAKE_START) && !l->in_tls && l->auth == CH_LINK_NEW && !l->conn) {
+		if (srv->ntls >= srv->lim.max_handshakes &&
+		    !(l->peer && l->peer->good_until_ms > ch_now_ms())) {
+			srv->stats.refused_handshakes++;
+			if (ch_guard_log_ok(srv))
+				LOG_WARN("msg=\"channel connection refused\" peer=%s why=\"%u TLS handshakes in progress (limit)\"",
+					 l->peer ? l->peer->addr : "?", srv->ntls);
+			l->over_tls = true; /* and closed by ch_guard_sweep, should lws not */
+			return -1;
+		}
+		l->in_tls = true;
+		srv->ntls++;
+	}
+	if ((where & SSL_CB_HANDSHAKE_DONE) && l->in_tls) {
+		l->in_tls = false;
+		srv->ntls--;
+	}
+	return 0;
+}
+
 struct ch_link *ch_guard_link(struct lws *wsi)
 {
 	return wsi ? lws_get_opaque_user_data(wsi) : NULL;
@@ -248,6 +286,8 @@ void ch_guard_detach(struct ch_server *srv, struct lws *wsi)
 		}
 	}
 	srv->nlinks--;
+	if (l->in_tls)
+		srv->ntls--;
 	if (l->peer) {
 		l->peer->conns--;
 		l->peer->used_ms = ch_now_ms();
@@ -290,7 +330,9 @@ void ch_guard_sweep(struct ch_server *srv)
 	}
 
 	for (struct ch_link *l = srv->links; l; l = l->next) {
-		if (l->auth == CH_LINK_NEW && !l->conn &&
+		if (l->over_tls)
+			kill_link(srv, l, "too many TLS handshakes in progress");
+		else if (l->auth == CH_LINK_NEW && !l->conn &&
 		    now - l->created_ms > (int64_t)srv->lim.handshake_s * 1000)
 			kill_link(srv, l, "no WebSocket upgrade within the handshake timeout");
 		else if (l->auth == CH_LINK_REVIEW && now - l->auth_ms > (int64_t)srv->lim.auth_s * 1000)
