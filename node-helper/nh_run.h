@@ -1,5 +1,6 @@
 /*
- * nh_run.h - internal to the job runner (nh_job.c, nh_steps.c): the runner
+ * nh_run.h - internal to the job runner (nh_job.c, nh_steps.c, nh_cr.c,
+ * nh_capture.c, nh_finish.c, nh_recover.c): the runner
  * and the state of one job being run. Not part of the helper's interface.
  *
  * Ownership: struct nh_run lives on a slot thread's stack for one job; it
@@ -96,7 +97,7 @@ struct nh_run {
 	int64_t progress_ms;  /* monotonic time of the last status write (rate of progress writes) */
 };
 
-/* The job's primitives (nh_steps.c), shared by the steps and nh_finish.c. */
+/* The job's primitives (nh_steps.c; the CR's in nh_cr.c), shared by the steps. */
 enum nh_patch_kind {
 	NH_P_RUNNING,  /* started: startTime, progress at the first container */
 	NH_P_PROGRESS, /* a later container (rate-limited, NH_PROGRESS_EVERY_MS) */
@@ -108,6 +109,8 @@ enum nh_patch_kind {
 
 /* Journals the record at state s and tells the channel: 0 or the journal's error. */
 int nh_save(struct nh_run *run, enum nh_jstate s);
+/* nh_save, and a failed journal write fails the job (StorageFailed): false. */
+bool nh_step(struct nh_run *run, enum nh_jstate s);
 /* The record's state to the channel (and the journal's in-memory progress). */
 void nh_notify(struct nh_run *run);
 /* Sleeps ms in 100 ms steps, less when the daemon stops. */
@@ -128,6 +131,10 @@ void nh_event(struct nh_run *run, const char *type, const char *reason, const ch
  * unless keep_artifact (the status records it), the artifact; journal failed. */
 void nh_superseded(struct nh_run *run, bool keep_artifact);
 
+/* Steps 3-5 (nh_capture.c): the kubelet call per container, then the bundle
+ * up to durable. false: the job stopped (failed, superseded or stopping). */
+bool nh_step_kubelet(struct nh_run *run);
+bool nh_step_bundle(struct nh_run *run);
 /* A new checkpoint job (journal state accepted). */
 void nh_run_checkpoint(struct nh_run *run);
 /* From durable on: status, pod delete, done. Safe to repeat. */
