@@ -51,18 +51,6 @@ bool nh_step_kubelet(struct nh_run *run)
 
 		if (run->rn->stop)
 			return false;
-		/* The CR decides, again, right before the runtime freezes anything. */
-		rc = nh_refresh(run);
-		if (rc == -ENOENT || rc == -ESTALE || run->slot->cancelled) {
-			nh_superseded(run, false);
-			return false;
-		}
-		if (rc) {
-			nh_fail(run, "ApiServerUnavailable",
-				"the node helper cannot re-read PodCheckpoint %s/%s before checkpointing container %s",
-				r->job.ns, r->job.name, ctr);
-			return false;
-		}
 		nh_strlcpy(r->container, ctr, sizeof(r->container));
 		if (i > 0 && nh_mono_ms() - run->progress_ms >= NH_PROGRESS_EVERY_MS) {
 			char msg[512];
@@ -77,6 +65,20 @@ bool nh_step_kubelet(struct nh_run *run)
 			}
 			/* other failures: progress is best effort, the job goes on */
 		}
+		/* The CR decides, again, right before the runtime freezes anything:
+		 * the answer of the write just made, else a re-read (the previous
+		 * container's call was a long wait). */
+		rc = nh_cr_current(run);
+		if (rc == -ENOENT || rc == -ESTALE || run->slot->cancelled) {
+			nh_superseded(run, false);
+			return false;
+		}
+		if (rc) {
+			nh_fail(run, "ApiServerUnavailable",
+				"the node helper cannot re-read PodCheckpoint %s/%s before checkpointing container %s",
+				r->job.ns, r->job.name, ctr);
+			return false;
+		}
 		started = (int64_t)time(NULL);
 		r->kubelet_started = started;
 		snprintf(r->message, sizeof(r->message),
@@ -89,6 +91,7 @@ bool nh_step_kubelet(struct nh_run *run)
 			 r->job.ns, r->job.name, r->job.uid, ctr, r->job.timeout_seconds);
 		rc = nh_kubelet_checkpoint(run->slot->kubelet, r->job.ns, r->job.pod, ctr,
 					   r->job.timeout_seconds, &kres);
+		nh_cr_stale(run); /* a freeze can take minutes: re-read before the next act */
 		if (rc == -ETIMEDOUT || rc == -EINTR)
 			nh_sweep_later(run, ctr, started);
 		r->kubelet_started = 0;

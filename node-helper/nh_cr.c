@@ -31,43 +31,12 @@ static void nh_guard_expect(const struct nh_run *run, struct pst_expect *e)
 	e->pod_uid = run->r->job.pod_uid[0] ? run->r->job.pod_uid : NULL;
 }
 
-/*
- * GET the CR into run->cr and guard it. 0: ours to write; -ENOENT: gone or
- * replaced; -ESTALE: terminal, or not dispatched here (run->why says); other:
- * the API server did not answer (after a few tries).
- */
-int nh_refresh(struct nh_run *run)
+/* pst_guard on run->cr as it is: 0 ours; -ENOENT gone or replaced; -ESTALE
+ * terminal or not dispatched here (run->why says). */
+static int nh_guard(struct nh_run *run)
 {
-	struct nh_record *r = run->r;
 	struct pst_expect e;
-	char path[1024];
-	int rc = -EIO;
 
-	rc = kc_path(path, sizeof(path), &KC_RES_PODCHECKPOINTS, r->job.ns, r->job.name, NULL, NULL);
-	if (rc)
-		return rc;
-	for (int attempt = 0; attempt < 3 && !run->rn->stop; attempt++) {
-		json_object *obj = NULL;
-		struct kc_status st;
-
-		kc_status_clear(&st);
-		rc = kc_get(run->kc, path, &obj, &st);
-		if (rc == 0) {
-			json_object_put(run->cr);
-			run->cr = obj;
-			break;
-		}
-		if (rc == -ENOENT) {
-			json_object_put(run->cr);
-			run->cr = NULL;
-			break;
-		}
-		LOG_WARN("msg=\"cannot read the PodCheckpoint\" pcp=%s/%s uid=%s http=%ld err=\"%s\"",
-			 r->job.ns, r->job.name, r->job.uid, st.http, st.message);
-		nh_sleep_ms(run->rn, 500L * (attempt + 1));
-	}
-	if (rc && rc != -ENOENT)
-		return rc;
 	nh_guard_expect(run, &e);
 	switch (pst_guard(run->cr, &e, run->why, sizeof(run->why))) {
 	case PST_WRITABLE:
@@ -81,17 +50,132 @@ int nh_refresh(struct nh_run *run)
 	}
 }
 
+/* run->cr is now obj (owned, NULL: gone), just read from the API server. */
+static void nh_cr_set(struct nh_run *run, json_object *obj)
+{
+	json_object_put(run->cr);
+	run->cr = obj;
+	run->cr_ms = obj ? nh_mono_ms() : 0;
+}
+
+int nh_refresh(struct nh_run *run)
+{
+	struct nh_record *r = run->r;
+	char path[1024];
+	int rc = -EIO;
+
+	rc = kc_path(path, sizeof(path), &KC_RES_PODCHECKPOINTS, r->job.ns, r->job.name, NULL, NULL);
+	if (rc)
+		return rc;
+	for (int attempt = 0; attempt < 3 && !run->rn->stop; attempt++) {
+		json_object *obj = NULL;
+		struct kc_status st;
+
+		kc_status_clear(&st);
+		rc = kc_get(run->kc, path, &obj, &st);
+		if (rc == 0 || rc == -ENOENT) {
+			nh_cr_set(run, rc == 0 ? obj : NULL);
+			break;
+		}
+		LOG_WARN("msg=\"cannot read the PodCheckpoint\" pcp=%s/%s uid=%s http=%ld err=\"%s\"",
+			 r->job.ns, r->job.name, r->job.uid, st.http, st.message);
+		nh_sleep_ms(run->rn, 500L * (attempt + 1));
+	}
+	if (rc && rc != -ENOENT)
+		return rc;
+	return nh_guard(run);
+}
+
+int nh_cr_current(struct nh_run *run)
+{
+	if (run->cr && run->cr_ms > 0 && nh_mono_ms() - run->cr_ms <= NH_CR_FRESH_MS)
+		return nh_guard(run);
+	return nh_refresh(run);
+}
+
+void nh_cr_stale(struct nh_run *run)
+{
+	run->cr_ms = 0;
+}
+
 /*
- * Writes a status patch built from the freshest guarded CR: patch with the
- * resourceVersion precondition, on 409 GET, guard and rebuild. -ENOENT or
- * -ESTALE when the guard says no (nothing written). Bounded.
+ * A terminal status that is the job's own result: an earlier attempt whose
+ * answer was lost (timeout, connection reset, 5xx, or a 409 to a resent
+ * request) was applied, or the job wrote it before a restart and had not
+ * journaled it. That is "written", not "someone else decided" (which would
+ * remove the artifact the status records). Only the helper writes
+ * status.artifact, and its failure messages are its own.
+ */
+static bool nh_cr_shows_ours(struct nh_run *run, enum nh_patch_kind kind, const char *message)
+{
+	const char *phase = kc_json_str(run->cr, "status.phase");
+	const char *sha = kc_json_str(run->cr, "status.artifact.sha256");
+	const char *msg = kc_json_str(run->cr, "status.message");
+
+	if (!phase)
+		return false;
+	switch (kind) {
+	case NH_P_SUCCEEDED:
+		return strcmp(phase, "Succeeded") == 0 && sha && run->r->artifact.sha256[0] &&
+		       strcmp(sha, run->r->artifact.sha256) == 0;
+	case NH_P_KEPT:
+		return strcmp(phase, "Failed") == 0 && sha && run->r->artifact.sha256[0] &&
+		       strcmp(sha, run->r->artifact.sha256) == 0;
+	case NH_P_FAILED:
+		return strcmp(phase, "Failed") == 0 && msg && message && strcmp(msg, message) == 0;
+	default:
+		return false;
+	}
+}
+
+static int nh_build_patch(struct nh_run *run, enum nh_patch_kind kind, const char *reason,
+			  const char *message, json_object **patch)
+{
+	struct nh_record *r = run->r;
+	char now[32];
+	int rc;
+
+	nh_time_now(now);
+	switch (kind) {
+	case NH_P_RUNNING:
+		rc = nh_status_running(run->cr, message, r->start_time, now, patch);
+		if (rc == 0 && r->job.ncontainers)
+			rc = nh_status_add_progress(*patch, r->job.containers[0], 0, r->job.ncontainers);
+		break;
+	case NH_P_PROGRESS:
+		rc = nh_status_progress(run->cr, message, r->container, run->progress_done,
+					r->job.ncontainers, now, patch);
+		break;
+	case NH_P_SUCCEEDED:
+		rc = nh_status_succeeded(run->cr, r, now, patch);
+		break;
+	case NH_P_DELETING_POD:
+		rc = nh_status_deleting_pod(run->cr, r, now, patch);
+		break;
+	case NH_P_KEPT:
+		rc = nh_status_artifact_kept(run->cr, r, reason, message, now, patch);
+		break;
+	case NH_P_FAILED:
+	default:
+		rc = nh_status_failed(run->cr, reason, message, now, patch);
+		break;
+	}
+	return rc;
+}
+
+/*
+ * The first attempt patches from run->cr as it is (a GET or the answer of
+ * the job's last write: its resourceVersion is the precondition, so a write
+ * by anyone else since makes this one fail with 409); after a 409 or any
+ * failed attempt it re-reads first. Either way the copy is guarded first.
  */
 int nh_write_status(struct nh_run *run, enum nh_patch_kind kind, const char *reason,
-			   const char *message)
+		    const char *message)
 {
 	struct nh_record *r = run->r;
 	int64_t deadline = nh_mono_ms() + NH_STATUS_DEADLINE_MS;
-	char path[1024], now[32];
+	bool reread = !run->cr;
+	char path[1024];
 	int rc = -EIO;
 
 	rc = kc_path(path, sizeof(path), &KC_RES_PODCHECKPOINTS, r->job.ns, r->job.name, "status",
@@ -102,45 +186,26 @@ int nh_write_status(struct nh_run *run, enum nh_patch_kind kind, const char *rea
 		json_object *patch = NULL, *res = NULL;
 		struct kc_status st;
 
-		rc = nh_refresh(run);
+		rc = reread ? nh_refresh(run) : nh_guard(run);
+		if (rc == -ESTALE && nh_cr_shows_ours(run, kind, message)) {
+			LOG_INFO("msg=\"status already written\" pcp=%s/%s uid=%s attempt=%d",
+				 r->job.ns, r->job.name, r->job.uid, attempt + 1);
+			return 0;
+		}
 		if (rc == -ENOENT || rc == -ESTALE)
 			return rc;
+		reread = true; /* from here on, every attempt re-reads first */
 		if (rc)
 			goto retry;
-		nh_time_now(now);
-		switch (kind) {
-		case NH_P_RUNNING:
-			rc = nh_status_running(run->cr, message, r->start_time, now, &patch);
-			if (rc == 0 && r->job.ncontainers)
-				rc = nh_status_add_progress(patch, r->job.containers[0], 0,
-							    r->job.ncontainers);
-			break;
-		case NH_P_PROGRESS:
-			rc = nh_status_progress(run->cr, message, r->container, run->progress_done,
-						r->job.ncontainers, now, &patch);
-			break;
-		case NH_P_SUCCEEDED:
-			rc = nh_status_succeeded(run->cr, r, now, &patch);
-			break;
-		case NH_P_DELETING_POD:
-			rc = nh_status_deleting_pod(run->cr, r, now, &patch);
-			break;
-		case NH_P_KEPT:
-			rc = nh_status_artifact_kept(run->cr, r, reason, message, now, &patch);
-			break;
-		case NH_P_FAILED:
-		default:
-			rc = nh_status_failed(run->cr, reason, message, now, &patch);
-			break;
-		}
+		rc = nh_build_patch(run, kind, reason, message, &patch);
 		if (rc)
 			return rc;
 		kc_status_clear(&st);
 		rc = kc_merge_patch(run->kc, path, patch, &res, &st);
 		json_object_put(patch);
 		if (rc == 0) {
-			json_object_put(run->cr);
-			run->cr = res; /* the updated CR, for Events */
+			/* The CR as written: the current copy (guarded at its next use). */
+			nh_cr_set(run, res);
 			run->progress_ms = nh_mono_ms();
 			return 0;
 		}
@@ -151,7 +216,7 @@ int nh_write_status(struct nh_run *run, enum nh_patch_kind kind, const char *rea
 			 r->job.ns, r->job.name, r->job.uid, attempt + 1, st.http, st.reason,
 			 st.message);
 		if (rc == -EAGAIN)
-			continue; /* stale resourceVersion: re-read, guard, decide again */
+			continue; /* someone else wrote: re-read, guard, decide again */
 retry:
 		if (nh_mono_ms() > deadline)
 			break;

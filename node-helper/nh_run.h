@@ -90,7 +90,8 @@ struct nh_run {
 	const struct ch_job *job; /* new jobs: with the certificate; NULL on resume */
 	struct art_cert *cert;
 	struct art_writer *w;
-	json_object *cr;  /* last CR seen (owned) */
+	json_object *cr;  /* last CR seen: a GET's or our write's answer (owned) */
+	int64_t cr_ms;    /* monotonic time cr was received; 0: re-read before acting */
 	json_object *pod; /* the live pod (owned) */
 	char why[512];    /* why the job stopped without writing (guard verdict) */
 	size_t progress_done; /* containers checkpointed, for status.progress */
@@ -115,11 +116,30 @@ bool nh_step(struct nh_run *run, enum nh_jstate s);
 void nh_notify(struct nh_run *run);
 /* Sleeps ms in 100 ms steps, less when the daemon stops. */
 void nh_sleep_ms(struct nh_runner *rn, long ms);
-/* GET the CR into run->cr and guard it: 0 ours; -ENOENT gone or replaced;
- * -ESTALE terminal or not dispatched here (run->why says); other: no answer. */
+/*
+ * The job's copy of its CR (nh_cr.c). run->cr is only ever a GET's answer or
+ * the answer of the job's own status write (the object as written); either
+ * is guarded (pst_guard) at each use. When the API server is asked:
+ *  - nh_refresh: GET + guard. At the start of a job, after a 409, and from
+ *    nh_cr_current when the copy is not fresh.
+ *  - nh_write_status: no GET first: the patch carries the copy's
+ *    resourceVersion, so a write by anyone since (the controller's Failed, a
+ *    delete and re-create) fails it with 409 (or 404), and only then it
+ *    re-reads, guards and decides again.
+ *  - nh_cr_current, before acting on the kubelet or the pod: the copy as it
+ *    is when it is at most NH_CR_FRESH_MS old and nothing long happened since
+ *    (nh_cr_stale after each kubelet call), else nh_refresh.
+ * All: 0 ours; -ENOENT gone or replaced; -ESTALE terminal or not dispatched
+ * here (run->why says); other: the API server did not answer.
+ */
+#define NH_CR_FRESH_MS 1000
 int nh_refresh(struct nh_run *run);
-/* A status patch from the freshest guarded CR (resourceVersion precondition,
- * 409: re-read, guard, rebuild); -ENOENT/-ESTALE when the guard says no. */
+int nh_cr_current(struct nh_run *run);
+/* The copy must be re-read before the next act (a long wait just ended). */
+void nh_cr_stale(struct nh_run *run);
+/* A status patch from the guarded copy (resourceVersion precondition; 409:
+ * re-read, guard, rebuild); -ENOENT/-ESTALE when the guard says no. The
+ * answer becomes the copy. */
 int nh_write_status(struct nh_run *run, enum nh_patch_kind kind, const char *reason,
 		    const char *message);
 /* An Event on obj (the CR, the pod); failures only logged. */

@@ -2,9 +2,13 @@
  * test_nh_run.c - the helper's job state machine against a fake API server
  * and kubelet (one HTTP server, tests/unit/kc/fake_server.c), with a fault
  * at every step: the CR turned terminal or re-dispatched between steps, 409
- * on each status write, ENOSPC on each journal write, a kubelet call that
- * times out (and its late archive swept), a crash after each journal state
- * (recovery), and jobs whose contents disagree with their CR.
+ * on each status write, the CR failed, deleted or re-created right after
+ * each write was answered, each write's answer lost (applied or not), ENOSPC
+ * on each journal write, a kubelet call that times out (and its late archive
+ * swept), a crash after each journal state (recovery, and after an
+ * unjournaled Succeeded), jobs whose contents disagree with their CR, and
+ * the API requests one job makes. The fake answers a write with the object
+ * as written; what "others" do (the faults) comes after the answer.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -46,11 +50,16 @@ struct world {
 	char ckpt_dir[512];
 	/* faults */
 	int conflict_on_patch;     /* answer 409 to this status patch (1-based), 0 none */
-	int terminal_after_patch;  /* after this patch, the "controller" fails the CR */
+	int terminal_after_patch;  /* after answering this patch, the "controller" fails the CR */
+	int delete_after_patch;    /* after answering this patch, the CR is deleted */
+	int recreate_after_patch;  /* ... deleted and re-created with the same name (new uid) */
+	int lose_patch;            /* this patch's answer is lost (connection closed) */
+	bool lose_applies;         /* ... after it was applied */
 	int terminal_after_kubelet; /* after this kubelet call, the CR is failed */
 	int kubelet_sleep_ms;      /* then write the archive (late if the client left) */
 	/* what happened */
 	int npatch, nkubelet, ndelete, nready_true;
+	int nget_cr, nget_pod, nevents, nover_terminal; /* the last: writes refused by the transition rule */
 	char phases[32][16];
 	int nphases;
 };
@@ -130,6 +139,7 @@ static int handler(struct fake_server *s, int fd, const struct fs_req *req, void
 		*q = '\0';
 	pthread_mutex_lock(&W.mu);
 	if (strcmp(req->method, "GET") == 0 && strcmp(path, CR_PATH) == 0) {
+		W.nget_cr++;
 		if (!W.cr)
 			rc = fs_reply_json(fd, 404, "{\"kind\":\"Status\",\"code\":404,\"reason\":\"NotFound\"}");
 		else
@@ -154,7 +164,10 @@ static int handler(struct fake_server *s, int fd, const struct fs_req *req, void
 		} else if (cur && (strcmp(cur, "Succeeded") == 0 || strcmp(cur, "Failed") == 0) &&
 			   (!ph || strcmp(ph, cur) != 0)) {
 			/* the CRD's transition rule */
+			W.nover_terminal++;
 			rc = fs_reply_json(fd, 422, "{\"kind\":\"Status\",\"code\":422,\"reason\":\"Invalid\"}");
+		} else if (W.npatch == W.lose_patch && !W.lose_applies) {
+			rc = -1; /* the answer is lost before the write: the connection closes */
 		} else {
 			json_object *conds = kc_json_get(p, "status.conditions");
 
@@ -169,12 +182,28 @@ static int handler(struct fake_server *s, int fd, const struct fs_req *req, void
 			merge_status_locked(p);
 			W.rv++;
 			set_rv_locked();
+			/* the object as written; what others do next comes after it */
+			if (W.npatch == W.lose_patch)
+				rc = -1;
+			else
+				rc = fs_reply_json(fd, 200, json_object_to_json_string(W.cr));
 			if (W.npatch == W.terminal_after_patch)
 				world_fail_cr_locked();
-			rc = fs_reply_json(fd, 200, json_object_to_json_string(W.cr));
+			if (W.npatch == W.delete_after_patch) {
+				json_object_put(W.cr);
+				W.cr = NULL;
+			}
+			if (W.npatch == W.recreate_after_patch) {
+				json_object_object_add(kc_json_get(W.cr, "metadata"), "uid",
+						       json_object_new_string("new-uid"));
+				json_object_object_add(W.cr, "status", json_tokener_parse("{}"));
+				W.rv++;
+				set_rv_locked();
+			}
 		}
 		json_object_put(p);
 	} else if (strcmp(req->method, "GET") == 0 && strcmp(path, POD_PATH) == 0) {
+		W.nget_pod++;
 		if (!W.pod)
 			rc = fs_reply_json(fd, 404, "{\"kind\":\"Status\",\"code\":404,\"reason\":\"NotFound\"}");
 		else
@@ -185,6 +214,7 @@ static int handler(struct fake_server *s, int fd, const struct fs_req *req, void
 		W.pod = NULL;
 		rc = fs_reply_json(fd, 200, "{\"kind\":\"Status\",\"status\":\"Success\"}");
 	} else if (strcmp(req->method, "POST") == 0 && strstr(path, "/events")) {
+		W.nevents++;
 		rc = fs_reply_json(fd, 201, "{}");
 	} else if (strcmp(req->method, "POST") == 0 && strncmp(path, "/checkpoint/ns/web/", 19) == 0) {
 		char file[1024], ts[32], body[1200];
@@ -260,8 +290,11 @@ static void world_reset(const char *leave, int timeout, const char *containers, 
 	assert_non_null(W.pod);
 	W.rv = 1;
 	W.conflict_on_patch = W.terminal_after_patch = W.terminal_after_kubelet = 0;
+	W.delete_after_patch = W.recreate_after_patch = W.lose_patch = 0;
+	W.lose_applies = false;
 	W.kubelet_sleep_ms = 0;
 	W.npatch = W.nkubelet = W.ndelete = W.nready_true = W.nphases = 0;
+	W.nget_cr = W.nget_pod = W.nevents = W.nover_terminal = 0;
 	pthread_mutex_unlock(&W.mu);
 }
 
@@ -499,14 +532,20 @@ static void test_terminal_between_steps(void **state)
 {
 	struct fx *f = *state;
 
-	/* failed by the controller right after Running: no kubelet call at all */
+	/* failed by the controller right after answering Running: the first
+	 * kubelet call acts on that fresh answer, the re-read after it (a long
+	 * wait) stops the job: no second call, no delete, no artifact, no
+	 * plaintext, and nothing written over Failed */
 	world_reset("false", 30, "", "node-a");
 	W.terminal_after_patch = 1;
 	run_one(f);
-	assert_int_equal(W.nkubelet, 0);
+	assert_int_equal(W.nkubelet, 1);
 	assert_int_equal(W.ndelete, 0);
 	assert_string_equal(cr_phase(), "Failed");
 	assert_int_equal(W.nphases, 1);
+	assert_int_equal(W.nover_terminal, 0);
+	assert_int_equal(count_artifacts(f), 0);
+	assert_int_equal(count_files(W.ckpt_dir), 0);
 	runner_close(f);
 
 	/* failed during the first of three kubelet calls: no second, no delete,
@@ -545,12 +584,145 @@ static void test_conflict_on_each_status_write(void **state)
 		assert_int_equal(W.nkubelet, 1); /* a 409 never repeats a checkpoint */
 		assert_int_equal(W.ndelete, 1);
 		assert_int_equal(W.nready_true, 1);
+		/* the start, the one before the delete, one re-read for the 409 */
+		assert_int_equal(W.nget_cr, 3);
 		runner_close(f);
 		assert_int_equal(system("true"), 0);
 		{
 			char cmd[256];
 			snprintf(cmd, sizeof(cmd), "rm -rf %s/* %s/ns", f->state, f->art);
 			assert_int_equal(system(cmd), 0);
+		}
+	}
+}
+
+/* What one job asks the API server, besides the controller's writes. */
+static void test_requests_per_job(void **state)
+{
+	struct fx *f = *state;
+
+	/* leaveRunning: one GET of the CR (the start), the pod once, Running
+	 * and Succeeded written from the answers before them, three Events
+	 * (CheckpointStarted, CheckpointCompleted, Checkpointed on the pod) */
+	world_reset("true", 30, ",\"containers\":[\"app\"]", "node-a");
+	run_one(f);
+	assert_string_equal(cr_phase(), "Succeeded");
+	assert_int_equal(W.nget_cr, 1);
+	assert_int_equal(W.nget_pod, 1);
+	assert_int_equal(W.npatch, 2);
+	assert_int_equal(W.nevents, 3);
+	runner_close(f);
+
+	/* three containers: a re-read before each call after the first (each
+	 * call is a long wait) */
+	world_reset("true", 30, "", "node-a");
+	run_one(f);
+	assert_string_equal(cr_phase(), "Succeeded");
+	assert_int_equal(W.nkubelet, 3);
+	assert_int_equal(W.nget_cr, 3);
+	assert_int_equal(W.npatch, 2);
+	runner_close(f);
+
+	/* leaveRunning: false: and a GET right before the pod delete */
+	world_reset("false", 30, ",\"containers\":[\"app\"]", "node-a");
+	run_one(f);
+	assert_string_equal(cr_phase(), "Succeeded");
+	assert_int_equal(W.nget_cr, 2);
+	assert_int_equal(W.nget_pod, 1);
+	assert_int_equal(W.npatch, 3);
+	assert_int_equal(W.ndelete, 1);
+	assert_int_equal(W.nevents, 5);
+}
+
+static int jstate(struct fx *f)
+{
+	enum nh_jstate js = NH_J_ACCEPTED;
+
+	assert_int_equal(nh_journal_state(f->j, "cr-uid", NULL, &js), 0);
+	return (int)js;
+}
+
+static void reset_dirs(struct fx *f)
+{
+	char cmd[256];
+
+	runner_close(f);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/* %s/ns %s/*", f->state, f->art, W.ckpt_dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* The CR failed by the controller, deleted, or deleted and re-created right
+ * after each of the helper's non-terminal writes was answered: the job stops
+ * at its next request, never writes over the terminal status, never deletes
+ * the pod, and keeps an artifact only when a terminal status records it. */
+static void test_cr_changed_after_each_write(void **state)
+{
+	struct fx *f = *state;
+
+	for (int k = 1; k <= 2; k++) {
+		for (int what = 0; what < 3; what++) {
+			print_message("after write %d: %s\n", k,
+				      what == 0 ? "Failed" : what == 1 ? "deleted" : "re-created");
+			world_reset("false", 30, ",\"containers\":[\"app\"]", "node-a");
+			if (what == 0)
+				W.terminal_after_patch = k;
+			else if (what == 1)
+				W.delete_after_patch = k;
+			else
+				W.recreate_after_patch = k;
+			run_one(f);
+			assert_int_equal(W.nphases, k); /* nothing written after the change */
+			assert_int_equal(W.nover_terminal, 0);
+			assert_int_equal(W.ndelete, 0);
+			assert_int_equal(W.nready_true, 0);
+			assert_int_equal(W.nkubelet, 1);
+			assert_int_equal(count_files(W.ckpt_dir), 0);
+			/* at the commit point a Failed status records the artifact */
+			assert_int_equal(count_artifacts(f), k == 2 && what == 0 ? 1 : 0);
+			if (what == 0)
+				assert_string_equal(cr_phase(), "Failed");
+			else if (what == 1)
+				assert_string_equal(cr_phase(), "(gone)");
+			else
+				assert_string_equal(cr_str("metadata.uid"), "new-uid");
+			assert_int_equal(jstate(f), NH_J_FAILED);
+			reset_dirs(f);
+		}
+	}
+}
+
+static void lost_answer_check(struct fx *f, int ndelete)
+{
+	assert_string_equal(cr_phase(), "Succeeded");
+	assert_int_equal(W.nkubelet, 1);
+	assert_int_equal(W.ndelete, ndelete);
+	assert_int_equal(W.nready_true, 1);
+	assert_int_equal(W.nover_terminal, 0);
+	assert_int_equal(count_artifacts(f), 1);
+	assert_int_equal(count_files(W.ckpt_dir), 0);
+	assert_int_equal(jstate(f), NH_J_DONE);
+	reset_dirs(f);
+}
+
+/* The answer to each status write lost (the connection closes), before or
+ * after the API server applied it: the job ends as if it had arrived, and
+ * a re-read that shows its own Succeeded keeps the artifact. */
+static void test_lost_answer_on_each_write(void **state)
+{
+	struct fx *f = *state;
+
+	/* leaveRunning true: Running, Succeeded; false: Running, deletingPod, Succeeded */
+	for (int leave = 0; leave < 2; leave++) {
+		for (int k = 1; k <= 3 - leave; k++) {
+			for (int applied = 0; applied < 2; applied++) {
+				print_message("leaveRunning %s, answer of write %d lost, %s\n",
+					      leave ? "true" : "false", k, applied ? "applied" : "not applied");
+				world_reset(leave ? "true" : "false", 30, ",\"containers\":[\"app\"]", "node-a");
+				W.lose_patch = k;
+				W.lose_applies = applied;
+				run_one(f);
+				lost_answer_check(f, leave ? 0 : 1);
+			}
 		}
 	}
 }
@@ -768,6 +940,54 @@ static void test_recovery_after_each_state(void **state)
 	free(r);
 }
 
+/* A crash after the Succeeded write, before the journal said so: the resumed
+ * job finds its own result and keeps the artifact (not "someone else
+ * decided", which would remove it). */
+static void test_recovery_after_unjournaled_success(void **state)
+{
+	struct fx *f = *state;
+	struct nh_record *r = calloc(1, sizeof(*r));
+	char cmd[256];
+
+	world_reset("true", 30, ",\"containers\":[\"app\"]", "node-a");
+	r->job.op = CH_OP_CHECKPOINT;
+	snprintf(r->job.uid, sizeof(r->job.uid), "cr-uid");
+	snprintf(r->job.ns, sizeof(r->job.ns), "ns");
+	snprintf(r->job.name, sizeof(r->job.name), "cp");
+	snprintf(r->job.pod, sizeof(r->job.pod), "web");
+	snprintf(r->job.pod_uid, sizeof(r->job.pod_uid), "pod-uid");
+	snprintf(r->pod_uid, sizeof(r->pod_uid), "pod-uid");
+	snprintf(r->job.node, sizeof(r->job.node), "node-a");
+	r->job.leave_running = true;
+	r->job.ncontainers = 1;
+	snprintf(r->job.containers[0], CH_NAME_MAX, "app");
+	r->state = NH_J_DURABLE;
+	assert_int_equal(nh_artifact_path(f->art, &r->job, r->artifact.path, sizeof(r->artifact.path)), 0);
+	snprintf(r->artifact.sha256, sizeof(r->artifact.sha256), "%064d", 7);
+	snprintf(cmd, sizeof(cmd), "%s/ns", f->art);
+	assert_int_equal(fsu_mkdir_p(cmd, 0700), 0);
+	assert_int_equal(write_tar(r->artifact.path), 0);
+	pthread_mutex_lock(&W.mu);
+	json_object_object_add(kc_json_get(W.cr, "status"), "phase", json_object_new_string("Succeeded"));
+	json_object_object_add(kc_json_get(W.cr, "status"), "artifact", json_object_new_object());
+	json_object_object_add(kc_json_get(W.cr, "status.artifact"), "sha256",
+			       json_object_new_string(r->artifact.sha256));
+	pthread_mutex_unlock(&W.mu);
+	assert_int_equal(fsu_mkdir_p(f->state, 0700), 0);
+	runner_open(f);
+	assert_int_equal(nh_journal_save(f->j, r), 0);
+	assert_int_equal(nh_runner_recover(f->rn), 0);
+	assert_int_equal(nh_runner_start(f->rn), 0);
+	for (int t = 0; t < 100 && nh_journal_is_queued(f->j, "cr-uid"); t++)
+		usleep(50 * 1000);
+	usleep(100 * 1000);
+	assert_string_equal(cr_phase(), "Succeeded");
+	assert_int_equal(W.npatch, 0);
+	assert_int_equal(count_artifacts(f), 1);
+	assert_int_equal(jstate(f), NH_J_DONE);
+	free(r);
+}
+
 /* ---------------------------------------------------------------- pure parts */
 
 static void test_select_and_paths(void **state)
@@ -818,11 +1038,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_not_ours_does_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_terminal_between_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conflict_on_each_status_write, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_requests_per_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cr_changed_after_each_write, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_answer_on_each_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enospc_on_each_journal_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kubelet_timeout_late_archive_swept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_container_not_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_recipient_does_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recovery_after_each_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recovery_after_unjournaled_success, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_select_and_paths, setup, teardown),
 	};
 	int rc;
