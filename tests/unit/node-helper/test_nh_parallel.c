@@ -9,7 +9,6 @@
  * a 409 on every job's first status write; ENOSPC on one job's journal
  * while the others run; a restart with several jobs journaled.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -27,12 +26,12 @@
 #include <curl/curl.h>
 
 #include "ch.h"
-#include "fake_server.h"
 #include "fsutil.h"
 #include "kc.h"
 #include "nh_job.h"
 #include "nh_journal.h"
 #include "nh_sweep.h"
+#include "nh_testenv.h"
 #include "nh_util.h"
 
 #define NCR 8
@@ -63,52 +62,14 @@ struct world {
 
 static struct world W;
 
-static void set_rv_locked(int i)
-{
-	char rv[32];
-
-	snprintf(rv, sizeof(rv), "%ld", W.c[i].rv);
-	json_object_object_add(kc_json_get(W.c[i].cr, "metadata"), "resourceVersion",
-			       json_object_new_string(rv));
-}
-
 static void fail_cr(int i)
 {
 	pthread_mutex_lock(&W.mu);
 	json_object_object_add(kc_json_get(W.c[i].cr, "status"), "phase",
 			       json_object_new_string("Failed"));
 	W.c[i].rv++;
-	set_rv_locked(i);
+	nht_set_rv(W.c[i].cr, W.c[i].rv);
 	pthread_mutex_unlock(&W.mu);
-}
-
-/* A minimal complete ustar archive with one small file. */
-static int write_tar(const char *path)
-{
-	unsigned char blk[512 * 4];
-	unsigned sum = 0;
-	FILE *f;
-
-	memset(blk, 0, sizeof(blk));
-	snprintf((char *)blk, 100, "checkpoint/pages-1.img");
-	snprintf((char *)blk + 100, 8, "0000600");
-	snprintf((char *)blk + 108, 8, "0000000");
-	snprintf((char *)blk + 116, 8, "0000000");
-	snprintf((char *)blk + 124, 12, "%011o", 5u);
-	snprintf((char *)blk + 136, 12, "%011o", 0u);
-	blk[156] = '0';
-	memcpy(blk + 257, "ustar", 6);
-	memcpy(blk + 263, "00", 2);
-	memset(blk + 148, ' ', 8);
-	for (int i = 0; i < 512; i++)
-		sum += blk[i];
-	snprintf((char *)blk + 148, 8, "%06o", sum);
-	memcpy(blk + 512, "hello", 5);
-	f = fopen(path, "wb");
-	if (!f)
-		return -1;
-	fwrite(blk, 1, sizeof(blk), f);
-	return fclose(f);
 }
 
 /* "cp-3" -> 3, -1 otherwise. */
@@ -151,7 +112,7 @@ static int on_kubelet(int fd, const char *path)
 	pthread_mutex_unlock(&W.mu);
 	if (ms)
 		usleep((useconds_t)ms * 1000);
-	write_tar(file); /* the runtime finishes even when the client left */
+	nht_write_tar(file); /* the runtime finishes even when the client left */
 	pthread_mutex_lock(&W.mu);
 	W.inflight--;
 	W.pod_inflight[p]--;
@@ -163,37 +124,24 @@ static int on_kubelet(int fd, const char *path)
 static int on_status_patch(int fd, int i, const struct fs_req *req)
 {
 	json_object *p = json_tokener_parse(req->body ? req->body : "");
-	const char *rv = kc_json_str(p, "metadata.resourceVersion");
-	const char *cur;
-	char want[32];
-	int rc;
+	int rc, code;
 
 	if (!W.c[i].cr) {
 		json_object_put(p);
 		return fs_reply_json(fd, 404, NF);
 	}
 	W.c[i].npatch++;
-	cur = kc_json_str(W.c[i].cr, "status.phase");
-	snprintf(want, sizeof(want), "%ld", W.c[i].rv);
-	if ((W.c[i].conflict_first && W.c[i].npatch == 1) || !rv || strcmp(rv, want) != 0) {
-		if (W.c[i].npatch == 1 && W.c[i].conflict_first) {
-			W.c[i].rv++;
-			set_rv_locked(i);
-		}
-		rc = fs_reply_json(fd, 409, "{\"kind\":\"Status\",\"code\":409,\"reason\":\"Conflict\"}");
-	} else if (cur && (strcmp(cur, "Succeeded") == 0 || strcmp(cur, "Failed") == 0)) {
-		rc = fs_reply_json(fd, 422, "{\"kind\":\"Status\",\"code\":422,\"reason\":\"Invalid\"}");
-	} else {
-		json_object *pst = kc_json_get(p, "status"), *st = kc_json_get(W.c[i].cr, "status");
-
-		json_object_object_foreach(pst, k, v)
-		{
-			json_object_object_add(st, k, json_object_get(v));
-		}
+	if (W.c[i].conflict_first && W.c[i].npatch == 1) { /* someone else wrote meanwhile */
 		W.c[i].rv++;
-		set_rv_locked(i);
-		rc = fs_reply_json(fd, 200, json_object_to_json_string(W.c[i].cr));
+		nht_set_rv(W.c[i].cr, W.c[i].rv);
 	}
+	code = nht_apply_status(W.c[i].cr, &W.c[i].rv, p);
+	if (code == 409)
+		rc = fs_reply_json(fd, 409, "{\"kind\":\"Status\",\"code\":409,\"reason\":\"Conflict\"}");
+	else if (code == 422)
+		rc = fs_reply_json(fd, 422, "{\"kind\":\"Status\",\"code\":422,\"reason\":\"Invalid\"}");
+	else
+		rc = fs_reply_json(fd, 200, json_object_to_json_string(W.c[i].cr));
 	json_object_put(p);
 	return rc;
 }
@@ -316,30 +264,10 @@ static const char *stalled_reason(int i)
 	return buf;
 }
 
-static int count_files(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	int n = 0;
-
-	while (d && (de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
-	if (d)
-		closedir(d);
-	return n;
-}
-
 /* ---------------------------------------------------------------- fixture */
 
 struct fx {
-	char dir[64], art[128], state[128], root[128];
-	struct fake_server *srv;
-	struct kc_config *cfg;
-	struct nh_journal *j;
-	struct nh_sweep *sweep;
-	struct nh_runner *rn;
-	struct nh_options opt;
+	struct nht_env *e;
 	pthread_mutex_t mu;
 	char enospc_uid[64]; /* fail this uid's journal write number enospc_nth */
 	int enospc_nth, nsave;
@@ -361,73 +289,24 @@ static int journal_fault(void *arg, const struct nh_record *r)
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	char kcfg[512], err[256];
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/nh-par-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->art, sizeof(f->art), "%s/art", f->dir);
-	snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
-	snprintf(f->root, sizeof(f->root), "%s/kubelet", f->dir);
-	snprintf(W.ckpt_dir, sizeof(W.ckpt_dir), "%s/checkpoints", f->root);
-	assert_int_equal(fsu_mkdir_p(f->art, 0700), 0);
-	assert_int_equal(fsu_mkdir_p(W.ckpt_dir, 0700), 0);
 	pthread_mutex_init(&W.mu, NULL);
 	pthread_mutex_init(&f->mu, NULL);
 	world_reset();
-	assert_int_equal(fs_start(handler, NULL, &f->srv), 0);
-	assert_int_equal(fs_kubeconfig(f->srv, f->dir, "    token: t\n", kcfg, sizeof(kcfg)), 0);
-	assert_int_equal(kc_config_load_kubeconfig(kcfg, NULL, &f->cfg, err, sizeof(err)), 0);
-	memset(&f->opt, 0, sizeof(f->opt));
-	snprintf(f->opt.node_name, sizeof(f->opt.node_name), "node-a");
-	snprintf(f->opt.kubelet_url, sizeof(f->opt.kubelet_url), "http://127.0.0.1:%d", fs_port(f->srv));
-	snprintf(f->opt.artifact_dir, sizeof(f->opt.artifact_dir), "%s", f->art);
-	snprintf(f->opt.state_dir, sizeof(f->opt.state_dir), "%s", f->state);
-	snprintf(f->opt.kubelet_root_dir, sizeof(f->opt.kubelet_root_dir), "%s", f->root);
-	f->opt.kubelet_timeout_margin_seconds = 1;
-	f->opt.late_archive_grace_seconds = 60;
-	f->opt.max_parallel_jobs = 4;
-	f->opt.max_queued_jobs = 64;
-	f->opt.max_queue_wait_seconds = 600;
+	f->e = nht_env_new("par", handler, NULL);
+	snprintf(W.ckpt_dir, sizeof(W.ckpt_dir), "%s", f->e->ckpt);
+	f->e->opt.max_parallel_jobs = 4;
+	f->e->opt.max_queued_jobs = 64;
+	f->e->opt.max_queue_wait_seconds = 600;
 	*state = f;
 	return 0;
-}
-
-static void runner_open(struct fx *f)
-{
-	struct nh_runner_opts ro;
-	char err[256];
-
-	assert_int_equal(nh_journal_open(f->state, &f->j), 0);
-	nh_journal_set_fault(f->j, journal_fault, f);
-	assert_int_equal(nh_sweep_open(f->state, W.ckpt_dir, 60, &f->sweep), 0);
-	memset(&ro, 0, sizeof(ro));
-	ro.opt = &f->opt;
-	ro.cfg = f->cfg;
-	ro.journal = f->j;
-	ro.sweep = f->sweep;
-	assert_int_equal(nh_runner_new(&ro, &f->rn, err, sizeof(err)), 0);
-}
-
-static void runner_close(struct fx *f)
-{
-	nh_runner_free(f->rn);
-	f->rn = NULL;
-	nh_sweep_free(f->sweep);
-	f->sweep = NULL;
-	nh_journal_free(f->j);
-	f->j = NULL;
 }
 
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[128];
 
-	runner_close(f);
-	fs_stop(f->srv);
-	kc_config_free(f->cfg);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
+	nht_env_free(f->e);
 	pthread_mutex_lock(&W.mu);
 	for (int i = 0; i < NCR; i++) {
 		json_object_put(W.c[i].cr);
@@ -457,7 +336,7 @@ static int submit(struct fx *f, int i)
 	struct ch_job job;
 
 	job_of(i, &job);
-	return nh_runner_submit(f->rn, &job);
+	return nh_runner_submit(f->e->rn, &job);
 }
 
 static const char *uid_of(int i)
@@ -477,7 +356,7 @@ static void wait_idle(struct fx *f, int n, long ms)
 		bool busy = false;
 
 		for (int i = 0; i < n; i++)
-			busy = busy || nh_journal_is_queued(f->j, uid_of(i));
+			busy = busy || nh_journal_is_queued(f->e->j, uid_of(i));
 		if (!busy)
 			return;
 		usleep(20 * 1000);
@@ -504,7 +383,7 @@ static enum ch_state_kind state_of(struct fx *f, int i, char *msg, size_t cap)
 {
 	struct ch_state st;
 
-	if (nh_journal_state(f->j, uid_of(i), &st, NULL) != 0)
+	if (nh_journal_state(f->e->j, uid_of(i), &st, NULL) != 0)
 		return (enum ch_state_kind)-1;
 	if (msg)
 		snprintf(msg, cap, "%s", st.message);
@@ -526,8 +405,8 @@ static void test_pods_parallel_same_pod_serial(void **state)
 	world_cr(5, 0, 30);
 	for (int p = 0; p < NPOD; p++)
 		W.sleep_ms[p] = 500;
-	runner_open(f);
-	assert_int_equal(nh_runner_start(f->rn), 0);
+	nht_runner_open(f->e, journal_fault, f);
+	assert_int_equal(nh_runner_start(f->e->rn), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	/* pod-0's three first: the others must not wait behind them */
 	assert_int_equal(submit(f, 0), 0);
@@ -549,7 +428,7 @@ static void test_pods_parallel_same_pod_serial(void **state)
 	for (int p = 1; p < 4; p++)
 		assert_int_equal(W.pod_calls[p], 1);
 	assert_true(secs >= 1.5); /* pod-0's three calls in a row */
-	assert_int_equal(count_files(W.ckpt_dir), 0);
+	assert_int_equal(nht_count_files(W.ckpt_dir), 0);
 }
 
 /* Two slots, two waiting: the fifth is busy, nothing journaled. */
@@ -558,14 +437,14 @@ static void test_queued_then_busy(void **state)
 	struct fx *f = *state;
 	char msg[512];
 
-	f->opt.max_parallel_jobs = 2;
-	f->opt.max_queued_jobs = 2;
+	f->e->opt.max_parallel_jobs = 2;
+	f->e->opt.max_queued_jobs = 2;
 	for (int i = 0; i < 5; i++) {
 		world_cr(i, i, 30);
 		W.sleep_ms[i] = 800;
 	}
-	runner_open(f);
-	assert_int_equal(nh_runner_start(f->rn), 0);
+	nht_runner_open(f->e, journal_fault, f);
+	assert_int_equal(nh_runner_start(f->e->rn), 0);
 	assert_int_equal(submit(f, 0), 0);
 	assert_int_equal(submit(f, 1), 0);
 	assert_true(wait_inflight(2, 5000));
@@ -575,7 +454,7 @@ static void test_queued_then_busy(void **state)
 	assert_int_equal(submit(f, 3), 0);
 	assert_int_equal(state_of(f, 3, NULL, 0), CH_QUEUED);
 	assert_int_equal(submit(f, 4), -EBUSY);
-	assert_int_equal(nh_journal_state(f->j, "u-4", NULL, NULL), -ENOENT);
+	assert_int_equal(nh_journal_state(f->e->j, "u-4", NULL, NULL), -ENOENT);
 	wait_idle(f, 4, 20000);
 	for (int i = 0; i < 4; i++)
 		assert_string_equal(cr_str(i, "status.phase"), "Succeeded");
@@ -595,22 +474,22 @@ static void test_cancel_and_delete_queued_running(void **state)
 	struct ch_state st;
 	int64_t deadline, t0;
 
-	f->opt.max_parallel_jobs = 1;
+	f->e->opt.max_parallel_jobs = 1;
 	world_cr(0, 0, 30);
 	world_cr(1, 1, 30);
 	world_cr(2, 2, 30);
 	W.sleep_ms[0] = 4000;
-	runner_open(f);
-	assert_int_equal(nh_runner_start(f->rn), 0);
+	nht_runner_open(f->e, journal_fault, f);
+	assert_int_equal(nh_runner_start(f->e->rn), 0);
 	assert_int_equal(submit(f, 0), 0);
 	assert_true(wait_inflight(1, 5000));
 	assert_int_equal(submit(f, 1), 0);
 	assert_int_equal(submit(f, 2), 0);
 	/* queued cp-1: the controller failed it and cancels: gone at once */
 	fail_cr(1);
-	assert_int_equal(nh_runner_cancel(f->rn, "u-1"), 0);
-	assert_int_equal(nh_journal_state(f->j, "u-1", NULL, NULL), -ENOENT);
-	assert_false(nh_journal_is_queued(f->j, "u-1"));
+	assert_int_equal(nh_runner_cancel(f->e->rn, "u-1"), 0);
+	assert_int_equal(nh_journal_state(f->e->j, "u-1", NULL, NULL), -ENOENT);
+	assert_false(nh_journal_is_queued(f->e->j, "u-1"));
 	/* queued cp-2: its CR deleted; delete-artifact withdraws it and succeeds */
 	pthread_mutex_lock(&W.mu);
 	json_object_put(W.c[2].cr);
@@ -618,9 +497,9 @@ static void test_cancel_and_delete_queued_running(void **state)
 	pthread_mutex_unlock(&W.mu);
 	job_of(2, &job);
 	job.op = CH_OP_DELETE_ARTIFACT;
-	assert_int_equal(nh_runner_delete_artifact(f->rn, f->art, f->j, &job, NULL, &st), 0);
+	assert_int_equal(nh_runner_delete_artifact(f->e->rn, f->e->art, f->e->j, &job, NULL, &st), 0);
 	assert_int_equal(st.state, CH_SUCCEEDED);
-	assert_int_equal(nh_journal_state(f->j, "u-2", NULL, NULL), -ENOENT);
+	assert_int_equal(nh_journal_state(f->e->j, "u-2", NULL, NULL), -ENOENT);
 	/* running cp-0: deleted mid kubelet call: busy, the call is aborted,
 	 * then delete-artifact succeeds */
 	pthread_mutex_lock(&W.mu);
@@ -630,19 +509,19 @@ static void test_cancel_and_delete_queued_running(void **state)
 	job_of(0, &job);
 	job.op = CH_OP_DELETE_ARTIFACT;
 	t0 = nh_mono_ms();
-	assert_int_equal(nh_runner_delete_artifact(f->rn, f->art, f->j, &job, NULL, &st), 0);
+	assert_int_equal(nh_runner_delete_artifact(f->e->rn, f->e->art, f->e->j, &job, NULL, &st), 0);
 	assert_int_equal(st.state, CH_BUSY);
 	deadline = t0 + 5000;
 	do {
 		usleep(20 * 1000);
-		assert_int_equal(nh_runner_delete_artifact(f->rn, f->art, f->j, &job, NULL, &st), 0);
+		assert_int_equal(nh_runner_delete_artifact(f->e->rn, f->e->art, f->e->j, &job, NULL, &st), 0);
 	} while (st.state == CH_BUSY && nh_mono_ms() < deadline);
 	assert_int_equal(st.state, CH_SUCCEEDED);
 	assert_true(nh_mono_ms() - t0 < 2500); /* aborted, not waited out (4 s call) */
-	assert_int_equal(nh_sweep_count(f->sweep), 1);     /* its late archive */
+	assert_int_equal(nh_sweep_count(f->e->sweep), 1);     /* its late archive */
 	assert_int_equal(W.pod_calls[1] + W.pod_calls[2], 0);
 	wait_idle(f, 3, 5000);
-	assert_int_equal(count_files(f->art), 0);
+	assert_int_equal(nht_count_files(f->e->art), 0);
 }
 
 /* The controller cancels a running job while another pod's job runs on. */
@@ -654,18 +533,18 @@ static void test_cancel_running_others_go_on(void **state)
 	world_cr(1, 1, 30);
 	W.sleep_ms[0] = 2000;
 	W.sleep_ms[1] = 600;
-	runner_open(f);
-	assert_int_equal(nh_runner_start(f->rn), 0);
+	nht_runner_open(f->e, journal_fault, f);
+	assert_int_equal(nh_runner_start(f->e->rn), 0);
 	assert_int_equal(submit(f, 0), 0);
 	assert_int_equal(submit(f, 1), 0);
 	assert_true(wait_inflight(2, 5000));
 	fail_cr(0);
-	assert_int_equal(nh_runner_cancel(f->rn, "u-0"), 0);
+	assert_int_equal(nh_runner_cancel(f->e->rn, "u-0"), 0);
 	wait_idle(f, 2, 10000);
 	assert_string_equal(cr_str(0, "status.phase"), "Failed");
 	assert_int_equal(W.c[0].npatch, 1); /* Running only: nothing after the cancel */
 	assert_string_equal(cr_str(1, "status.phase"), "Succeeded");
-	assert_int_equal(nh_sweep_count(f->sweep), 1);
+	assert_int_equal(nh_sweep_count(f->e->sweep), 1);
 }
 
 /* Timeout while queued: its own bound from the accept; the CR failed
@@ -674,14 +553,14 @@ static void test_timeout_while_queued(void **state)
 {
 	struct fx *f = *state;
 
-	f->opt.max_parallel_jobs = 1;
-	f->opt.max_queue_wait_seconds = 1;
+	f->e->opt.max_parallel_jobs = 1;
+	f->e->opt.max_queue_wait_seconds = 1;
 	world_cr(0, 0, 30);
 	world_cr(1, 1, 30);
 	world_cr(2, 2, 30);
 	W.sleep_ms[0] = 2200;
-	runner_open(f);
-	assert_int_equal(nh_runner_start(f->rn), 0);
+	nht_runner_open(f->e, journal_fault, f);
+	assert_int_equal(nh_runner_start(f->e->rn), 0);
 	assert_int_equal(submit(f, 0), 0);
 	assert_true(wait_inflight(1, 5000));
 	assert_int_equal(submit(f, 1), 0);
@@ -708,8 +587,8 @@ static void test_timeout_while_running(void **state)
 	world_cr(1, 1, 30);
 	W.sleep_ms[0] = 3000;
 	W.sleep_ms[1] = 300;
-	runner_open(f);
-	assert_int_equal(nh_runner_start(f->rn), 0);
+	nht_runner_open(f->e, journal_fault, f);
+	assert_int_equal(nh_runner_start(f->e->rn), 0);
 	assert_int_equal(submit(f, 0), 0);
 	assert_int_equal(submit(f, 1), 0);
 	wait_idle(f, 2, 15000);
@@ -717,7 +596,7 @@ static void test_timeout_while_running(void **state)
 	assert_non_null(strstr(cr_str(0, "status.message"), "did not answer"));
 	assert_string_equal(cr_str(1, "status.phase"), "Succeeded");
 	assert_int_equal(W.max_inflight, 2);
-	assert_int_equal(nh_sweep_count(f->sweep), 1);
+	assert_int_equal(nh_sweep_count(f->e->sweep), 1);
 }
 
 /* A 409 on every job's first status write: all succeed, one call each. */
@@ -730,8 +609,8 @@ static void test_conflict_every_job(void **state)
 		W.c[i].conflict_first = true;
 		W.sleep_ms[i] = 200;
 	}
-	runner_open(f);
-	assert_int_equal(nh_runner_start(f->rn), 0);
+	nht_runner_open(f->e, journal_fault, f);
+	assert_int_equal(nh_runner_start(f->e->rn), 0);
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(submit(f, i), 0);
 	wait_idle(f, 4, 15000);
@@ -762,8 +641,8 @@ static void test_enospc_one_job(void **state)
 		f->enospc_nth = k;
 		f->nsave = 0;
 		pthread_mutex_unlock(&f->mu);
-		runner_open(f);
-		assert_int_equal(nh_runner_start(f->rn), 0);
+		nht_runner_open(f->e, journal_fault, f);
+		assert_int_equal(nh_runner_start(f->e->rn), 0);
 		for (int i = 0; i < 4; i++)
 			assert_int_equal(submit(f, i), 0);
 		wait_idle(f, 4, 15000);
@@ -775,9 +654,9 @@ static void test_enospc_one_job(void **state)
 			assert_string_equal(cr_str(i, "status.phase"), "Succeeded");
 		}
 		assert_true(W.pod_calls[2] <= 1);
-		assert_int_equal(count_files(W.ckpt_dir), 0);
-		runner_close(f);
-		snprintf(cmd, sizeof(cmd), "rm -rf %s/* %s/ns", f->state, f->art);
+		assert_int_equal(nht_count_files(W.ckpt_dir), 0);
+		nht_runner_close(f->e);
+		snprintf(cmd, sizeof(cmd), "rm -rf %s/* %s/ns", f->e->state, f->e->art);
 		assert_int_equal(system(cmd), 0);
 	}
 }
@@ -792,8 +671,8 @@ static void test_restart_with_n_jobs(void **state)
 	/* cp-2 and cp-3 resume on the same pod: one after the other */
 	static const int pod[] = { 0, 1, 2, 2, 3 };
 
-	assert_int_equal(fsu_mkdir_p(f->state, 0700), 0);
-	runner_open(f);
+	assert_int_equal(fsu_mkdir_p(f->e->state, 0700), 0);
+	nht_runner_open(f->e, journal_fault, f);
 	for (int i = 0; i < 5; i++) {
 		world_cr(i, pod[i], 30);
 		memset(r, 0, sizeof(*r));
@@ -818,21 +697,21 @@ static void test_restart_with_n_jobs(void **state)
 		if (st[i] == NH_J_DURABLE) {
 			char dir[256];
 
-			assert_int_equal(nh_artifact_path(f->art, &r->job, r->artifact.path,
+			assert_int_equal(nh_artifact_path(f->e->art, &r->job, r->artifact.path,
 							  sizeof(r->artifact.path)), 0);
-			snprintf(dir, sizeof(dir), "%s/ns", f->art);
+			snprintf(dir, sizeof(dir), "%s/ns", f->e->art);
 			assert_int_equal(fsu_mkdir_p(dir, 0700), 0);
-			assert_int_equal(write_tar(r->artifact.path), 0);
+			assert_int_equal(nht_write_tar(r->artifact.path), 0);
 			r->artifact.size_bytes = 2048;
 		}
-		assert_int_equal(nh_journal_save(f->j, r), 0);
+		assert_int_equal(nh_journal_save(f->e->j, r), 0);
 	}
-	assert_int_equal(nh_runner_recover(f->rn), 0);
-	assert_int_equal(nh_runner_start(f->rn), 0);
+	assert_int_equal(nh_runner_recover(f->e->rn), 0);
+	assert_int_equal(nh_runner_start(f->e->rn), 0);
 	wait_idle(f, 5, 15000);
 	usleep(100 * 1000);
 	/* accepted, never started: forgotten (the controller re-sends) */
-	assert_int_equal(nh_journal_state(f->j, "u-0", NULL, NULL), -ENOENT);
+	assert_int_equal(nh_journal_state(f->e->j, "u-0", NULL, NULL), -ENOENT);
 	assert_int_equal(W.c[0].npatch, 0);
 	/* started before durable: Interrupted, never a second checkpoint */
 	assert_string_equal(cr_str(1, "status.phase"), "Failed");

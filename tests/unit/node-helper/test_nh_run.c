@@ -10,7 +10,6 @@
  * the API requests one job makes. The fake answers a write with the object
  * as written; what "others" do (the faults) comes after the answer.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -28,12 +27,12 @@
 #include <curl/curl.h>
 
 #include "ch.h"
-#include "fake_server.h"
 #include "fsutil.h"
 #include "kc.h"
 #include "nh_job.h"
 #include "nh_journal.h"
 #include "nh_sweep.h"
+#include "nh_testenv.h"
 #include "nh_util.h"
 
 #define NS "ns"
@@ -66,63 +65,74 @@ struct world {
 
 static struct world W;
 
-static void set_rv_locked(void);
-
 static void world_fail_cr_locked(void)
 {
 	json_object *st = kc_json_get(W.cr, "status");
 
 	json_object_object_add(st, "phase", json_object_new_string("Failed"));
 	W.rv++;
-	set_rv_locked();
+	nht_set_rv(W.cr, W.rv);
 }
 
-static void set_rv_locked(void)
+/* The faults happen after the answer (the object as written), as they would
+ * in the API server: someone else's write after ours. */
+static void after_patch_locked(void)
 {
-	char rv[32];
-
-	snprintf(rv, sizeof(rv), "%ld", W.rv);
-	json_object_object_add(kc_json_get(W.cr, "metadata"), "resourceVersion",
-			       json_object_new_string(rv));
-}
-
-/* A minimal complete ustar archive with one small file. */
-static int write_tar(const char *path)
-{
-	unsigned char blk[512 * 4];
-	unsigned sum = 0;
-	FILE *f;
-
-	memset(blk, 0, sizeof(blk));
-	snprintf((char *)blk, 100, "checkpoint/pages-1.img");
-	snprintf((char *)blk + 100, 8, "0000600");
-	snprintf((char *)blk + 108, 8, "0000000");
-	snprintf((char *)blk + 116, 8, "0000000");
-	snprintf((char *)blk + 124, 12, "%011o", 5u);
-	snprintf((char *)blk + 136, 12, "%011o", 0u);
-	blk[156] = '0';
-	memcpy(blk + 257, "ustar", 6);
-	memcpy(blk + 263, "00", 2);
-	memset(blk + 148, ' ', 8);
-	for (int i = 0; i < 512; i++)
-		sum += blk[i];
-	snprintf((char *)blk + 148, 8, "%06o", sum);
-	memcpy(blk + 512, "hello", 5);
-	f = fopen(path, "wb");
-	if (!f)
-		return -1;
-	fwrite(blk, 1, sizeof(blk), f);
-	return fclose(f);
-}
-
-static void merge_status_locked(json_object *patch)
-{
-	json_object *pst = kc_json_get(patch, "status"), *st = kc_json_get(W.cr, "status");
-
-	json_object_object_foreach(pst, k, v)
-	{
-		json_object_object_add(st, k, json_object_get(v));
+	if (W.npatch == W.terminal_after_patch)
+		world_fail_cr_locked();
+	if (W.npatch == W.delete_after_patch) {
+		json_object_put(W.cr);
+		W.cr = NULL;
 	}
+	if (W.npatch == W.recreate_after_patch) {
+		json_object_object_add(kc_json_get(W.cr, "metadata"), "uid",
+				       json_object_new_string("new-uid"));
+		json_object_object_add(W.cr, "status", json_tokener_parse("{}"));
+		W.rv++;
+		nht_set_rv(W.cr, W.rv);
+	}
+}
+
+static int on_status_patch(int fd, const struct fs_req *req)
+{
+	json_object *p = json_tokener_parse(req->body ? req->body : "");
+	json_object *conds = kc_json_get(p, "status.conditions");
+	const char *ph = kc_json_str(p, "status.phase");
+	int rc, code;
+
+	W.npatch++;
+	if (!W.cr) {
+		json_object_put(p);
+		return fs_reply_json(fd, 404, "{\"kind\":\"Status\",\"code\":404,\"reason\":\"NotFound\"}");
+	}
+	if (W.npatch == W.conflict_on_patch) { /* someone else wrote meanwhile */
+		W.rv++;
+		nht_set_rv(W.cr, W.rv);
+	}
+	if (W.npatch == W.lose_patch && !W.lose_applies) {
+		json_object_put(p);
+		return -1; /* the answer is lost before the write: the connection closes */
+	}
+	code = nht_apply_status(W.cr, &W.rv, p);
+	if (code == 409) {
+		rc = fs_reply_json(fd, 409, "{\"kind\":\"Status\",\"code\":409,\"reason\":\"Conflict\"}");
+	} else if (code == 422) {
+		W.nover_terminal++;
+		rc = fs_reply_json(fd, 422, "{\"kind\":\"Status\",\"code\":422,\"reason\":\"Invalid\"}");
+	} else {
+		for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
+			json_object *c = json_object_array_get_idx(conds, i);
+			if (strcmp(kc_json_str(c, "type"), "Ready") == 0 &&
+			    strcmp(kc_json_str(c, "status"), "True") == 0)
+				W.nready_true++;
+		}
+		if (W.nphases < 32)
+			snprintf(W.phases[W.nphases++], 16, "%s", ph ? ph : "?");
+		rc = W.npatch == W.lose_patch ? -1 : fs_reply_json(fd, 200, json_object_to_json_string(W.cr));
+		after_patch_locked();
+	}
+	json_object_put(p);
+	return rc;
 }
 
 static int handler(struct fake_server *s, int fd, const struct fs_req *req, void *arg)
@@ -145,63 +155,7 @@ static int handler(struct fake_server *s, int fd, const struct fs_req *req, void
 		else
 			rc = fs_reply_json(fd, 200, json_object_to_json_string(W.cr));
 	} else if (strcmp(req->method, "PATCH") == 0 && strcmp(path, CR_PATH "/status") == 0) {
-		json_object *p = json_tokener_parse(req->body ? req->body : "");
-		const char *rv = kc_json_str(p, "metadata.resourceVersion");
-		const char *ph = kc_json_str(p, "status.phase");
-		const char *cur = kc_json_str(W.cr, "status.phase");
-		char want[32];
-
-		W.npatch++;
-		snprintf(want, sizeof(want), "%ld", W.rv);
-		if (!W.cr) {
-			rc = fs_reply_json(fd, 404, "{\"kind\":\"Status\",\"code\":404,\"reason\":\"NotFound\"}");
-		} else if (W.npatch == W.conflict_on_patch || !rv || strcmp(rv, want) != 0) {
-			if (W.npatch == W.conflict_on_patch) { /* someone else wrote meanwhile */
-				W.rv++;
-				set_rv_locked();
-			}
-			rc = fs_reply_json(fd, 409, "{\"kind\":\"Status\",\"code\":409,\"reason\":\"Conflict\"}");
-		} else if (cur && (strcmp(cur, "Succeeded") == 0 || strcmp(cur, "Failed") == 0) &&
-			   (!ph || strcmp(ph, cur) != 0)) {
-			/* the CRD's transition rule */
-			W.nover_terminal++;
-			rc = fs_reply_json(fd, 422, "{\"kind\":\"Status\",\"code\":422,\"reason\":\"Invalid\"}");
-		} else if (W.npatch == W.lose_patch && !W.lose_applies) {
-			rc = -1; /* the answer is lost before the write: the connection closes */
-		} else {
-			json_object *conds = kc_json_get(p, "status.conditions");
-
-			for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
-				json_object *c = json_object_array_get_idx(conds, i);
-				if (strcmp(kc_json_str(c, "type"), "Ready") == 0 &&
-				    strcmp(kc_json_str(c, "status"), "True") == 0)
-					W.nready_true++;
-			}
-			if (W.nphases < 32)
-				snprintf(W.phases[W.nphases++], 16, "%s", ph ? ph : "?");
-			merge_status_locked(p);
-			W.rv++;
-			set_rv_locked();
-			/* the object as written; what others do next comes after it */
-			if (W.npatch == W.lose_patch)
-				rc = -1;
-			else
-				rc = fs_reply_json(fd, 200, json_object_to_json_string(W.cr));
-			if (W.npatch == W.terminal_after_patch)
-				world_fail_cr_locked();
-			if (W.npatch == W.delete_after_patch) {
-				json_object_put(W.cr);
-				W.cr = NULL;
-			}
-			if (W.npatch == W.recreate_after_patch) {
-				json_object_object_add(kc_json_get(W.cr, "metadata"), "uid",
-						       json_object_new_string("new-uid"));
-				json_object_object_add(W.cr, "status", json_tokener_parse("{}"));
-				W.rv++;
-				set_rv_locked();
-			}
-		}
-		json_object_put(p);
+		rc = on_status_patch(fd, req);
 	} else if (strcmp(req->method, "GET") == 0 && strcmp(path, POD_PATH) == 0) {
 		W.nget_pod++;
 		if (!W.pod)
@@ -228,7 +182,7 @@ static int handler(struct fake_server *s, int fd, const struct fs_req *req, void
 		pthread_mutex_unlock(&W.mu);
 		if (sleep_ms)
 			usleep((useconds_t)sleep_ms * 1000);
-		write_tar(file); /* the runtime finishes even when the client left */
+		nht_write_tar(file); /* the runtime finishes even when the client left */
 		snprintf(body, sizeof(body), "{\"items\":[\"%s\"]}", file);
 		return fs_reply_json(fd, 200, body);
 	} else {
@@ -241,13 +195,7 @@ static int handler(struct fake_server *s, int fd, const struct fs_req *req, void
 /* ---------------------------------------------------------------- fixture */
 
 struct fx {
-	char dir[64], art[128], state[128], root[128];
-	struct fake_server *srv;
-	struct kc_config *cfg;
-	struct nh_journal *j;
-	struct nh_sweep *sweep;
-	struct nh_runner *rn;
-	struct nh_options opt;
+	struct nht_env *e;
 	int enospc_on_save; /* fail this journal write (1-based) with -ENOSPC */
 	int nsave;
 };
@@ -301,69 +249,20 @@ static void world_reset(const char *leave, int timeout, const char *containers, 
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	char kcfg[512], err[256];
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/nh-run-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->art, sizeof(f->art), "%s/art", f->dir);
-	snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
-	snprintf(f->root, sizeof(f->root), "%s/kubelet", f->dir);
-	snprintf(W.ckpt_dir, sizeof(W.ckpt_dir), "%s/checkpoints", f->root);
-	assert_int_equal(fsu_mkdir_p(f->art, 0700), 0);
-	assert_int_equal(fsu_mkdir_p(W.ckpt_dir, 0700), 0);
 	pthread_mutex_init(&W.mu, NULL);
 	world_reset("true", 30, "", "node-a");
-	assert_int_equal(fs_start(handler, NULL, &f->srv), 0);
-	assert_int_equal(fs_kubeconfig(f->srv, f->dir, "    token: t\n", kcfg, sizeof(kcfg)), 0);
-	assert_int_equal(kc_config_load_kubeconfig(kcfg, NULL, &f->cfg, err, sizeof(err)), 0);
-	memset(&f->opt, 0, sizeof(f->opt));
-	snprintf(f->opt.node_name, sizeof(f->opt.node_name), "node-a");
-	snprintf(f->opt.kubelet_url, sizeof(f->opt.kubelet_url), "http://127.0.0.1:%d", fs_port(f->srv));
-	snprintf(f->opt.artifact_dir, sizeof(f->opt.artifact_dir), "%s", f->art);
-	snprintf(f->opt.state_dir, sizeof(f->opt.state_dir), "%s", f->state);
-	snprintf(f->opt.kubelet_root_dir, sizeof(f->opt.kubelet_root_dir), "%s", f->root);
-	f->opt.kubelet_timeout_margin_seconds = 1;
-	f->opt.late_archive_grace_seconds = 60;
+	f->e = nht_env_new("run", handler, NULL);
+	snprintf(W.ckpt_dir, sizeof(W.ckpt_dir), "%s", f->e->ckpt);
 	*state = f;
 	return 0;
-}
-
-static void runner_open(struct fx *f)
-{
-	struct nh_runner_opts ro;
-	char err[256];
-
-	assert_int_equal(nh_journal_open(f->state, &f->j), 0);
-	nh_journal_set_fault(f->j, journal_fault, f);
-	assert_int_equal(nh_sweep_open(f->state, W.ckpt_dir, 60, &f->sweep), 0);
-	memset(&ro, 0, sizeof(ro));
-	ro.opt = &f->opt;
-	ro.cfg = f->cfg;
-	ro.journal = f->j;
-	ro.sweep = f->sweep;
-	assert_int_equal(nh_runner_new(&ro, &f->rn, err, sizeof(err)), 0);
-}
-
-static void runner_close(struct fx *f)
-{
-	nh_runner_free(f->rn);
-	f->rn = NULL;
-	nh_sweep_free(f->sweep);
-	f->sweep = NULL;
-	nh_journal_free(f->j);
-	f->j = NULL;
 }
 
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[128];
 
-	runner_close(f);
-	fs_stop(f->srv);
-	kc_config_free(f->cfg);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
+	nht_env_free(f->e);
 	pthread_mutex_lock(&W.mu);
 	json_object_put(W.cr);
 	json_object_put(W.pod);
@@ -384,12 +283,12 @@ static void run_job(struct fx *f, const char *cert_pem)
 	snprintf(job.ns, sizeof(job.ns), NS);
 	snprintf(job.name, sizeof(job.name), "cp");
 	job.cert_pem = cert_pem ? strdup(cert_pem) : NULL;
-	assert_int_equal(nh_runner_start(f->rn), 0);
-	assert_int_equal(nh_runner_submit(f->rn, &job), 0);
+	assert_int_equal(nh_runner_start(f->e->rn), 0);
+	assert_int_equal(nh_runner_submit(f->e->rn, &job), 0);
 	ch_job_cleanup(&job);
 	for (int i = 0; i < 300; i++) {
 		usleep(50 * 1000);
-		if (!nh_journal_is_queued(f->j, "cr-uid")) /* the runner is done with it */
+		if (!nh_journal_is_queued(f->e->j, "cr-uid")) /* the runner is done with it */
 			return;
 	}
 	fail_msg("the job did not end");
@@ -398,7 +297,7 @@ static void run_job(struct fx *f, const char *cert_pem)
 /* A fresh runner runs cp's job to its end. */
 static void run_one(struct fx *f)
 {
-	runner_open(f);
+	nht_runner_open(f->e, journal_fault, f);
 	run_job(f, NULL);
 }
 
@@ -432,26 +331,12 @@ static bool cr_bool(const char *dotted)
 	return v;
 }
 
-static int count_files(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	int n = 0;
-
-	while (d && (de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
-	if (d)
-		closedir(d);
-	return n;
-}
-
 static int count_artifacts(struct fx *f)
 {
 	char d[256];
 
-	snprintf(d, sizeof(d), "%s/ns", f->art);
-	return count_files(d);
+	snprintf(d, sizeof(d), "%s/ns", f->e->art);
+	return nht_count_files(d);
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -467,7 +352,7 @@ static void test_happy_leave_running(void **state)
 	assert_int_equal(W.nready_true, 1);
 	assert_non_null(cr_str("status.startTime")[0] ? "x" : NULL);
 	assert_int_equal(count_artifacts(f), 1);
-	assert_int_equal(count_files(W.ckpt_dir), 0); /* no plaintext left */
+	assert_int_equal(nht_count_files(W.ckpt_dir), 0); /* no plaintext left */
 	/* the helper never writes the controller's fields */
 	assert_string_equal(cr_str("status.nodeName"), "node-a");
 	assert_string_equal(cr_str("status.podUID"), "pod-uid");
@@ -502,8 +387,8 @@ static void test_not_ours_does_nothing(void **state)
 	assert_int_equal(W.nkubelet, 0);
 	assert_int_equal(W.npatch, 0);
 	assert_int_equal(W.ndelete, 0);
-	assert_int_equal(nh_journal_state(f->j, "cr-uid", NULL, NULL), -ENOENT); /* forgotten */
-	runner_close(f);
+	assert_int_equal(nh_journal_state(f->e->j, "cr-uid", NULL, NULL), -ENOENT); /* forgotten */
+	nht_runner_close(f->e);
 
 	/* already Failed: the same */
 	world_reset("false", 30, "", "node-a");
@@ -515,7 +400,7 @@ static void test_not_ours_does_nothing(void **state)
 	assert_int_equal(W.npatch, 0);
 	assert_int_equal(W.ndelete, 0);
 	assert_string_equal(cr_phase(), "Failed");
-	runner_close(f);
+	nht_runner_close(f->e);
 
 	/* deleted and re-created with the same name: another uid */
 	world_reset("false", 30, "", "node-a");
@@ -545,8 +430,8 @@ static void test_terminal_between_steps(void **state)
 	assert_int_equal(W.nphases, 1);
 	assert_int_equal(W.nover_terminal, 0);
 	assert_int_equal(count_artifacts(f), 0);
-	assert_int_equal(count_files(W.ckpt_dir), 0);
-	runner_close(f);
+	assert_int_equal(nht_count_files(W.ckpt_dir), 0);
+	nht_runner_close(f->e);
 
 	/* failed during the first of three kubelet calls: no second, no delete,
 	 * no artifact, no plaintext */
@@ -557,8 +442,8 @@ static void test_terminal_between_steps(void **state)
 	assert_int_equal(W.ndelete, 0);
 	assert_string_equal(cr_phase(), "Failed");
 	assert_int_equal(count_artifacts(f), 0);
-	assert_int_equal(count_files(W.ckpt_dir), 0);
-	runner_close(f);
+	assert_int_equal(nht_count_files(W.ckpt_dir), 0);
+	nht_runner_close(f->e);
 
 	/* failed at the commit point (after "deleting pod" was recorded): the
 	 * pod is kept; the artifact the status records is kept */
@@ -586,59 +471,55 @@ static void test_conflict_on_each_status_write(void **state)
 		assert_int_equal(W.nready_true, 1);
 		/* the start, the one before the delete, one re-read for the 409 */
 		assert_int_equal(W.nget_cr, 3);
-		runner_close(f);
+		nht_runner_close(f->e);
 		assert_int_equal(system("true"), 0);
 		{
 			char cmd[256];
-			snprintf(cmd, sizeof(cmd), "rm -rf %s/* %s/ns", f->state, f->art);
+			snprintf(cmd, sizeof(cmd), "rm -rf %s/* %s/ns", f->e->state, f->e->art);
 			assert_int_equal(system(cmd), 0);
 		}
 	}
 }
 
-/* What one job asks the API server, besides the controller's writes. */
+/* What one job asks the API server, besides the controller's writes:
+ * leaveRunning: one GET of the CR (the start), the pod once, Running and
+ * Succeeded written from the answers before them, three Events
+ * (CheckpointStarted, CheckpointCompleted, Checkpointed on the pod); with
+ * three containers a re-read before each call after the first (each call
+ * is a long wait); leaveRunning: false a GET right before the pod delete,
+ * the commit point's write and two Events more (PodDeleted,
+ * DeletedAfterCheckpoint). */
 static void test_requests_per_job(void **state)
 {
+	static const struct {
+		const char *leave, *containers;
+		int nkubelet, nget_cr, nget_pod, npatch, nevents, ndelete;
+	} c[] = {
+		{ "true", ",\"containers\":[\"app\"]", 1, 1, 1, 2, 3, 0 },
+		{ "true", "", 3, 3, 1, 2, 3, 0 },
+		{ "false", ",\"containers\":[\"app\"]", 1, 2, 1, 3, 5, 1 },
+	};
 	struct fx *f = *state;
 
-	/* leaveRunning: one GET of the CR (the start), the pod once, Running
-	 * and Succeeded written from the answers before them, three Events
-	 * (CheckpointStarted, CheckpointCompleted, Checkpointed on the pod) */
-	world_reset("true", 30, ",\"containers\":[\"app\"]", "node-a");
-	run_one(f);
-	assert_string_equal(cr_phase(), "Succeeded");
-	assert_int_equal(W.nget_cr, 1);
-	assert_int_equal(W.nget_pod, 1);
-	assert_int_equal(W.npatch, 2);
-	assert_int_equal(W.nevents, 3);
-	runner_close(f);
-
-	/* three containers: a re-read before each call after the first (each
-	 * call is a long wait) */
-	world_reset("true", 30, "", "node-a");
-	run_one(f);
-	assert_string_equal(cr_phase(), "Succeeded");
-	assert_int_equal(W.nkubelet, 3);
-	assert_int_equal(W.nget_cr, 3);
-	assert_int_equal(W.npatch, 2);
-	runner_close(f);
-
-	/* leaveRunning: false: and a GET right before the pod delete */
-	world_reset("false", 30, ",\"containers\":[\"app\"]", "node-a");
-	run_one(f);
-	assert_string_equal(cr_phase(), "Succeeded");
-	assert_int_equal(W.nget_cr, 2);
-	assert_int_equal(W.nget_pod, 1);
-	assert_int_equal(W.npatch, 3);
-	assert_int_equal(W.ndelete, 1);
-	assert_int_equal(W.nevents, 5);
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		world_reset(c[i].leave, 30, c[i].containers, "node-a");
+		run_one(f);
+		assert_string_equal(cr_phase(), "Succeeded");
+		assert_int_equal(W.nkubelet, c[i].nkubelet);
+		assert_int_equal(W.nget_cr, c[i].nget_cr);
+		assert_int_equal(W.nget_pod, c[i].nget_pod);
+		assert_int_equal(W.npatch, c[i].npatch);
+		assert_int_equal(W.nevents, c[i].nevents);
+		assert_int_equal(W.ndelete, c[i].ndelete);
+		nht_runner_close(f->e);
+	}
 }
 
 static int jstate(struct fx *f)
 {
 	enum nh_jstate js = NH_J_ACCEPTED;
 
-	assert_int_equal(nh_journal_state(f->j, "cr-uid", NULL, &js), 0);
+	assert_int_equal(nh_journal_state(f->e->j, "cr-uid", NULL, &js), 0);
 	return (int)js;
 }
 
@@ -646,8 +527,8 @@ static void reset_dirs(struct fx *f)
 {
 	char cmd[256];
 
-	runner_close(f);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s/* %s/ns %s/*", f->state, f->art, W.ckpt_dir);
+	nht_runner_close(f->e);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/* %s/ns %s/*", f->e->state, f->e->art, W.ckpt_dir);
 	assert_int_equal(system(cmd), 0);
 }
 
@@ -676,7 +557,7 @@ static void test_cr_changed_after_each_write(void **state)
 			assert_int_equal(W.ndelete, 0);
 			assert_int_equal(W.nready_true, 0);
 			assert_int_equal(W.nkubelet, 1);
-			assert_int_equal(count_files(W.ckpt_dir), 0);
+			assert_int_equal(nht_count_files(W.ckpt_dir), 0);
 			/* at the commit point a Failed status records the artifact */
 			assert_int_equal(count_artifacts(f), k == 2 && what == 0 ? 1 : 0);
 			if (what == 0)
@@ -699,7 +580,7 @@ static void lost_answer_check(struct fx *f, int ndelete)
 	assert_int_equal(W.nready_true, 1);
 	assert_int_equal(W.nover_terminal, 0);
 	assert_int_equal(count_artifacts(f), 1);
-	assert_int_equal(count_files(W.ckpt_dir), 0);
+	assert_int_equal(nht_count_files(W.ckpt_dir), 0);
 	assert_int_equal(jstate(f), NH_J_DONE);
 	reset_dirs(f);
 }
@@ -750,10 +631,10 @@ static void test_enospc_on_each_journal_write(void **state)
 			assert_int_equal(count_artifacts(f), 1);
 		}
 		assert_true(W.nkubelet <= 1);
-		assert_int_equal(count_files(W.ckpt_dir), 0);
-		runner_close(f);
+		assert_int_equal(nht_count_files(W.ckpt_dir), 0);
+		nht_runner_close(f->e);
 		f->enospc_on_save = 0;
-		snprintf(cmd, sizeof(cmd), "rm -rf %s/* %s/ns", f->state, f->art);
+		snprintf(cmd, sizeof(cmd), "rm -rf %s/* %s/ns", f->e->state, f->e->art);
 		assert_int_equal(system(cmd), 0);
 	}
 }
@@ -770,20 +651,20 @@ static void test_kubelet_timeout_late_archive_swept(void **state)
 	assert_string_equal(cr_phase(), "Failed");
 	assert_non_null(strstr(cr_str("status.message"), "did not answer"));
 	assert_int_equal(W.ndelete, 0);
-	assert_int_equal(nh_sweep_count(f->sweep), 1);
-	for (int i = 0; i < 60 && count_files(W.ckpt_dir) == 0; i++)
+	assert_int_equal(nh_sweep_count(f->e->sweep), 1);
+	for (int i = 0; i < 60 && nht_count_files(W.ckpt_dir) == 0; i++)
 		usleep(100 * 1000);
-	assert_int_equal(count_files(W.ckpt_dir), 1); /* the late plaintext */
-	assert_int_equal(nh_sweep_tick(f->sweep, (int64_t)time(NULL)), 1);
-	assert_int_equal(count_files(W.ckpt_dir), 0);
+	assert_int_equal(nht_count_files(W.ckpt_dir), 1); /* the late plaintext */
+	assert_int_equal(nh_sweep_tick(f->e->sweep, (int64_t)time(NULL)), 1);
+	assert_int_equal(nht_count_files(W.ckpt_dir), 0);
 	/* the sweep is journaled: a restart continues it */
-	runner_close(f);
-	assert_int_equal(nh_sweep_open(f->state, W.ckpt_dir, 60, &f->sweep), 0);
-	assert_int_equal(nh_sweep_count(f->sweep), 1);
-	assert_int_equal(nh_sweep_tick(f->sweep, (int64_t)time(NULL) + 3600), 0);
-	assert_int_equal(nh_sweep_count(f->sweep), 0); /* expired */
-	nh_sweep_free(f->sweep);
-	f->sweep = NULL;
+	nht_runner_close(f->e);
+	assert_int_equal(nh_sweep_open(f->e->state, W.ckpt_dir, 60, &f->e->sweep), 0);
+	assert_int_equal(nh_sweep_count(f->e->sweep), 1);
+	assert_int_equal(nh_sweep_tick(f->e->sweep, (int64_t)time(NULL) + 3600), 0);
+	assert_int_equal(nh_sweep_count(f->e->sweep), 0); /* expired */
+	nh_sweep_free(f->e->sweep);
+	f->e->sweep = NULL;
 }
 
 static void test_container_not_running(void **state)
@@ -797,7 +678,7 @@ static void test_container_not_running(void **state)
 	assert_int_equal(W.nkubelet, 0); /* nothing frozen */
 	assert_int_equal(W.ndelete, 0);
 	assert_non_null(strstr(cr_str("status.message"), "container init"));
-	runner_close(f);
+	nht_runner_close(f->e);
 	/* one of the selected containers exited: refused before freezing the others */
 	world_reset("false", 30, "", "node-a");
 	pthread_mutex_lock(&W.mu);
@@ -822,18 +703,18 @@ static void test_wrong_recipient_does_nothing(void **state)
 	json_object_object_add(kc_json_get(W.cr, "status"), "recipientFingerprint",
 			       json_object_new_string("00ff"));
 	pthread_mutex_unlock(&W.mu);
-	runner_open(f);
+	nht_runner_open(f->e, journal_fault, f);
 	run_job(f, cert);
 	assert_int_equal(W.nkubelet, 0);
 	assert_int_equal(W.npatch, 0);
-	runner_close(f);
+	nht_runner_close(f->e);
 	/* the recorded one: encrypted and done */
 	world_reset("true", 30, ",\"encrypt\":true,\"encryptionSecret\":\"k\",\"containers\":[\"app\"]", "node-a");
 	pthread_mutex_lock(&W.mu);
 	json_object_object_add(kc_json_get(W.cr, "status"), "recipientFingerprint",
 			       json_object_new_string(fp));
 	pthread_mutex_unlock(&W.mu);
-	runner_open(f);
+	nht_runner_open(f->e, journal_fault, f);
 	run_job(f, cert);
 	assert_string_equal(cr_phase(), "Succeeded");
 	assert_true(cr_bool("status.artifact.encrypted"));
@@ -882,7 +763,7 @@ static void test_recovery_after_each_state(void **state)
 		r->state = states[i];
 		snprintf(arch, sizeof(arch), "%s/checkpoint-web_ns-app-2024-01-01T00:00:00Z.tar", W.ckpt_dir);
 		if (states[i] == NH_J_CHECKPOINTING || states[i] == NH_J_BUNDLING) {
-			assert_int_equal(write_tar(arch), 0);
+			assert_int_equal(nht_write_tar(arch), 0);
 			r->nresults = 1;
 			snprintf(r->results[0].name, CH_NAME_MAX, "app");
 			snprintf(r->results[0].archive, sizeof(r->results[0].archive), "%s", arch);
@@ -893,26 +774,26 @@ static void test_recovery_after_each_state(void **state)
 			r->kubelet_started = (int64_t)time(NULL);
 		}
 		if (states[i] >= NH_J_BUNDLING) {
-			assert_int_equal(nh_artifact_path(f->art, &r->job, r->artifact.path,
+			assert_int_equal(nh_artifact_path(f->e->art, &r->job, r->artifact.path,
 							  sizeof(r->artifact.path)), 0);
-			assert_int_equal(fsu_mkdir_p(f->art, 0700), 0);
-			snprintf(cmd, sizeof(cmd), "%s/ns", f->art);
+			assert_int_equal(fsu_mkdir_p(f->e->art, 0700), 0);
+			snprintf(cmd, sizeof(cmd), "%s/ns", f->e->art);
 			assert_int_equal(fsu_mkdir_p(cmd, 0700), 0);
-			assert_int_equal(write_tar(r->artifact.path), 0);
+			assert_int_equal(nht_write_tar(r->artifact.path), 0);
 			if (states[i] == NH_J_BUNDLING)
 				r->artifact.path[0] = '\0'; /* renamed, "durable" not yet journaled */
 		}
-		assert_int_equal(fsu_mkdir_p(f->state, 0700), 0);
-		runner_open(f);
-		assert_int_equal(nh_journal_save(f->j, r), 0);
-		assert_int_equal(nh_runner_recover(f->rn), 0);
-		assert_int_equal(nh_runner_start(f->rn), 0);
-		for (int t = 0; t < 100 && (nh_journal_is_queued(f->j, "cr-uid")); t++)
+		assert_int_equal(fsu_mkdir_p(f->e->state, 0700), 0);
+		nht_runner_open(f->e, journal_fault, f);
+		assert_int_equal(nh_journal_save(f->e->j, r), 0);
+		assert_int_equal(nh_runner_recover(f->e->rn), 0);
+		assert_int_equal(nh_runner_start(f->e->rn), 0);
+		for (int t = 0; t < 100 && (nh_journal_is_queued(f->e->j, "cr-uid")); t++)
 			usleep(50 * 1000);
 		usleep(100 * 1000);
 		switch (states[i]) {
 		case NH_J_ACCEPTED: /* nothing happened: forgotten, the controller re-sends */
-			assert_int_equal(nh_journal_state(f->j, "cr-uid", NULL, NULL), -ENOENT);
+			assert_int_equal(nh_journal_state(f->e->j, "cr-uid", NULL, NULL), -ENOENT);
 			assert_int_equal(W.npatch, 0);
 			break;
 		case NH_J_CHECKPOINTING:
@@ -924,7 +805,7 @@ static void test_recovery_after_each_state(void **state)
 			assert_int_equal(W.nkubelet, 0);
 			assert_int_equal(W.ndelete, 0);
 			if (states[i] == NH_J_CHECKPOINTING)
-				assert_int_equal(nh_sweep_count(f->sweep), 1); /* the call in flight */
+				assert_int_equal(nh_sweep_count(f->e->sweep), 1); /* the call in flight */
 			break;
 		default: /* durable and later: finished, the pod deleted once at most */
 			assert_string_equal(cr_phase(), "Succeeded");
@@ -933,8 +814,8 @@ static void test_recovery_after_each_state(void **state)
 			assert_int_equal(W.nkubelet, 0);
 			break;
 		}
-		runner_close(f);
-		snprintf(cmd, sizeof(cmd), "rm -rf %s/* %s/ns %s/*", f->state, f->art, W.ckpt_dir);
+		nht_runner_close(f->e);
+		snprintf(cmd, sizeof(cmd), "rm -rf %s/* %s/ns %s/*", f->e->state, f->e->art, W.ckpt_dir);
 		assert_int_equal(system(cmd), 0);
 	}
 	free(r);
@@ -962,23 +843,23 @@ static void test_recovery_after_unjournaled_success(void **state)
 	r->job.ncontainers = 1;
 	snprintf(r->job.containers[0], CH_NAME_MAX, "app");
 	r->state = NH_J_DURABLE;
-	assert_int_equal(nh_artifact_path(f->art, &r->job, r->artifact.path, sizeof(r->artifact.path)), 0);
+	assert_int_equal(nh_artifact_path(f->e->art, &r->job, r->artifact.path, sizeof(r->artifact.path)), 0);
 	snprintf(r->artifact.sha256, sizeof(r->artifact.sha256), "%064d", 7);
-	snprintf(cmd, sizeof(cmd), "%s/ns", f->art);
+	snprintf(cmd, sizeof(cmd), "%s/ns", f->e->art);
 	assert_int_equal(fsu_mkdir_p(cmd, 0700), 0);
-	assert_int_equal(write_tar(r->artifact.path), 0);
+	assert_int_equal(nht_write_tar(r->artifact.path), 0);
 	pthread_mutex_lock(&W.mu);
 	json_object_object_add(kc_json_get(W.cr, "status"), "phase", json_object_new_string("Succeeded"));
 	json_object_object_add(kc_json_get(W.cr, "status"), "artifact", json_object_new_object());
 	json_object_object_add(kc_json_get(W.cr, "status.artifact"), "sha256",
 			       json_object_new_string(r->artifact.sha256));
 	pthread_mutex_unlock(&W.mu);
-	assert_int_equal(fsu_mkdir_p(f->state, 0700), 0);
-	runner_open(f);
-	assert_int_equal(nh_journal_save(f->j, r), 0);
-	assert_int_equal(nh_runner_recover(f->rn), 0);
-	assert_int_equal(nh_runner_start(f->rn), 0);
-	for (int t = 0; t < 100 && nh_journal_is_queued(f->j, "cr-uid"); t++)
+	assert_int_equal(fsu_mkdir_p(f->e->state, 0700), 0);
+	nht_runner_open(f->e, journal_fault, f);
+	assert_int_equal(nh_journal_save(f->e->j, r), 0);
+	assert_int_equal(nh_runner_recover(f->e->rn), 0);
+	assert_int_equal(nh_runner_start(f->e->rn), 0);
+	for (int t = 0; t < 100 && nh_journal_is_queued(f->e->j, "cr-uid"); t++)
 		usleep(50 * 1000);
 	usleep(100 * 1000);
 	assert_string_equal(cr_phase(), "Succeeded");
@@ -986,48 +867,6 @@ static void test_recovery_after_unjournaled_success(void **state)
 	assert_int_equal(count_artifacts(f), 1);
 	assert_int_equal(jstate(f), NH_J_DONE);
 	free(r);
-}
-
-/* ---------------------------------------------------------------- pure parts */
-
-static void test_select_and_paths(void **state)
-{
-	struct nh_jobspec spec;
-	json_object *pod;
-	char reason[64], msg[512];
-	int64_t t;
-
-	(void)state;
-	world_reset("true", 30, "", "node-a");
-	pod = json_object_get(W.pod);
-	memset(&spec, 0, sizeof(spec));
-	assert_int_equal(nh_select_containers(pod, &spec, reason, sizeof(reason), msg, sizeof(msg)), 0);
-	assert_int_equal(spec.ncontainers, 3);
-	assert_string_equal(spec.containers[2], "proxy"); /* the running native sidecar */
-	spec.ncontainers = 1;
-	snprintf(spec.containers[0], CH_NAME_MAX, "proxy"); /* naming a sidecar is fine */
-	assert_int_equal(nh_select_containers(pod, &spec, reason, sizeof(reason), msg, sizeof(msg)), 0);
-	snprintf(spec.containers[0], CH_NAME_MAX, "init"); /* a plain init container is not */
-	assert_int_equal(nh_select_containers(pod, &spec, reason, sizeof(reason), msg, sizeof(msg)), -ENOENT);
-	assert_string_equal(reason, "ContainerNotFound");
-	json_object_put(pod);
-
-	assert_true(nh_kubelet_path_ok("/var/lib/kubelet", "ns", "web", "app",
-				       "/var/lib/kubelet/checkpoints/checkpoint-web_ns-app-2024-01-01T00:00:00Z.tar"));
-	assert_false(nh_kubelet_path_ok("/var/lib/kubelet", "ns", "web", "app",
-					"/var/lib/kubelet/checkpoints/checkpoint-web_ns-db-2024-01-01T00:00:00Z.tar"));
-	assert_false(nh_kubelet_path_ok("/var/lib/kubelet", "ns", "web", "app", "/etc/shadow"));
-	assert_false(nh_kubelet_path_ok("/var/lib/kubelet", "ns", "web", "app",
-					"/var/lib/kubelet/checkpoints/checkpoint-web_ns-app-x/../../../etc/x.tar"));
-	assert_false(nh_kubelet_path_ok("/var/lib/kubelet", "ns", "web", "app",
-					"/var/lib/kubelet/checkpoints/checkpoint-web_ns-app-2024.tgz"));
-
-	assert_int_equal(nh_sweep_name_time("checkpoint-web_ns-app-2024-01-01T00:00:05Z.tar",
-					    "checkpoint-web_ns-app-", &t), 0);
-	assert_int_equal(t, 1704067205);
-	/* container "app" must not match container "app-b"'s archives */
-	assert_int_equal(nh_sweep_name_time("checkpoint-web_ns-app-b-2024-01-01T00:00:05Z.tar",
-					    "checkpoint-web_ns-app-", &t), -EINVAL);
 }
 
 int main(void)
@@ -1047,7 +886,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wrong_recipient_does_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recovery_after_each_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recovery_after_unjournaled_success, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_select_and_paths, setup, teardown),
 	};
 	int rc;
 
