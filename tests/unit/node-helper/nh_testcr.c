@@ -102,9 +102,9 @@ static int nhw_handler(struct fake_server *s, int fd, const struct fs_req *req, 
 {
 	char path[4096];
 	char *q;
+	long stall;
 	int rc = 0;
 
-	(void)s;
 	(void)arg;
 	snprintf(path, sizeof(path), "%s", req->target);
 	q = strchr(path, '?');
@@ -151,7 +151,10 @@ static int nhw_handler(struct fake_server *s, int fd, const struct fs_req *req, 
 	} else {
 		rc = fs_reply_json(fd, 404, "{\"kind\":\"Status\",\"code\":404}");
 	}
+	stall = rc == -1 ? nhw.lose_after_ms : 0;
 	pthread_mutex_unlock(&nhw.mu);
+	if (stall)
+		fs_hang(s, stall); /* no answer until the client gave up */
 	return rc;
 }
 
@@ -197,6 +200,7 @@ void nhw_reset(const char *leave, int timeout, const char *containers, const cha
 	nhw.conflict_on_patch = nhw.terminal_after_patch = nhw.terminal_after_kubelet = 0;
 	nhw.delete_after_patch = nhw.recreate_after_patch = nhw.lose_patch = 0;
 	nhw.lose_applies = false;
+	nhw.lose_after_ms = 0;
 	nhw.kubelet_sleep_ms = 0;
 	nhw.npatch = nhw.nkubelet = nhw.ndelete = nhw.nready_true = nhw.nphases = 0;
 	nhw.nget_cr = nhw.nget_pod = nhw.nevents = nhw.nover_terminal = 0;
@@ -243,7 +247,7 @@ void nhw_run_job(struct nhw_fx *f, const char *cert_pem)
 	assert_int_equal(nh_runner_start(f->e->rn), 0);
 	assert_int_equal(nh_runner_submit(f->e->rn, &job), 0);
 	ch_job_cleanup(&job);
-	for (int i = 0; i < 300; i++) {
+	for (int i = 0; i < 600; i++) { /* 30 s: a case waits out a 10 s request deadline */
 		usleep(50 * 1000);
 		if (!nh_journal_is_queued(f->e->j, "cr-uid")) /* the runner is done with it */
 			return;

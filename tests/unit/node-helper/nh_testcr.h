@@ -35,6 +35,7 @@ struct nhw_world {
 	int recreate_after_patch;  /* ... deleted and re-created with the same name (new uid) */
 	int lose_patch;            /* this patch's answer is lost (connection closed) */
 	bool lose_applies;         /* ... after it was applied */
+	long lose_after_ms;        /* ... closed only after this long (the client's deadline) */
 	int terminal_after_kubelet; /* after this kubelet call, the CR is failed */
 	int kubelet_sleep_ms;      /* then write the archive (late if the client left) */
 	/* what happened */

@@ -260,9 +260,10 @@ static void lost_answer_check(struct nhw_fx *f, int ndelete)
 	nhw_reset_dirs(f);
 }
 
-/* The answer to each status write lost (the connection closes), before or
- * after the API server applied it: the job ends as if it had arrived, and
- * a re-read that shows its own Succeeded keeps the artifact. */
+/* The answer to each status write lost (the connection closes, or nothing
+ * comes back before the deadline), before or after the API server applied
+ * it: the job ends as if it had arrived, and a re-read that shows its own
+ * Succeeded keeps the artifact. */
 static void test_lost_answer_on_each_write(void **state)
 {
 	struct nhw_fx *f = *state;
@@ -281,6 +282,14 @@ static void test_lost_answer_on_each_write(void **state)
 			}
 		}
 	}
+	/* and once a real timeout: Succeeded applied, no answer within the
+	 * helper's request deadline (10 s) */
+	nhw_reset("true", 30, ",\"containers\":[\"app\"]", "node-a");
+	nhw.lose_patch = 2;
+	nhw.lose_applies = true;
+	nhw.lose_after_ms = 12000;
+	nhw_run_one(f);
+	lost_answer_check(f, 0);
 }
 
 static void test_enospc_on_each_journal_write(void **state)
