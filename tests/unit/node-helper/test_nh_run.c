@@ -109,48 +109,29 @@ static void test_not_ours_does_nothing(void **state)
 	assert_int_equal(nhw.ndelete, 0);
 }
 
+/* The CR failed by the controller right after the Running write was answered
+ * (the first kubelet call acts on that fresh answer; the re-read after it, a
+ * long wait, stops the job), or during the first of three kubelet calls:
+ * either way no second call, no delete, no artifact, no plaintext, nothing
+ * written over Failed. At the commit point: test_cr_changed_after_each_write. */
 static void test_terminal_between_steps(void **state)
 {
 	struct nhw_fx *f = *state;
 
-	/* failed by the controller right after answering Running: the first
-	 * kubelet call acts on that fresh answer, the re-read after it (a long
-	 * wait) stops the job: no second call, no delete, no artifact, no
-	 * plaintext, and nothing written over Failed */
-	nhw_reset("false", 30, "", "node-a");
-	nhw.terminal_after_patch = 1;
-	nhw_run_one(f);
-	assert_int_equal(nhw.nkubelet, 1);
-	assert_int_equal(nhw.ndelete, 0);
-	assert_string_equal(nhw_phase(), "Failed");
-	assert_int_equal(nhw.nphases, 1);
-	assert_int_equal(nhw.nover_terminal, 0);
-	assert_int_equal(nhw_count_artifacts(f), 0);
-	assert_int_equal(nht_count_files(nhw.ckpt_dir), 0);
-	nht_runner_close(f->e);
-
-	/* failed during the first of three kubelet calls: no second, no delete,
-	 * no artifact, no plaintext */
-	nhw_reset("false", 30, "", "node-a");
-	nhw.terminal_after_kubelet = 1;
-	nhw_run_one(f);
-	assert_int_equal(nhw.nkubelet, 1);
-	assert_int_equal(nhw.ndelete, 0);
-	assert_string_equal(nhw_phase(), "Failed");
-	assert_int_equal(nhw_count_artifacts(f), 0);
-	assert_int_equal(nht_count_files(nhw.ckpt_dir), 0);
-	nht_runner_close(f->e);
-
-	/* failed at the commit point (after "deleting pod" was recorded): the
-	 * pod is kept; the artifact the status records is kept */
-	nhw_reset("false", 30, ",\"containers\":[\"app\"]", "node-a");
-	nhw.terminal_after_patch = 2;
-	nhw_run_one(f);
-	assert_int_equal(nhw.nkubelet, 1);
-	assert_int_equal(nhw.ndelete, 0);
-	assert_string_equal(nhw_phase(), "Failed");
-	assert_int_equal(nhw.nready_true, 0);
-	assert_int_equal(nhw_count_artifacts(f), 1);
+	for (int after_kubelet = 0; after_kubelet < 2; after_kubelet++) {
+		nhw_reset("false", 30, "", "node-a");
+		nhw.terminal_after_patch = after_kubelet ? 0 : 1;
+		nhw.terminal_after_kubelet = after_kubelet ? 1 : 0;
+		nhw_run_one(f);
+		assert_int_equal(nhw.nkubelet, 1);
+		assert_int_equal(nhw.ndelete, 0);
+		assert_string_equal(nhw_phase(), "Failed");
+		assert_int_equal(nhw.nphases, 1);
+		assert_int_equal(nhw.nover_terminal, 0);
+		assert_int_equal(nhw_count_artifacts(f), 0);
+		assert_int_equal(nht_count_files(nhw.ckpt_dir), 0);
+		nhw_reset_dirs(f);
+	}
 }
 
 static void test_conflict_on_each_status_write(void **state)
