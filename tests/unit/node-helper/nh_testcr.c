@@ -158,8 +158,6 @@ static int nhw_handler(struct fake_server *s, int fd, const struct fs_req *req, 
 	return rc;
 }
 
-
-
 int nhw_journal_fault(void *arg, const struct nh_record *r)
 {
 	struct nhw_fx *f = arg;
@@ -299,7 +297,6 @@ int nhw_count_artifacts(struct nhw_fx *f)
 	snprintf(d, sizeof(d), "%s/ns", f->e->art);
 	return nht_count_files(d);
 }
-
 
 int nhw_jstate(struct nhw_fx *f)
 {
