@@ -112,7 +112,10 @@ void nh_finish(struct nh_run *run)
 		nh_save_soft(run, NH_J_DELETING_POD);
 	}
 	if (r->state == NH_J_DELETING_POD) {
-		/* Once more, right before the delete: a Failed CR keeps its pod. */
+		/* Once more, right before the delete, always a GET (the one act that
+		 * cannot be undone; the controller fails a CR at the commit point
+		 * when the helper's Lease is stale): a Failed or deleted CR keeps
+		 * its pod. */
 		rc = nh_refresh(run);
 		if (rc == -ENOENT || rc == -ESTALE) {
 			nh_superseded(run, rc == -ESTALE); /* the status records the artifact */

@@ -1,5 +1,6 @@
 /*
- * nh_run.h - internal to the job runner (nh_job.c, nh_steps.c): the runner
+ * nh_run.h - internal to the job runner (nh_job.c, nh_steps.c, nh_cr.c,
+ * nh_capture.c, nh_finish.c, nh_recover.c): the runner
  * and the state of one job being run. Not part of the helper's interface.
  *
  * Ownership: struct nh_run lives on a slot thread's stack for one job; it
@@ -89,14 +90,15 @@ struct nh_run {
 	const struct ch_job *job; /* new jobs: with the certificate; NULL on resume */
 	struct art_cert *cert;
 	struct art_writer *w;
-	json_object *cr;  /* last CR seen (owned) */
+	json_object *cr;  /* last CR seen: a GET's or our write's answer (owned) */
+	int64_t cr_ms;    /* monotonic time cr was received; 0: re-read before acting */
 	json_object *pod; /* the live pod (owned) */
 	char why[512];    /* why the job stopped without writing (guard verdict) */
 	size_t progress_done; /* containers checkpointed, for status.progress */
 	int64_t progress_ms;  /* monotonic time of the last status write (rate of progress writes) */
 };
 
-/* The job's primitives (nh_steps.c), shared by the steps and nh_finish.c. */
+/* The job's primitives (nh_steps.c; the CR's in nh_cr.c), shared by the steps. */
 enum nh_patch_kind {
 	NH_P_RUNNING,  /* started: startTime, progress at the first container */
 	NH_P_PROGRESS, /* a later container (rate-limited, NH_PROGRESS_EVERY_MS) */
@@ -108,15 +110,36 @@ enum nh_patch_kind {
 
 /* Journals the record at state s and tells the channel: 0 or the journal's error. */
 int nh_save(struct nh_run *run, enum nh_jstate s);
+/* nh_save, and a failed journal write fails the job (StorageFailed): false. */
+bool nh_step(struct nh_run *run, enum nh_jstate s);
 /* The record's state to the channel (and the journal's in-memory progress). */
 void nh_notify(struct nh_run *run);
 /* Sleeps ms in 100 ms steps, less when the daemon stops. */
 void nh_sleep_ms(struct nh_runner *rn, long ms);
-/* GET the CR into run->cr and guard it: 0 ours; -ENOENT gone or replaced;
- * -ESTALE terminal or not dispatched here (run->why says); other: no answer. */
+/*
+ * The job's copy of its CR (nh_cr.c). run->cr is only ever a GET's answer or
+ * the answer of the job's own status write (the object as written); either
+ * is guarded (pst_guard) at each use. When the API server is asked:
+ *  - nh_refresh: GET + guard. At the start of a job, after a 409, and from
+ *    nh_cr_current when the copy is not fresh.
+ *  - nh_write_status: no GET first: the patch carries the copy's
+ *    resourceVersion, so a write by anyone since (the controller's Failed, a
+ *    delete and re-create) fails it with 409 (or 404), and only then it
+ *    re-reads, guards and decides again.
+ *  - nh_cr_current, before acting on the kubelet or the pod: the copy as it
+ *    is when it is at most NH_CR_FRESH_MS old and nothing long happened since
+ *    (nh_cr_stale after each kubelet call), else nh_refresh.
+ * All: 0 ours; -ENOENT gone or replaced; -ESTALE terminal or not dispatched
+ * here (run->why says); other: the API server did not answer.
+ */
+#define NH_CR_FRESH_MS 1000
 int nh_refresh(struct nh_run *run);
-/* A status patch from the freshest guarded CR (resourceVersion precondition,
- * 409: re-read, guard, rebuild); -ENOENT/-ESTALE when the guard says no. */
+int nh_cr_current(struct nh_run *run);
+/* The copy must be re-read before the next act (a long wait just ended). */
+void nh_cr_stale(struct nh_run *run);
+/* A status patch from the guarded copy (resourceVersion precondition; 409:
+ * re-read, guard, rebuild); -ENOENT/-ESTALE when the guard says no. The
+ * answer becomes the copy. */
 int nh_write_status(struct nh_run *run, enum nh_patch_kind kind, const char *reason,
 		    const char *message);
 /* An Event on obj (the CR, the pod); failures only logged. */
@@ -128,6 +151,10 @@ void nh_event(struct nh_run *run, const char *type, const char *reason, const ch
  * unless keep_artifact (the status records it), the artifact; journal failed. */
 void nh_superseded(struct nh_run *run, bool keep_artifact);
 
+/* Steps 3-5 (nh_capture.c): the kubelet call per container, then the bundle
+ * up to durable. false: the job stopped (failed, superseded or stopping). */
+bool nh_step_kubelet(struct nh_run *run);
+bool nh_step_bundle(struct nh_run *run);
 /* A new checkpoint job (journal state accepted). */
 void nh_run_checkpoint(struct nh_run *run);
 /* From durable on: status, pod delete, done. Safe to repeat. */

@@ -1,4 +1,4 @@
-/* Path safety, delete-artifact, job validation, util helpers. */
+/* Path safety, delete-artifact, job validation, container selection, util helpers. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +14,8 @@
 
 #include "fsutil.h"
 #include "nh_job.h"
+#include "nh_kubelet.h"
+#include "nh_sweep.h"
 #include "nh_server.h"
 #include "nh_util.h"
 
@@ -193,12 +195,59 @@ static void test_writer_reason(void **state)
 	assert_string_equal(nh_writer_reason(-EPROTO, false), "StorageFailed");
 }
 
+/* Container selection (native sidecars), kubelet archive paths, sweep names. */
+static void test_select_and_paths(void **state)
+{
+	struct nh_jobspec spec;
+	json_object *pod;
+	char reason[64], msg[512];
+	int64_t t;
+
+	(void)state;
+	pod = json_tokener_parse(
+		"{\"spec\":{\"containers\":[{\"name\":\"app\"},{\"name\":\"db\"}],\"initContainers\":"
+		"[{\"name\":\"init\"},{\"name\":\"proxy\",\"restartPolicy\":\"Always\"}]},\"status\":"
+		"{\"containerStatuses\":[{\"name\":\"app\",\"state\":{\"running\":{}}},{\"name\":\"db\","
+		"\"state\":{\"running\":{}}}],\"initContainerStatuses\":[{\"name\":\"init\",\"state\":"
+		"{\"terminated\":{}}},{\"name\":\"proxy\",\"state\":{\"running\":{}}}]}}");
+	assert_non_null(pod);
+	memset(&spec, 0, sizeof(spec));
+	assert_int_equal(nh_select_containers(pod, &spec, reason, sizeof(reason), msg, sizeof(msg)), 0);
+	assert_int_equal(spec.ncontainers, 3);
+	assert_string_equal(spec.containers[2], "proxy"); /* the running native sidecar */
+	spec.ncontainers = 1;
+	snprintf(spec.containers[0], CH_NAME_MAX, "proxy"); /* naming a sidecar is fine */
+	assert_int_equal(nh_select_containers(pod, &spec, reason, sizeof(reason), msg, sizeof(msg)), 0);
+	snprintf(spec.containers[0], CH_NAME_MAX, "init"); /* a plain init container is not */
+	assert_int_equal(nh_select_containers(pod, &spec, reason, sizeof(reason), msg, sizeof(msg)), -ENOENT);
+	assert_string_equal(reason, "ContainerNotFound");
+	json_object_put(pod);
+
+	assert_true(nh_kubelet_path_ok("/var/lib/kubelet", "ns", "web", "app",
+				       "/var/lib/kubelet/checkpoints/checkpoint-web_ns-app-2024-01-01T00:00:00Z.tar"));
+	assert_false(nh_kubelet_path_ok("/var/lib/kubelet", "ns", "web", "app",
+					"/var/lib/kubelet/checkpoints/checkpoint-web_ns-db-2024-01-01T00:00:00Z.tar"));
+	assert_false(nh_kubelet_path_ok("/var/lib/kubelet", "ns", "web", "app", "/etc/shadow"));
+	assert_false(nh_kubelet_path_ok("/var/lib/kubelet", "ns", "web", "app",
+					"/var/lib/kubelet/checkpoints/checkpoint-web_ns-app-x/../../../etc/x.tar"));
+	assert_false(nh_kubelet_path_ok("/var/lib/kubelet", "ns", "web", "app",
+					"/var/lib/kubelet/checkpoints/checkpoint-web_ns-app-2024.tgz"));
+
+	assert_int_equal(nh_sweep_name_time("checkpoint-web_ns-app-2024-01-01T00:00:05Z.tar",
+					    "checkpoint-web_ns-app-", &t), 0);
+	assert_int_equal(t, 1704067205);
+	/* container "app" must not match container "app-b"'s archives */
+	assert_int_equal(nh_sweep_name_time("checkpoint-web_ns-app-b-2024-01-01T00:00:05Z.tar",
+					    "checkpoint-web_ns-app-", &t), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_path_under),     cmocka_unit_test(test_one_line),
 		cmocka_unit_test(test_delete_artifact), cmocka_unit_test(test_artifact_path),
 		cmocka_unit_test(test_validate),       cmocka_unit_test(test_writer_reason),
+		cmocka_unit_test(test_select_and_paths),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
