@@ -337,6 +337,9 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 	o->busy_count = mem->busy_count;
 	o->queued_event_sent = mem->queued_event_sent;
 	ctl_copy(o->last_error, sizeof(o->last_error), mem->last_error);
+	/* ctl_mem_record_call keeps the job's container count (>= 1) from the
+	 * first checkpoint call on: a job was sent. */
+	o->job_sent = mem->ncontainers > 0;
 
 	/* Gather only what the decision can look at in this state. */
 	pre_dispatch = !o->deleting && !o->st_node[0] &&
