@@ -474,16 +474,7 @@ func (b *bench) peerPhase(ctx context.Context, name string, qps float64, burst i
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-	}()
+	defer interrupt(cmd, 10*time.Second)
 	synced := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)

@@ -40,14 +40,19 @@ func startPerf(phase string, pid int) func() {
 		return func() {}
 	}
 	return func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-		}
+		interrupt(cmd, 30*time.Second)
 		logf("%s: kube-apiserver profile in %s", phase, out)
+	}
+}
+
+// interrupt stops a started command: SIGINT, then SIGKILL after wait.
+func interrupt(cmd *exec.Cmd, wait time.Duration) {
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(wait):
+		_ = cmd.Process.Kill()
 	}
 }
