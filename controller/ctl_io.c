@@ -383,7 +383,9 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 	ctl_decide(&ctx->pol, o, d);
 
 	action_names(d->actions, acts, sizeof(acts));
-	if (d->write_status || d->event || (d->actions & ~(unsigned)CTL_ACT_POLL))
+	/* A stale copy is logged too: it replaces a 409 ("status conflict"). */
+	if (d->write_status || d->event || (d->actions & ~(unsigned)CTL_ACT_POLL) ||
+	    strcmp(d->why, "stale-copy") == 0)
 		LOG_INFO("msg=\"decision\" pcp=%s/%s uid=%s phase=%s decision=%s new_phase=%s reason=%s actions=%s requeue_ms=%ld",
 			 o->ns, o->name, o->uid, ctl_phase_name(o->phase), d->why,
 			 d->write_status ? ctl_phase_name(d->status.phase) : "-",
