@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "ctl_mem.h"
 #include "decide_model.h"
 #include "obs_fixture.h"
 
@@ -403,6 +404,37 @@ static void test_stale_copy_decides_nothing(void **state)
 	free(o);
 }
 
+/*
+ * What ctl_io.c reads the guard's job_sent from (ctl_mem.h's public
+ * contract): the job's container count, kept by the first checkpoint call
+ * whether the helper was reached or not, and by nothing else.
+ */
+static void test_stale_copy_memory_contract(void **state)
+{
+	struct ctl_mem_table *t = NULL;
+	struct ctl_mem_view v;
+	struct ctl_obs *o = first_sight();
+
+	(void)state;
+	assert_int_equal(ctl_mem_table_new(&t), 0);
+	assert_int_equal(ctl_mem_snapshot(t, "u1", 100, true, &v), 0);
+	assert_int_equal(v.ncontainers, 0); /* first sight: nothing sent */
+	ctl_mem_view_cleanup(&v);
+	ctl_mem_mark_queued_event(t, "u1");
+	ctl_mem_delete_result(t, "u1", 150, false, "no helper");
+	assert_int_equal(ctl_mem_snapshot(t, "u1", 160, true, &v), 0);
+	assert_int_equal(v.ncontainers, 0);
+	ctl_mem_view_cleanup(&v);
+	/* The dispatch call, helper unreachable: as ctl_io.c records it. */
+	ctl_mem_record_call(t, "u1", 200, -EHOSTUNREACH, CTL_ANS_NONE, NULL, NULL, "refused", true,
+			    NULL, ctl_obs_job_containers(o));
+	assert_int_equal(ctl_mem_snapshot(t, "u1", 300, true, &v), 0);
+	assert_true(v.ncontainers > 0);
+	ctl_mem_view_cleanup(&v);
+	ctl_mem_table_free(t);
+	free(o);
+}
+
 /* Crash between the merged write and the job: the next reconcile sends it. */
 static void test_crash_between_write_and_dispatch(void **state)
 {
@@ -532,6 +564,7 @@ int main(void)
 		cmocka_unit_test(test_conflict_on_merged_write),
 		cmocka_unit_test(test_stale_copy_after_merged_write),
 		cmocka_unit_test(test_stale_copy_decides_nothing),
+		cmocka_unit_test(test_stale_copy_memory_contract),
 		cmocka_unit_test(test_crash_between_write_and_dispatch),
 		cmocka_unit_test(test_helper_unreachable_after_merged_write),
 		cmocka_unit_test(test_timeout_after_merged_write),
