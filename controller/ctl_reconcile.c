@@ -2,6 +2,8 @@
  * ctl_reconcile.c - the pure decision function (see ctl_reconcile.h).
  *
  * Order of the rules (the same order as in docs/controller.md):
+ *   0. a copy the memory proves stale (a job was sent, no nodeName): no
+ *      decision, wait for the watch
  *   1. deletion (finalizer: delete-artifact, then remove the finalizer)
  *   2. finalizer for deletionPolicy Delete (combined with what follows)
  *   3. terminal: never changed again; only TTL
@@ -479,6 +481,14 @@ void ctl_decide(const struct ctl_policy *pol, const struct ctl_obs *o, struct ct
 	d->requeue_ms = -1;
 	d->why = "none";
 
+	if (o->job_sent && !o->st_node[0]) {
+		/* Our own dispatch write landed, the watch has not delivered it
+		 * yet: a write decided on this copy could only meet 409, and a
+		 * deletion decided on it would not know the job exists. */
+		d->requeue_ms = CTL_STALE_RETRY_MS;
+		d->why = "stale-copy";
+		return;
+	}
 	if (decide_deletion(pol, o, d))
 		return;
 	if (o->policy_delete && !o->has_finalizer)

@@ -33,6 +33,9 @@
 #define CTL_REASON_MAX 64
 #define CTL_PATH_MAX 4096
 #define CTL_ENDPOINT_MAX 256
+/* A copy the memory proves stale (see ctl_obs.job_sent): look again after
+ * this unless the watch brings the newer copy first (same as after a 409). */
+#define CTL_STALE_RETRY_MS 1000L
 
 #define CTL_FINALIZER "checkpointing.dev/artifact"
 #define CTL_REPORTING_CONTROLLER "checkpointing.dev/podcheckpoint-controller"
@@ -152,6 +155,10 @@ struct ctl_obs {
 	unsigned busy_count;    /* busy answers in a row (for the backoff) */
 	bool queued_event_sent; /* the "Queued" Event was emitted for this job */
 	char last_error[CTL_MSG_MAX]; /* why the last call to the helper failed, "" */
+	/* This controller sent a job message for this uid. It sends one only
+	 * after a status naming the node was written, and nothing clears
+	 * status.nodeName: a copy without st_node is older than that write. */
+	bool job_sent;
 
 	/* ---- other non-deleted CRs naming the same pod (borrowed) */
 	const struct ctl_other *others;

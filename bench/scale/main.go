@@ -97,6 +97,7 @@ type phaseResult struct {
 	EtcdCPU        float64    `json:"etcdCpuSec"`
 	StandinCPU     float64    `json:"standinCpuSec"`
 	APIServerDelta []apiDelta `json:"apiserver"`
+	APIServerExtra []apiExtra `json:"apiserverExtra,omitempty"` // apiextra.go
 }
 
 type result struct {
@@ -207,9 +208,21 @@ func run(c config) error {
 	}
 	b.startCRInformer(ctx)
 
+	if sweepRates != "" { // sweep.go: the phases of --which at each rate
+		steps, err := parseSweep(sweepRates, c.n)
+		if err != nil {
+			return err
+		}
+		if res.Phases, err = b.sweep(ctx, steps); err != nil {
+			return err
+		}
+		c.which = ""
+	}
 	for _, which := range strings.Split(c.which, ",") {
 		var pr *phaseResult
 		switch which {
+		case "":
+			continue
 		case "ours":
 			pid := readPidFile(filepath.Join(c.work, "deploy", "controller", "pid"))
 			if !readProc(pid).OK {
@@ -241,6 +254,10 @@ func run(c config) error {
 	}
 	res.Ratios = ratios(res.Phases)
 	report(os.Stdout, res)
+	reportExtra(os.Stdout, res.Phases)
+	if sweepRates != "" {
+		sweepReport(os.Stdout, res.Phases, p99Target)
+	}
 	if c.out != "" {
 		bs, err := json.MarshalIndent(res, "", "  ")
 		if err != nil {
@@ -457,16 +474,7 @@ func (b *bench) peerPhase(ctx context.Context, name string, qps float64, burst i
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-	}()
+	defer interrupt(cmd, 10*time.Second)
 	synced := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -534,7 +542,9 @@ func (b *bench) phase(ctx context.Context, name, prefix string, pid int, ours bo
 	if err != nil {
 		logf("WARNING: apiserver /metrics: %v", err)
 	}
+	extra0, _ := scrapeExtra(ctx, b.cs)
 	apiCPU0, etcdCPU0, sCPU0 := readProc(b.pid("kube-apiserver")).CPUSec, readProc(b.pid("etcd")).CPUSec, b.standinCPU()
+	stopPerf := startPerf(name, b.pid("kube-apiserver"))
 	_, hCPU0 := b.helpers()
 
 	logf("%s: creating %d PodCheckpoints (rate %g/s, 0 = at once); controller pid %d RSS %.1f MiB",
@@ -584,6 +594,7 @@ func (b *bench) phase(ctx context.Context, name, prefix string, pid int, ours bo
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	stopPerf()
 	pr.After = readProc(pid)
 	pr.CPUSec = pr.After.CPUSec - pr.Before.CPUSec
 	pr.APIServerCPU = readProc(b.pid("kube-apiserver")).CPUSec - apiCPU0
@@ -597,6 +608,9 @@ func (b *bench) phase(ctx context.Context, name, prefix string, pid int, ours bo
 	api1, err := scrapeAPI(ctx, b.cs)
 	if err == nil {
 		pr.APIServerDelta = diffAPI(api0, api1)
+	}
+	if extra1, err := scrapeExtra(ctx, b.cs); err == nil {
+		pr.APIServerExtra = diffExtra(extra0, extra1)
 	}
 
 	// latencies

@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -61,5 +62,43 @@ func TestRatiosAndCheck(t *testing.T) {
 	}
 	if err := check(config{maxHWMRatio: 0.01}, r); err == nil {
 		t.Fatal("check must fail above the VmHWM ratio")
+	}
+}
+
+func TestExtraDiff(t *testing.T) {
+	m0 := "# HELP x\napiserver_watch_events_total{group=\"checkpointing.dev\",resource=\"podcheckpoints\",version=\"v1alpha1\"} 10\n" +
+		"apiserver_longrunning_requests{component=\"apiserver\",resource=\"pods\",scope=\"cluster\",verb=\"WATCH\"} 3\n" +
+		"apiserver_longrunning_requests{component=\"apiserver\",resource=\"pods\",scope=\"namespace\",verb=\"WATCH\"} 4\n" +
+		"apiserver_cel_evaluation_duration_seconds_sum 0.5\nunrelated_total 7\n"
+	m1 := strings.Replace(strings.Replace(m0, "} 10", "} 25", 1), "_sum 0.5", "_sum 1.25", 1)
+	d := diffExtra(parseExtra(m0), parseExtra(m1))
+	got := map[string]float64{}
+	for _, x := range d {
+		got[x.Series] = x.Value
+	}
+	want := map[string]float64{
+		"apiserver_watch_events_total{group=checkpointing.dev,resource=podcheckpoints}": 15,
+		"apiserver_longrunning_requests{verb=WATCH,resource=pods,component=apiserver}":  7, // a gauge: the end value, scopes summed
+		"apiserver_cel_evaluation_duration_seconds_sum{}":                               0.75,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("diffExtra = %v", got)
+	}
+	for k, v := range want {
+		if math.Abs(got[k]-v) > 1e-9 {
+			t.Fatalf("diffExtra[%s] = %v, want %v (all: %v)", k, got[k], v, got)
+		}
+	}
+}
+
+func TestParseSweep(t *testing.T) {
+	s, err := parseSweep("5:100, 10:200,100:1000", 1000)
+	if err != nil || len(s) != 3 || s[0].rate != 5 || s[0].n != 100 || s[2].rate != 100 || s[2].n != 1000 {
+		t.Fatalf("parseSweep = %v, %v", s, err)
+	}
+	for _, bad := range []string{"5", "5:0", "0:10", "5:2000", "x:1"} {
+		if _, err := parseSweep(bad, 1000); err == nil {
+			t.Fatalf("parseSweep(%q) accepted", bad)
+		}
 	}
 }

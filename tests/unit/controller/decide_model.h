@@ -96,6 +96,7 @@ static inline void forget(struct world *w)
 	o->last_error[0] = '\0';
 	o->answer_reason[0] = o->answer_message[0] = '\0';
 	o->queued_event_sent = false;
+	o->job_sent = false;
 	o->first_seen_ms = o->now_ms;
 }
 
@@ -104,6 +105,8 @@ static inline void helper_call(struct world *w)
 {
 	struct ctl_obs *o = w->obs;
 
+	/* ctl_mem_record_call keeps the job's container count, reached or not. */
+	o->job_sent = true;
 	if (!w->helper_up) {
 		set(o->last_error, sizeof(o->last_error), "connection refused by 127.0.0.2:10443");
 		return;

@@ -1,6 +1,7 @@
 /*
  * obs_fixture.h - the observations the ctl_decide() tests start from
- * (test_reconcile.c, test_first_dispatch.c). Header-only, test code.
+ * (test_reconcile.c, test_in_flight.c, test_terminal.c, test_obs_json.c,
+ * test_first_dispatch.c). Header-only, test code.
  *
  * base() and in_flight() return a calloc'ed struct ctl_obs: free() it.
  */
@@ -31,6 +32,25 @@ static const struct ctl_policy POL = {
 static inline void set(char *dst, size_t cap, const char *s)
 {
 	snprintf(dst, cap, "%s", s);
+}
+
+/* The decision is a terminal failure with `reason`, written by the controller. */
+static inline void expect_failed(const struct ctl_decision *d, const char *reason)
+{
+	assert_true(d->write_status);
+	assert_int_equal(d->status.phase, CTL_PHASE_FAILED);
+	assert_string_equal(d->status.ready_reason, "CheckpointFailed");
+	assert_false(d->status.ready_true);
+	assert_true(d->status.stalled);
+	assert_string_equal(d->status.stalled_reason, reason);
+	assert_true(d->event);
+	assert_true(d->event_warning);
+	assert_string_equal(d->event_reason, reason);
+	assert_string_equal(d->event_note, d->status.message);
+	assert_true(d->status.message[0] != '\0');
+	assert_true(d->status.completion_ms > 0);
+	assert_false(d->actions & CTL_ACT_DISPATCH);
+	assert_false(d->actions & CTL_ACT_POLL);
 }
 
 /* A Pending CR for a running pod, helper available: ready to dispatch. */

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "ctl_mem.h"
 #include "decide_model.h"
 #include "obs_fixture.h"
 
@@ -287,28 +288,6 @@ static void test_conflict_on_merged_write(void **state)
 	assert_int_equal(w->helper_jobs, 1);
 	world_free(w);
 
-	/*
-	 * Our own merged write landed, but the key comes back (a pod event)
-	 * before the watch delivered it: the stale copy says "first sight"
-	 * again; the precondition refuses the second dispatch write.
-	 */
-	w = world_new();
-	assert_int_equal(reconcile(w), 0);
-	w->obs->now_ms += 50;
-	assert_int_equal(reconcile(w), -EAGAIN);
-	assert_string_equal(w->last.why, "first-dispatch");
-	assert_int_equal(w->status_writes, 1);
-	assert_int_equal(w->dispatches, 1);
-	assert_int_equal(w->helper_msgs, 1);
-	assert_int_equal(w->srv->dispatch_ms, T0 + 1000); /* the first one stands */
-	/* The fresh copy: in flight, a poll of the same job. */
-	sync_cache(w);
-	assert_int_equal(reconcile(w), 0);
-	assert_int_equal(w->last.actions, CTL_ACT_POLL);
-	assert_false(w->last.write_status);
-	assert_int_equal(w->helper_jobs, 1);
-	world_free(w);
-
 	/* The fresh copy is terminal (written by another writer): left alone. */
 	w = world_new();
 	w->srv->phase = CTL_PHASE_FAILED;
@@ -321,6 +300,139 @@ static void test_conflict_on_merged_write(void **state)
 	assert_int_equal(w->last.actions, 0);
 	assert_int_equal(w->helper_msgs, 0);
 	world_free(w);
+}
+
+/*
+ * Our own merged write landed, but the key comes back (a pod event, the
+ * poll requeue) before the watch delivered it: the cached copy still says
+ * "first sight". The memory says a job was sent, so the copy is stale: no
+ * decision on it (no second write meeting 409), the watch brings the new one.
+ */
+static void test_stale_copy_after_merged_write(void **state)
+{
+	struct world *w = world_new();
+
+	(void)state;
+	assert_int_equal(reconcile(w), 0);
+	assert_int_equal(w->dispatches, 1);
+	w->obs->now_ms += 50;
+	assert_int_equal(reconcile(w), 0);
+	assert_string_equal(w->last.why, "stale-copy");
+	assert_false(w->last.write_status);
+	assert_int_equal(w->last.actions, 0);
+	assert_false(w->last.event);
+	assert_int_equal(w->last.requeue_ms, CTL_STALE_RETRY_MS);
+	assert_int_equal(w->conflicts, 0);
+	assert_int_equal(w->status_writes, 1);
+	assert_int_equal(w->helper_msgs, 1);
+	assert_int_equal(w->srv->dispatch_ms, T0 + 1000); /* the first one stands */
+	/* The fresh copy: in flight, a poll of the same job. */
+	sync_cache(w);
+	w->obs->now_ms += 1000;
+	assert_int_equal(reconcile(w), 0);
+	assert_int_equal(w->last.actions, CTL_ACT_POLL);
+	assert_false(w->last.write_status);
+	assert_int_equal(w->helper_jobs, 1);
+	assert_int_equal(w->conflicts, 0);
+	world_free(w);
+
+	/* The same with the helper unreachable at dispatch: the job was sent
+	 * (the write landed), still stale. */
+	w = world_new();
+	w->helper_up = false;
+	assert_int_equal(reconcile(w), 0);
+	assert_int_equal(w->status_writes, 1);
+	assert_int_equal(reconcile(w), 0);
+	assert_string_equal(w->last.why, "stale-copy");
+	assert_int_equal(w->conflicts, 0);
+	world_free(w);
+
+	/* After a restart the memory is empty: the copy is decided on, and the
+	 * precondition refuses it (409, decided again on the fresh copy). */
+	w = world_new();
+	assert_int_equal(reconcile(w), 0);
+	forget(w);
+	assert_int_equal(reconcile(w), -EAGAIN);
+	assert_int_equal(w->status_writes, 1);
+	sync_cache(w);
+	assert_int_equal(reconcile(w), 0);
+	assert_int_equal(w->last.actions, CTL_ACT_POLL);
+	assert_int_equal(w->helper_jobs, 1);
+	world_free(w);
+}
+
+/* The guard alone: whatever else the stale copy says, nothing is decided. */
+static void test_stale_copy_decides_nothing(void **state)
+{
+	struct ctl_obs *o = first_sight();
+	struct ctl_decision d;
+
+	(void)state;
+	o->job_sent = true;
+	ctl_decide(&POL, o, &d);
+	assert_string_equal(d.why, "stale-copy");
+	assert_false(d.write_status);
+	assert_int_equal(d.actions, 0);
+	/* A Pending copy from before the write (the two-step path). */
+	o->phase = CTL_PHASE_PENDING;
+	ctl_decide(&POL, o, &d);
+	assert_string_equal(d.why, "stale-copy");
+	/* Not a validation failure on a lagging pod cache either. */
+	o->pod_exists = false;
+	ctl_decide(&POL, o, &d);
+	assert_string_equal(d.why, "stale-copy");
+	assert_false(d.write_status);
+	/* Deleting with our finalizer: not a finalizer removal that would
+	 * skip the artifact of the job that was sent. */
+	o->pod_exists = true;
+	o->deleting = true;
+	o->has_finalizer = true;
+	o->policy_delete = true;
+	ctl_decide(&POL, o, &d);
+	assert_string_equal(d.why, "stale-copy");
+	assert_int_equal(d.actions, 0);
+	/* The fresh copy (nodeName set) is decided as usual. */
+	set(o->st_node, sizeof(o->st_node), "node-a");
+	ctl_decide(&POL, o, &d);
+	assert_string_equal(d.why, "delete-artifact");
+	assert_int_equal(d.actions, CTL_ACT_DELETE_ARTIFACT);
+	/* No job sent: a copy without nodeName is what it says. */
+	o->st_node[0] = '\0';
+	o->job_sent = false;
+	ctl_decide(&POL, o, &d);
+	assert_string_equal(d.why, "remove-finalizer");
+	free(o);
+}
+
+/*
+ * What ctl_io.c reads the guard's job_sent from (ctl_mem.h's public
+ * contract): the job's container count, kept by the first checkpoint call
+ * whether the helper was reached or not, and by nothing else.
+ */
+static void test_stale_copy_memory_contract(void **state)
+{
+	struct ctl_mem_table *t = NULL;
+	struct ctl_mem_view v;
+	struct ctl_obs *o = first_sight();
+
+	(void)state;
+	assert_int_equal(ctl_mem_table_new(&t), 0);
+	assert_int_equal(ctl_mem_snapshot(t, "u1", 100, true, &v), 0);
+	assert_int_equal(v.ncontainers, 0); /* first sight: nothing sent */
+	ctl_mem_view_cleanup(&v);
+	ctl_mem_mark_queued_event(t, "u1");
+	ctl_mem_delete_result(t, "u1", 150, false, "no helper");
+	assert_int_equal(ctl_mem_snapshot(t, "u1", 160, true, &v), 0);
+	assert_int_equal(v.ncontainers, 0);
+	ctl_mem_view_cleanup(&v);
+	/* The dispatch call, helper unreachable: as ctl_io.c records it. */
+	ctl_mem_record_call(t, "u1", 200, -EHOSTUNREACH, CTL_ANS_NONE, NULL, NULL, "refused", true,
+			    NULL, ctl_obs_job_containers(o));
+	assert_int_equal(ctl_mem_snapshot(t, "u1", 300, true, &v), 0);
+	assert_true(v.ncontainers > 0);
+	ctl_mem_view_cleanup(&v);
+	ctl_mem_table_free(t);
+	free(o);
 }
 
 /* Crash between the merged write and the job: the next reconcile sends it. */
@@ -450,6 +562,9 @@ int main(void)
 		cmocka_unit_test(test_first_sight_with_finalizer),
 		cmocka_unit_test(test_not_ready_two_steps),
 		cmocka_unit_test(test_conflict_on_merged_write),
+		cmocka_unit_test(test_stale_copy_after_merged_write),
+		cmocka_unit_test(test_stale_copy_decides_nothing),
+		cmocka_unit_test(test_stale_copy_memory_contract),
 		cmocka_unit_test(test_crash_between_write_and_dispatch),
 		cmocka_unit_test(test_helper_unreachable_after_merged_write),
 		cmocka_unit_test(test_timeout_after_merged_write),
