@@ -20,6 +20,37 @@ int ctl_store_key(char *buf, size_t cap, const char *ns, const char *name)
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
+size_t ctl_store_slen(const char *s)
+{
+	return s ? strlen(s) : 0;
+}
+
+void ctl_store_pack_str(char *buf, size_t *off, const char *s, size_t cap)
+{
+	size_t n = ctl_store_slen(s);
+
+	if (n >= cap)
+		n = cap - 1;
+	if (n)
+		memcpy(buf + *off, s, n);
+	buf[*off + n] = '\0';
+	*off += n + 1;
+}
+
+void ctl_store_split_key(const char *key, char *ns, size_t nscap, char *name, size_t namecap)
+{
+	const char *slash = strchr(key, '/');
+	size_t n = slash ? (size_t)(slash - key) : 0;
+
+	if (nscap == 0)
+		return;
+	if (n >= nscap)
+		n = nscap - 1;
+	memcpy(ns, key, n);
+	ns[n] = '\0';
+	ctl_copy(name, namecap, slash ? slash + 1 : key);
+}
+
 void ctl_store_free_sibs(void *v)
 {
 	struct ctl_store_sibs *ss = v;

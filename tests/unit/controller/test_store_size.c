@@ -86,7 +86,7 @@ static json_object *pcp(int i)
 		 "\"observedGeneration\":1,\"nodeName\":\"kwok-node-%d\",\"podUID\":\"6f1c2a7e-0000-4000-8000-%012d\","
 		 "\"dispatchTime\":\"2026-12-01T10:00:03Z\",\"startTime\":\"2026-12-01T10:00:03Z\","
 		 "\"completionTime\":\"2026-12-01T10:00:04Z\",\"artifact\":{\"path\":"
-		 "\"/var/lib/kubelet/checkpoints/checkpoint-pod-%d_bench-app-2026-12-01T10:00:03Z.tar\",\"size\":1048576,"
+		 "\"/var/lib/podcheckpoint/artifacts/bench/cp-%d-0c5f9d3e-0000-4000-8000-%012d.tar\",\"size\":1048576,"
 		 "\"sha256\":\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"},"
 		 "\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"Succeeded\",\"message\":"
 		 "\"checkpoint of 1 container written on node kwok-node-%d\",\"observedGeneration\":1,"
@@ -95,7 +95,7 @@ static json_object *pcp(int i)
 		 "\"lastTransitionTime\":\"2026-12-01T10:00:04Z\"},{\"type\":\"Stalled\",\"status\":\"False\","
 		 "\"reason\":\"Succeeded\",\"message\":\"done\",\"observedGeneration\":1,"
 		 "\"lastTransitionTime\":\"2026-12-01T10:00:04Z\"}]}}",
-		 i, i, 5000 + i, i, i % 50, i % 50, i, i, i % 50);
+		 i, i, 5000 + i, i, i % 50, i % 50, i, i, i, i % 50);
 	return json_tokener_parse(buf);
 }
 
@@ -130,8 +130,10 @@ static void test_size(void **state)
 	printf("  %d terminal CRs: %zu bytes (%zu B each; text %zu B each)\n", N, h2 - h1,
 	       (h2 - h1) / N, ctl_store_pcp_bytes(s) / N);
 	if (!UNDER_ASAN) {
-		assert_true((h1 - h0) / N < 250);
-		assert_true((h2 - h1) / N < 1100);
+		/* budgets from issue #11: a pod record with interned strings and a
+		 * packed terminal CR, map overhead included (161 B and 949 B before) */
+		assert_true((h1 - h0) / N <= 152);
+		assert_true((h2 - h1) / N <= 200);
 	}
 	ctl_store_free(s);
 }
