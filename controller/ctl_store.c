@@ -306,18 +306,8 @@ int ctl_store_pcp_put(struct ctl_store *s, json_object *pcp, uint64_t epoch,
 int ctl_store_pcp_delete(struct ctl_store *s, const char *ns, const char *name,
 			 struct ctl_store_change *chg)
 {
-	char key[CTL_STORE_KEY_MAX];
-	struct ctl_smap_shard *sh;
-	uint64_t h;
-	void *r;
+	void *r = ctl_store_take(&s->pcps, ns, name);
 
-	if (ctl_store_key(key, sizeof(key), ns, name))
-		return -ENOENT;
-	h = ctl_smap_hash(key);
-	sh = ctl_smap_shard(&s->pcps, h);
-	pthread_mutex_lock(&sh->lock);
-	r = ctl_smap_del_locked(sh, h, key);
-	pthread_mutex_unlock(&sh->lock);
 	if (!r)
 		return -ENOENT;
 	ctl_store_idx_remove(s, ns, rec_pod(r), name);
@@ -357,12 +347,9 @@ json_object *ctl_store_pcp_get(struct ctl_store *s, const char *ns, const char *
 	size_t len = 0;
 	uint64_t h;
 
-	if (ctl_store_key(key, sizeof(key), ns, name))
+	sh = ctl_store_lock(&s->pcps, ns, name, key, &h, (void **)&r);
+	if (!sh)
 		return NULL;
-	h = ctl_smap_hash(key);
-	sh = ctl_smap_shard(&s->pcps, h);
-	pthread_mutex_lock(&sh->lock);
-	r = ctl_smap_get_locked(sh, h, key);
 	if (r && rec_is_term(r)) {
 		/* built under the lock: its interned strings live as long as the record */
 		obj = ctl_store_term_json((const struct ctl_store_term *)r, ns, name);

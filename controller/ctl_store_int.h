@@ -59,6 +59,15 @@ struct ctl_store {
 /* "ns/name" into buf; -EINVAL without ns or name, -ENAMETOOLONG. */
 int ctl_store_key(char *buf, size_t cap, const char *ns, const char *name);
 void ctl_store_free_sibs(void *v);
+/*
+ * The shard of ns/name in m, locked (the caller unlocks), with key and *h
+ * filled and *val its value or NULL; NULL (nothing locked) when ns/name
+ * cannot be a key.
+ */
+struct ctl_smap_shard *ctl_store_lock(struct ctl_smap *m, const char *ns, const char *name,
+				     char key[CTL_STORE_KEY_MAX], uint64_t *h, void **val);
+/* Unlinks ns/name from m (under its shard lock); its value (the caller's now), or NULL. */
+void *ctl_store_take(struct ctl_smap *m, const char *ns, const char *name);
 size_t ctl_store_slen(const char *s);
 /* Appends s (truncated to cap-1) and its NUL at buf + *off; *off moves past it. */
 void ctl_store_pack_str(char *buf, size_t *off, const char *s, size_t cap);

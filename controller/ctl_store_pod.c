@@ -118,18 +118,8 @@ out:
 
 int ctl_store_pod_delete(struct ctl_store *s, const char *ns, const char *name)
 {
-	char key[CTL_STORE_KEY_MAX];
-	struct ctl_smap_shard *sh;
-	uint64_t h;
-	void *v;
+	void *v = ctl_store_take(&s->pods, ns, name);
 
-	if (ctl_store_key(key, sizeof(key), ns, name))
-		return -ENOENT;
-	h = ctl_smap_hash(key);
-	sh = ctl_smap_shard(&s->pods, h);
-	pthread_mutex_lock(&sh->lock);
-	v = ctl_smap_del_locked(sh, h, key);
-	pthread_mutex_unlock(&sh->lock);
 	pod_rec_free(s, v);
 	return v ? 0 : -ENOENT;
 }
@@ -145,12 +135,9 @@ bool ctl_store_pod_obs(struct ctl_store *s, const char *ns, const char *name, st
 	o->pod_uid[0] = o->pod_phase[0] = o->pod_node[0] = '\0';
 	o->pod_deleting = false;
 	o->npod_containers = 0;
-	if (ctl_store_key(key, sizeof(key), ns, name))
+	sh = ctl_store_lock(&s->pods, ns, name, key, &h, (void **)&r);
+	if (!sh)
 		return false;
-	h = ctl_smap_hash(key);
-	sh = ctl_smap_shard(&s->pods, h);
-	pthread_mutex_lock(&sh->lock);
-	r = ctl_smap_get_locked(sh, h, key);
 	if (r) {
 		const char *c = r->buf + r->cont_off;
 
