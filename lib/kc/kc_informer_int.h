@@ -18,7 +18,13 @@
 
 #include "kc.h"
 
-#define KC_LIST_LIMIT "500"
+/*
+ * Items per LIST page. Each page is parsed whole into a json-c tree before
+ * its items are projected: ~37 KiB per kwok pod, so 500 a page made a
+ * transient ~19 MiB, the controller's VmHWM at 10,000 pods; 100 keep it
+ * near 4 MiB for a few more requests at (re)list.
+ */
+#define KC_LIST_LIMIT "100"
 
 struct kc_informer {
 	struct kc_config *cfg; /* borrowed */
