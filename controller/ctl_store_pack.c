@@ -136,7 +136,8 @@ int ctl_store_term_new(struct ctl_store *s, json_object *pcp, const char *ns, co
 	const char *uid = kc_json_str(pcp, "metadata.uid"), *rv = kc_json_str(pcp, "metadata.resourceVersion");
 	const char *pod = kc_json_str(pcp, "spec.podName"), *path = art_path(pcp);
 	const char *reason = "", *ready = "", *suffix = NULL, *pol, *f;
-	json_object *fins = kc_json_get(pcp, "metadata.finalizers"), *conds;
+	json_object *fins = kc_json_get(pcp, "metadata.finalizers"), *conds, *rc_cond = NULL;
+	enum ctl_phase ph = CTL_PHASE_NONE;
 	struct ctl_store_term *t = NULL;
 	char dir[CTL_PATH_MAX];
 	size_t len, off = 0, dirlen = 0, nf = 0;
@@ -152,10 +153,12 @@ int ctl_store_term_new(struct ctl_store *s, json_object *pcp, const char *ns, co
 		json_object *c = json_object_array_get_idx(conds, i);
 		const char *ty = kc_json_str(c, "type");
 
-		if (ty && strcmp(ty, "Ready") == 0) { /* the last one wins, as in ctl_obs_from_pcp */
-			ready = kc_json_str(c, "status");
-			reason = kc_json_str(c, "reason");
-		}
+		if (ty && strcmp(ty, "Ready") == 0)
+			rc_cond = c; /* the last one wins, as in ctl_obs_from_pcp */
+	}
+	if (rc_cond) {
+		ready = kc_json_str(rc_cond, "status");
+		reason = kc_json_str(rc_cond, "reason");
 	}
 	len = ctl_store_slen(rv) + ctl_store_slen(pod) + ctl_store_slen(reason) + 4;
 	if (!ctl_store_uid_pack((uint8_t[16]){ 0 }, uid))
@@ -178,13 +181,9 @@ int ctl_store_term_new(struct ctl_store *s, json_object *pcp, const char *ns, co
 		return -ENOMEM;
 	t->kind = CTL_STORE_REC_TERM;
 	t->fin_pos = UINT8_MAX;
-	{
-		enum ctl_phase ph = CTL_PHASE_NONE;
-
-		if (ctl_phase_parse(kc_json_str(pcp, "status.phase"), &ph) != 0)
-			ph = CTL_PHASE_PENDING;
-		t->phase = (uint8_t)ph;
-	}
+	if (ctl_phase_parse(kc_json_str(pcp, "status.phase"), &ph) != 0)
+		ph = CTL_PHASE_PENDING; /* as ctl_obs_from_pcp reads an unknown phase */
+	t->phase = (uint8_t)ph;
 	for (uint8_t i = 1; i < 4; i++)
 		if (ready && strcmp(ready, ready_names[i]) == 0)
 			t->ready = i;
@@ -198,14 +197,7 @@ int ctl_store_term_new(struct ctl_store *s, json_object *pcp, const char *ns, co
 		t->flags |= T_HAS_TTL;
 	t->deletion_ms = jtime(pcp, "metadata.deletionTimestamp");
 	t->completion_ms = jtime(pcp, "status.completionTime");
-	for (size_t i = 0; conds && json_object_is_type(conds, json_type_array) &&
-			   i < json_object_array_length(conds); i++) {
-		json_object *c = json_object_array_get_idx(conds, i);
-		const char *ty = kc_json_str(c, "type");
-
-		if (ty && strcmp(ty, "Ready") == 0)
-			t->ready_ms = jtime(c, "lastTransitionTime");
-	}
+	t->ready_ms = rc_cond ? jtime(rc_cond, "lastTransitionTime") : 0;
 	if (ctl_store_uid_pack(t->uid, uid))
 		t->flags |= T_UID_BIN;
 	else
