@@ -69,10 +69,29 @@ static size_t rec_size(const void *v)
 
 static void rec_free(struct ctl_store *s, void *v)
 {
-	if (v && rec_is_term(v))
+	struct ctl_slab *sl;
+
+	if (!v)
+		return;
+	if (rec_is_term(v)) {
 		ctl_store_term_free(s, v);
+		return;
+	}
+	sl = ctl_store_slab(s, rec_size(v));
+	if (sl)
+		ctl_slab_free(sl, v);
 	else
 		free(v);
+}
+
+static int slabs_init(struct ctl_store *s)
+{
+	static const size_t slots[CTL_STORE_SLAB_CLASSES] = CTL_STORE_SLAB_SLOTS;
+
+	for (size_t i = 0; i < CTL_STORE_SLAB_CLASSES; i++)
+		if (ctl_slab_init(&s->slabs[i], slots[i]))
+			return -ENOMEM;
+	return 0;
 }
 
 int ctl_store_new(struct ctl_store **out)
@@ -84,12 +103,9 @@ int ctl_store_new(struct ctl_store **out)
 	if (!s)
 		return -ENOMEM;
 	if (ctl_smap_init(&s->pods) || ctl_smap_init(&s->pcps) || ctl_smap_init(&s->idx) ||
-	    ctl_intern_init(&s->strs) || pthread_mutex_init(&s->bytes_lock, NULL)) {
-		ctl_smap_cleanup(&s->pods, free_plain);
-		ctl_smap_cleanup(&s->pcps, free_plain);
-		ctl_smap_cleanup(&s->idx, ctl_store_free_sibs);
-		ctl_intern_cleanup(&s->strs);
-		free(s);
+	    ctl_intern_init(&s->strs) || pthread_mutex_init(&s->bytes_lock, NULL) ||
+	    slabs_init(s)) {
+		ctl_store_free(s);
 		return -ENOMEM;
 	}
 	*out = s;
@@ -100,10 +116,22 @@ void ctl_store_free(struct ctl_store *s)
 {
 	if (!s)
 		return;
+	if (s->pcps.sh[0].b) {
+		/* every CR record back where it came from (texts, slab slots) */
+		struct ctl_smap_ent *gone = ctl_smap_sweep(&s->pcps, UINT64_MAX), *next;
+
+		for (; gone; gone = next) {
+			next = gone->next;
+			rec_free(s, gone->val);
+			free(gone);
+		}
+	}
 	ctl_smap_cleanup(&s->pods, free_plain);
 	ctl_smap_cleanup(&s->pcps, free_plain);
 	ctl_smap_cleanup(&s->idx, ctl_store_free_sibs);
 	ctl_intern_cleanup(&s->strs); /* after the records that referenced its strings */
+	for (size_t i = 0; i < CTL_STORE_SLAB_CLASSES; i++)
+		ctl_slab_cleanup(&s->slabs[i]);
 	pthread_mutex_destroy(&s->bytes_lock);
 	free(s);
 }
@@ -221,8 +249,9 @@ static void bytes_add(struct ctl_store *s, size_t add, size_t sub)
 }
 
 /* The text record of pcp (stripped in place). */
-static int text_new(json_object *pcp, bool terminal, struct pcp_rec **out)
+static int text_new(struct ctl_store *s, json_object *pcp, bool terminal, struct pcp_rec **out)
 {
+	struct ctl_slab *sl;
 	const char *uid, *pod, *json;
 	struct pcp_rec *r;
 	size_t jlen, len, off = 0;
@@ -238,7 +267,8 @@ static int text_new(json_object *pcp, bool terminal, struct pcp_rec **out)
 	len = ctl_store_slen(uid) + ctl_store_slen(pod) + jlen + 3;
 	if (ctl_store_slen(uid) + ctl_store_slen(pod) + 2 > UINT16_MAX || jlen > UINT32_MAX)
 		return -EINVAL;
-	r = malloc(sizeof(*r) + len);
+	sl = ctl_store_slab(s, sizeof(*r) + len);
+	r = sl ? ctl_slab_alloc(sl) : malloc(sizeof(*r) + len);
 	if (!r)
 		return -ENOMEM;
 	r->kind = CTL_STORE_REC_TEXT;
@@ -276,7 +306,7 @@ int ctl_store_pcp_put(struct ctl_store *s, json_object *pcp, uint64_t epoch,
 	if (x.terminal)
 		rc = ctl_store_term_new(s, pcp, nsb, nameb, (struct ctl_store_term **)&r);
 	if (rc == -E2BIG)
-		rc = text_new(pcp, x.terminal, (struct pcp_rec **)&r);
+		rc = text_new(s, pcp, x.terminal, (struct pcp_rec **)&r);
 	if (rc)
 		return rc;
 	pod = rec_pod(r);
@@ -410,4 +440,13 @@ size_t ctl_store_pcp_bytes(struct ctl_store *s)
 	n = s->pcp_bytes;
 	pthread_mutex_unlock(&s->bytes_lock);
 	return n;
+}
+
+size_t ctl_store_mapped_bytes(struct ctl_store *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < CTL_STORE_SLAB_CLASSES; i++)
+		n += ctl_slab_blocks(&s->slabs[i]);
+	return n * CTL_SLAB_BLOCK;
 }

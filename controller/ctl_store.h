@@ -110,6 +110,8 @@ json_object *ctl_store_pcp_get(struct ctl_store *s, const char *ns, const char *
 void ctl_store_pcp_foreach_key(struct ctl_store *s, void (*fn)(void *arg, const char *key),
 			       void *arg);
 size_t ctl_store_pcp_count(struct ctl_store *s);
+/* Bytes the CR records' slabs have mapped outside the malloc heap (ctl_slab.h). */
+size_t ctl_store_mapped_bytes(struct ctl_store *s);
 /* Bytes held by CR records (texts and packed records, without map entries). */
 size_t ctl_store_pcp_bytes(struct ctl_store *s);
 

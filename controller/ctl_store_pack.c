@@ -138,6 +138,7 @@ int ctl_store_term_new(struct ctl_store *s, json_object *pcp, const char *ns, co
 	const char *reason = "", *ready = "", *suffix = NULL, *pol, *f;
 	json_object *fins = kc_json_get(pcp, "metadata.finalizers"), *conds, *rc_cond = NULL;
 	enum ctl_phase ph = CTL_PHASE_NONE;
+	struct ctl_slab *sl;
 	struct ctl_store_term *t = NULL;
 	char dir[CTL_PATH_MAX];
 	size_t len, off = 0, dirlen = 0, nf = 0;
@@ -176,9 +177,11 @@ int ctl_store_term_new(struct ctl_store *s, json_object *pcp, const char *ns, co
 	}
 	if (len > UINT16_MAX || (fins && json_object_array_length(fins) >= UINT8_MAX))
 		return -E2BIG; /* the caller keeps such a CR as text */
-	t = calloc(1, sizeof(*t) + len);
+	sl = ctl_store_slab(s, sizeof(*t) + len);
+	t = sl ? ctl_slab_alloc(sl) : calloc(1, sizeof(*t) + len);
 	if (!t)
 		return -ENOMEM;
+	t->len = (uint16_t)len; /* first: ctl_store_term_free finds the slab by the size */
 	t->kind = CTL_STORE_REC_TERM;
 	t->fin_pos = UINT8_MAX;
 	if (ctl_phase_parse(kc_json_str(pcp, "status.phase"), &ph) != 0)
@@ -224,7 +227,6 @@ int ctl_store_term_new(struct ctl_store *s, json_object *pcp, const char *ns, co
 		nf++;
 	}
 	t->nfin = (uint8_t)nf;
-	t->len = (uint16_t)off;
 	t->node = ctl_intern_get(&s->strs, kc_json_str(pcp, "status.nodeName"));
 	if (!t->node)
 		goto out;
@@ -236,13 +238,29 @@ out:
 	return rc;
 }
 
+struct ctl_slab *ctl_store_slab(struct ctl_store *s, size_t size)
+{
+	static const size_t slots[CTL_STORE_SLAB_CLASSES] = CTL_STORE_SLAB_SLOTS;
+
+	for (size_t i = 0; i < CTL_STORE_SLAB_CLASSES; i++)
+		if (size <= slots[i])
+			return &s->slabs[i];
+	return NULL;
+}
+
 void ctl_store_term_free(struct ctl_store *s, struct ctl_store_term *t)
 {
+	struct ctl_slab *sl;
+
 	if (!t)
 		return;
 	ctl_intern_put(&s->strs, t->node);
 	ctl_intern_put(&s->strs, t->art_dir);
-	free(t);
+	sl = ctl_store_slab(s, ctl_store_term_size(t));
+	if (sl)
+		ctl_slab_free(sl, t);
+	else
+		free(t);
 }
 
 size_t ctl_store_term_size(const struct ctl_store_term *t)
