@@ -9,17 +9,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CTL_SLAB_MALLOC 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CTL_SLAB_MALLOC 1
-#endif
-#endif
-#ifndef CTL_SLAB_MALLOC
-#define CTL_SLAB_MALLOC 0
-#endif
-
 /* At the start of each block; slots follow, from the first multiple of 16. */
 struct ctl_slab_blk {
 	struct ctl_slab_blk *next, *prev; /* in sl->partial or sl->full */

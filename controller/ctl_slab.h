@@ -27,6 +27,19 @@
 
 #define CTL_SLAB_BLOCK (32u * 1024u)
 
+/* 1 under AddressSanitizer (then slots are plain mallocs, and heap figures mean little). */
+#if defined(__SANITIZE_ADDRESS__)
+#define CTL_SLAB_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CTL_SLAB_MALLOC 1
+#endif
+#endif
+#ifndef CTL_SLAB_MALLOC
+#define CTL_SLAB_MALLOC 0
+#endif
+
+
 struct ctl_slab_blk;
 
 struct ctl_slab {

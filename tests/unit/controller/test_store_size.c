@@ -16,19 +16,11 @@
 
 #include <cmocka.h>
 
+#include "ctl_slab.h"
 #include "ctl_store.h"
 #include "kc.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
+#define UNDER_ASAN CTL_SLAB_MALLOC
 
 #define N 10000
 
