@@ -22,7 +22,7 @@
  *     read: uid, resourceVersion, phase, podName, node, completion and Ready
  *     (status, reason, transition time), the artifact path (only its suffix
  *     when it has the helper's layout), the finalizers, deletionTimestamp,
- *     deletionPolicy and the TTL (~100 B, ~190 B with its map entry);
+ *     deletionPolicy and the TTL (~100 B in a slab slot, ~190 B with its map entry);
  *     ctl_store_pcp_get builds the same json-c tree from it as from the
  *     object for those fields. A terminal CR that does not fit the packed
  *     form (255+ finalizers) stays text, with its status stripped to those
