@@ -11,7 +11,7 @@
  *     allocation (~48 B, ~146 B with its map entry);
  *   - a PodCheckpoint that is not terminal: the object as compact JSON text
  *     with what no decision reads stripped (managedFields, the last-applied
- *     annotation, apiVersion/kind, put back on reading), one allocation,
+ *     annotation, apiVersion/kind, put back on reading), one slab slot,
  *     parsed again for the one reconcile that needs it (ctl_store_pcp_get),
  *     so the writers that need the object (the status guard, the condition
  *     merge, the finalizer patch, the Event's involvedObject) keep working
