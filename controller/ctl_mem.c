@@ -1,6 +1,6 @@
 /*
- * ctl_mem.c - per-uid memory of jobs (see ctl_mem.h): a chained hash map
- * under one mutex, doubling its buckets past one record per bucket.
+ * ctl_mem.c - per-uid memory of jobs (see ctl_mem.h), in a ctl_smap keyed
+ * by uid: each record under its shard's lock.
  */
 #include "ctl_mem.h"
 
@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl_smap.h"
+
 struct rec {
-	struct rec *next;
-	uint64_t h;
 	int64_t first_seen_ms;
 	int64_t last_contact_ms;
 	int64_t answer_failed_since_ms;
@@ -24,28 +24,17 @@ struct rec {
 	char *last_error;     /* NULL when "" */
 	char *cert_pem;
 	char answer_reason[CTL_REASON_MAX];
-	char uid[];
 };
 
+/* Keyed by uid; each shard's lock guards its records. */
 struct ctl_mem_table {
-	pthread_mutex_t lock;
-	struct rec **b;
-	size_t nb, len;
+	struct ctl_smap map;
 };
 
-static uint64_t fnv1a(const char *s)
+static void rec_free(void *v)
 {
-	uint64_t h = 1469598103934665603ull;
+	struct rec *r = v;
 
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
-static void rec_free(struct rec *r)
-{
 	if (!r)
 		return;
 	free(r->answer_message);
@@ -61,10 +50,8 @@ int ctl_mem_table_new(struct ctl_mem_table **out)
 	*out = NULL;
 	if (!t)
 		return -ENOMEM;
-	t->nb = 64;
-	t->b = calloc(t->nb, sizeof(*t->b));
-	if (!t->b || pthread_mutex_init(&t->lock, NULL) != 0) {
-		free(t->b);
+	if (ctl_smap_init(&t->map) != 0) {
+		ctl_smap_cleanup(&t->map, rec_free);
 		free(t);
 		return -ENOMEM;
 	}
@@ -76,65 +63,26 @@ void ctl_mem_table_free(struct ctl_mem_table *t)
 {
 	if (!t)
 		return;
-	for (size_t i = 0; i < t->nb; i++) {
-		struct rec *r = t->b[i], *next;
-
-		for (; r; r = next) {
-			next = r->next;
-			rec_free(r);
-		}
-	}
-	free(t->b);
-	pthread_mutex_destroy(&t->lock);
+	ctl_smap_cleanup(&t->map, rec_free);
 	free(t);
 }
 
 size_t ctl_mem_count(struct ctl_mem_table *t)
 {
-	size_t n;
-
-	if (!t)
-		return 0;
-	pthread_mutex_lock(&t->lock);
-	n = t->len;
-	pthread_mutex_unlock(&t->lock);
-	return n;
+	return t ? ctl_smap_len(&t->map) : 0;
 }
 
-static struct rec **find_locked(struct ctl_mem_table *t, const char *uid, uint64_t h)
+/* The shard of uid, locked; *h gets the hash. NULL (nothing locked) without uid. */
+static struct ctl_smap_shard *lock_shard(struct ctl_mem_table *t, const char *uid, uint64_t *h)
 {
-	struct rec **pp = &t->b[h & (t->nb - 1)];
+	struct ctl_smap_shard *sh;
 
-	for (; *pp; pp = &(*pp)->next)
-		if ((*pp)->h == h && strcmp((*pp)->uid, uid) == 0)
-			return pp;
-	return pp;
-}
-
-static struct rec *get_locked(struct ctl_mem_table *t, const char *uid)
-{
-	return uid ? *find_locked(t, uid, fnv1a(uid)) : NULL;
-}
-
-static void grow_locked(struct ctl_mem_table *t)
-{
-	size_t nb = t->nb * 2;
-	struct rec **b = calloc(nb, sizeof(*b));
-
-	if (!b)
-		return;
-	for (size_t i = 0; i < t->nb; i++) {
-		struct rec *r = t->b[i], *next;
-
-		for (; r; r = next) {
-			next = r->next;
-			r->next = b[r->h & (nb - 1)];
-			b[r->h & (nb - 1)] = r;
-		}
-	}
-	free(t->b);
-	t->b = b;
-	t->nb = nb;
+	if (!t || !uid || !uid[0])
+		return NULL;
+	*h = ctl_smap_hash(uid);
+	sh = ctl_smap_shard(&t->map, *h);
+	pthread_mutex_lock(&sh->lock);
+	return sh;
 }
 
 /* Replaces *slot by a copy of s (NULL for ""); keeps the old one if out of memory. */
@@ -154,31 +102,29 @@ static void set_str(char **slot, const char *s)
 int ctl_mem_snapshot(struct ctl_mem_table *t, const char *uid, int64_t now, bool create,
 		     struct ctl_mem_view *out)
 {
-	struct rec **pp, *r;
-	uint64_t h;
-	size_t ulen;
+	struct ctl_smap_shard *sh;
+	struct rec *r;
+	uint64_t h = 0;
+	void *old = NULL;
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (!t || !uid)
+	sh = lock_shard(t, uid, &h);
+	if (!sh)
 		return 0;
-	h = fnv1a(uid);
-	pthread_mutex_lock(&t->lock);
-	pp = find_locked(t, uid, h);
-	r = *pp;
+	r = ctl_smap_get_locked(sh, h, uid);
 	if (!r && create) {
-		ulen = strlen(uid);
-		r = calloc(1, sizeof(*r) + ulen + 1);
+		r = calloc(1, sizeof(*r));
 		if (!r) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		memcpy(r->uid, uid, ulen + 1);
-		r->h = h;
 		r->first_seen_ms = now;
-		*pp = r;
-		if (++t->len > t->nb)
-			grow_locked(t);
+		rc = ctl_smap_put_locked(sh, h, uid, r, 0, &old);
+		if (rc) {
+			free(r);
+			goto out;
+		}
 	}
 	if (!r)
 		goto out;
@@ -199,7 +145,7 @@ int ctl_mem_snapshot(struct ctl_mem_table *t, const char *uid, int64_t now, bool
 			rc = -ENOMEM;
 	}
 out:
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&sh->lock);
 	return rc;
 }
 
@@ -213,18 +159,15 @@ void ctl_mem_view_cleanup(struct ctl_mem_view *v)
 
 void ctl_mem_forget(struct ctl_mem_table *t, const char *uid)
 {
-	struct rec **pp, *r = NULL;
+	struct ctl_smap_shard *sh;
+	uint64_t h = 0;
+	void *r;
 
-	if (!t || !uid)
+	sh = lock_shard(t, uid, &h);
+	if (!sh)
 		return;
-	pthread_mutex_lock(&t->lock);
-	pp = find_locked(t, uid, fnv1a(uid));
-	if (*pp) {
-		r = *pp;
-		*pp = r->next;
-		t->len--;
-	}
-	pthread_mutex_unlock(&t->lock);
+	r = ctl_smap_del_locked(sh, h, uid);
+	pthread_mutex_unlock(&sh->lock);
 	rec_free(r);
 }
 
@@ -232,12 +175,14 @@ void ctl_mem_record_call(struct ctl_mem_table *t, const char *uid, int64_t now, 
 			 enum ctl_answer answer, const char *reason, const char *message,
 			 const char *err, bool checkpoint, const char *cert_pem, size_t ncontainers)
 {
+	struct ctl_smap_shard *sh;
 	struct rec *r;
+	uint64_t h = 0;
 
-	if (!t)
+	sh = lock_shard(t, uid, &h);
+	if (!sh)
 		return;
-	pthread_mutex_lock(&t->lock);
-	r = get_locked(t, uid);
+	r = ctl_smap_get_locked(sh, h, uid);
 	if (!r)
 		goto out;
 	if (checkpoint) {
@@ -259,18 +204,20 @@ void ctl_mem_record_call(struct ctl_mem_table *t, const char *uid, int64_t now, 
 	ctl_copy(r->answer_reason, sizeof(r->answer_reason), reason);
 	set_str(&r->answer_message, message);
 out:
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&sh->lock);
 }
 
 void ctl_mem_delete_result(struct ctl_mem_table *t, const char *uid, int64_t now, bool ok,
 			   const char *err)
 {
+	struct ctl_smap_shard *sh;
 	struct rec *r;
+	uint64_t h = 0;
 
-	if (!t)
+	sh = lock_shard(t, uid, &h);
+	if (!sh)
 		return;
-	pthread_mutex_lock(&t->lock);
-	r = get_locked(t, uid);
+	r = ctl_smap_get_locked(sh, h, uid);
 	if (r) {
 		if (ok)
 			r->delete_failing_since_ms = 0;
@@ -278,18 +225,20 @@ void ctl_mem_delete_result(struct ctl_mem_table *t, const char *uid, int64_t now
 			r->delete_failing_since_ms = now;
 		set_str(&r->last_error, ok ? NULL : err);
 	}
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&sh->lock);
 }
 
 void ctl_mem_mark_queued_event(struct ctl_mem_table *t, const char *uid)
 {
+	struct ctl_smap_shard *sh;
 	struct rec *r;
+	uint64_t h = 0;
 
-	if (!t)
+	sh = lock_shard(t, uid, &h);
+	if (!sh)
 		return;
-	pthread_mutex_lock(&t->lock);
-	r = get_locked(t, uid);
+	r = ctl_smap_get_locked(sh, h, uid);
 	if (r)
 		r->queued_event_sent = true;
-	pthread_mutex_unlock(&t->lock);
+	pthread_mutex_unlock(&sh->lock);
 }

@@ -4,7 +4,8 @@
  * certificate used at dispatch. Not in the API: lost on restart, which the
  * decision allows for (ctl_reconcile.h).
  *
- * A hash map keyed by uid under one mutex, held only for O(1) lookups. A
+ * A sharded map keyed by uid (ctl_smap.h), a shard lock held only for one
+ * O(1) lookup or update. A
  * record is ~200 bytes (messages on the heap, only when set), created when
  * a reconcile of a live CR first needs it and freed when the CR is deleted,
  * or as soon as the cache shows it terminal with nothing left to do (no

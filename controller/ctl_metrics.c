@@ -19,11 +19,10 @@ static struct mx_family *ctl_mx_dispatch, *ctl_mx_helpers, *ctl_mx_queue, *ctl_m
 
 struct ctl_metrics {
 	const struct ctl_options *opts;
-	struct kc_config *cfg;
 	struct ctl_queue *q;
 	struct mx_http *http;
 	struct mx_ticker *ticker;
-	struct kc_client *c; /* the ticker's */
+	_Atomic(struct kc_cache *) leases; /* the Lease informer's (borrowed), NULL until synced */
 	atomic_bool synced;
 	int beat;
 };
@@ -49,50 +48,41 @@ static int ctl_ready(void *arg, char *why, size_t cap)
 	return kc_api_check(m->opts->leader_elect ? CTL_READY_API_AGE_MS : 0, why, cap) ? 1 : 0;
 }
 
-/*
- * Counts Leases of node helpers (pcp-helper-<node>) renewed within their
- * duration. By name, not by label: the helper's label patch is not granted
- * by its Role today.
- */
-static int ctl_count_helpers(struct kc_client *c, const char *ns, int *n)
+struct helper_count {
+	int64_t now;
+	int n;
+};
+
+static void count_helper(void *arg, json_object *it)
 {
-	json_object *list = NULL, *items;
-	struct kc_status st;
-	char path[512];
-	int64_t now = kc_now_ms();
-	int rc;
+	struct helper_count *hc = arg;
+	const char *name = kc_json_str(it, "metadata.name");
+	const char *rt = kc_json_str(it, "spec.renewTime");
+	int64_t dur = kc_json_int64(it, "spec.leaseDurationSeconds", 0, NULL), t = 0;
 
-	*n = 0;
-	snprintf(path, sizeof(path), "/apis/coordination.k8s.io/v1/namespaces/%s/leases", ns);
-	rc = kc_get(c, path, &list, &st);
-	if (rc)
-		goto out;
-	items = json_object_object_get(list, "items");
-	for (size_t i = 0; items && i < json_object_array_length(items); i++) {
-		json_object *it = json_object_array_get_idx(items, i);
-		const char *name = kc_json_str(it, "metadata.name");
-		const char *rt = kc_json_str(it, "spec.renewTime");
-		int64_t dur = kc_json_int64(it, "spec.leaseDurationSeconds", 0, NULL), t = 0;
+	if (name && strncmp(name, "pcp-helper-", 11) == 0 && rt && kc_time_parse(rt, &t) == 0 &&
+	    t + dur * 1000 > hc->now)
+		hc->n++;
+}
 
-		if (name && strncmp(name, "pcp-helper-", 11) == 0 && rt &&
-		    kc_time_parse(rt, &t) == 0 && t + dur * 1000 > now)
-			(*n)++;
-	}
-out:
-	json_object_put(list);
-	return rc;
+int ctl_metrics_count_helpers(struct kc_cache *leases, int64_t now_ms)
+{
+	struct helper_count hc = { .now = now_ms, .n = 0 };
+
+	kc_cache_foreach(leases, count_helper, &hc);
+	return hc.n;
 }
 
 static void ctl_metrics_tick(void *arg)
 {
 	struct ctl_metrics *m = arg;
-	int n = 0;
+	struct kc_cache *leases = atomic_load(&m->leases);
 
-	if (ctl_count_helpers(m->c, m->opts->ns, &n) == 0)
-		mx_gauge_set(ctl_mx_helpers, n, NULL, 0);
+	if (leases)
+		mx_gauge_set(ctl_mx_helpers, ctl_metrics_count_helpers(leases, kc_now_ms()), NULL, 0);
 }
 
-int ctl_metrics_start(const struct ctl_options *opts, struct kc_config *cfg, struct ctl_queue *q,
+int ctl_metrics_start(const struct ctl_options *opts, struct ctl_queue *q,
 		      struct ctl_metrics **out, char *err, size_t errlen)
 {
 	struct ctl_metrics *m;
@@ -104,7 +94,6 @@ int ctl_metrics_start(const struct ctl_options *opts, struct kc_config *cfg, str
 	if (!m)
 		return -ENOMEM;
 	m->opts = opts;
-	m->cfg = cfg;
 	m->q = q;
 	m->beat = -1;
 	mx_register_process("controller", PCP_VERSION);
@@ -141,12 +130,7 @@ int ctl_metrics_start(const struct ctl_options *opts, struct kc_config *cfg, str
 	if (m->http)
 		LOG_INFO("msg=\"serving metrics\" addr=%s port=%d", opts->metrics_addr,
 			 mx_http_port(m->http));
-	rc = kc_client_new(cfg, &m->c);
-	if (!rc) {
-		kc_client_set_timeout(m->c, 5000);
-		kc_client_set_user_agent(m->c, "podcheckpoint-controller/metrics");
-		rc = mx_ticker_start(ctl_metrics_tick, m, CTL_METRICS_HELPERS_S, &m->ticker);
-	}
+	rc = mx_ticker_start(ctl_metrics_tick, m, CTL_METRICS_HELPERS_S, &m->ticker);
 	if (rc) {
 		snprintf(err, errlen, "cannot start the metrics thread: %s", strerror(-rc));
 		goto fail;
@@ -158,10 +142,12 @@ fail:
 	return rc;
 }
 
-void ctl_metrics_set_synced(struct ctl_metrics *m)
+void ctl_metrics_set_synced(struct ctl_metrics *m, struct kc_cache *leases)
 {
-	if (m)
-		atomic_store(&m->synced, true);
+	if (!m)
+		return;
+	atomic_store(&m->leases, leases);
+	atomic_store(&m->synced, true);
 }
 
 void ctl_metrics_beat(struct ctl_metrics *m)
@@ -193,7 +179,6 @@ void ctl_metrics_stop(struct ctl_metrics *m)
 		return;
 	mx_http_stop(m->http);
 	mx_ticker_stop(m->ticker);
-	kc_client_free(m->c);
 	mx_beat_retire(m->beat);
 	free(m);
 }

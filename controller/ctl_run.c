@@ -244,7 +244,7 @@ int ctl_run(const struct ctl_options *opts, volatile sig_atomic_t *stop)
 		ctx.pool = chpool;
 	}
 	pool.ctx = &ctx;
-	rc = ctl_metrics_start(opts, cfg, q, &metrics, err, sizeof(err));
+	rc = ctl_metrics_start(opts, q, &metrics, err, sizeof(err));
 	if (rc) {
 		LOG_ERROR("msg=\"cannot serve metrics\" error=\"%s\" rc=%d", err, rc);
 		goto out;
@@ -271,7 +271,7 @@ int ctl_run(const struct ctl_options *opts, volatile sig_atomic_t *stop)
 		goto out;
 	}
 	LOG_INFO("msg=\"caches synced\"");
-	ctl_metrics_set_synced(metrics);
+	ctl_metrics_set_synced(metrics, kc_informer_cache(ctx.lease_inf));
 
 	if (opts->leader_elect) {
 		struct ctl_leader_opts lo = {
@@ -302,9 +302,9 @@ out:
 	ctx.pool = NULL;
 	if (q)
 		ctl_queue_shutdown(q);
+	ctl_metrics_stop(metrics); /* its ticker reads the Lease informer's cache */
 	if (ctx_ok)
 		ctl_ctx_cleanup(&ctx);
-	ctl_metrics_stop(metrics);
 	ctl_queue_free(q);
 	kc_config_free(cfg);
 	LOG_INFO("msg=\"stopped\" rc=%d", rc);

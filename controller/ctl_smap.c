@@ -23,7 +23,8 @@ int ctl_smap_init(struct ctl_smap *m)
 	for (size_t i = 0; i < CTL_SMAP_SHARDS; i++) {
 		struct ctl_smap_shard *sh = &m->sh[i];
 
-		sh->nb = 16;
+		sh->len = 0;
+		sh->nb = CTL_SMAP_MIN_BUCKETS;
 		sh->b = calloc(sh->nb, sizeof(*sh->b));
 		if (!sh->b || pthread_mutex_init(&sh->lock, NULL) != 0)
 			return -ENOMEM; /* ctl_smap_cleanup frees what was made */
@@ -68,13 +69,14 @@ struct ctl_smap_ent **ctl_smap_find_locked(struct ctl_smap_shard *sh, uint64_t h
 	return pp;
 }
 
-static void ctl_smap_grow_locked(struct ctl_smap_shard *sh)
+
+/* Rehashes the shard into nb buckets (a power of two); keeps the old ones if out of memory. */
+static void ctl_smap_resize_locked(struct ctl_smap_shard *sh, size_t nb)
 {
-	size_t nb = sh->nb * 2;
 	struct ctl_smap_ent **b = calloc(nb, sizeof(*b));
 
 	if (!b)
-		return; /* longer chains, still correct */
+		return; /* longer chains (or more buckets), still correct */
 	for (size_t i = 0; i < sh->nb; i++) {
 		struct ctl_smap_ent *e = sh->b[i], *next;
 
@@ -87,6 +89,13 @@ static void ctl_smap_grow_locked(struct ctl_smap_shard *sh)
 	free(sh->b);
 	sh->b = b;
 	sh->nb = nb;
+}
+
+/* After removals: a quarter full or less, half the buckets (so a map emptied shrinks back). */
+static void ctl_smap_shrink_locked(struct ctl_smap_shard *sh)
+{
+	if (sh->nb > CTL_SMAP_MIN_BUCKETS && sh->len <= sh->nb / 4)
+		ctl_smap_resize_locked(sh, sh->nb / 2);
 }
 
 /* Inserts or replaces key's value (taking val); *old gets the value replaced (or NULL). */
@@ -114,7 +123,7 @@ int ctl_smap_put_locked(struct ctl_smap_shard *sh, uint64_t h, const char *key, 
 	e->next = NULL;
 	*pp = e;
 	if (++sh->len > sh->nb)
-		ctl_smap_grow_locked(sh);
+		ctl_smap_resize_locked(sh, sh->nb * 2);
 	return 0;
 }
 
@@ -130,6 +139,7 @@ void *ctl_smap_del_locked(struct ctl_smap_shard *sh, uint64_t h, const char *key
 	val = e->val;
 	free(e);
 	sh->len--;
+	ctl_smap_shrink_locked(sh);
 	return val;
 }
 
@@ -177,6 +187,8 @@ struct ctl_smap_ent *ctl_smap_sweep(struct ctl_smap *m, uint64_t epoch)
 				gone = e;
 			}
 		}
+		while (sh->nb > CTL_SMAP_MIN_BUCKETS && sh->len <= sh->nb / 4)
+			ctl_smap_resize_locked(sh, sh->nb / 2);
 		pthread_mutex_unlock(&sh->lock);
 	}
 	return gone;

@@ -1,7 +1,10 @@
 /*
  * ctl_smap.h - a string-keyed hash map split into CTL_SMAP_SHARDS shards,
  * each a chained hash under its own mutex that doubles its buckets past one
- * entry per bucket (prefix ctl_smap_). The building block of ctl_store.c.
+ * entry per bucket and halves them when a quarter full or less (down to
+ * CTL_SMAP_MIN_BUCKETS), so a map emptied gives its memory back
+ * (prefix ctl_smap_). Removals (del, sweep) may rehash: a slot from
+ * ctl_smap_find_locked is valid only until the next put or removal. The building block of ctl_store.c.
  *
  * The caller picks the shard (ctl_smap_shard of the key's hash), takes its
  * lock, and uses the _locked calls; values are opaque (void *) and owned by
@@ -17,6 +20,7 @@
 #include <stdint.h>
 
 #define CTL_SMAP_SHARDS 16u
+#define CTL_SMAP_MIN_BUCKETS 16u /* per shard; a shard shrinks back to it when emptied */
 
 struct ctl_smap_ent {
 	struct ctl_smap_ent *next;

@@ -1,8 +1,12 @@
 /*
- * ctl_store.c - the controller's compact cache (see ctl_store.h).
+ * ctl_store.c - the controller's compact cache (see ctl_store.h): the
+ * store itself and its PodCheckpoint records (text, or packed when
+ * terminal: ctl_store_pack.c). Pods: ctl_store_pod.c; the pod -> CRs
+ * index: ctl_store_index.c.
  *
  * Three sharded string-keyed maps (ctl_smap.h: pods, CRs, the pod -> CRs
- * index). Each entry holds its key inline and one value allocation.
+ * index) and the interned strings. Each entry holds its key inline and one
+ * value allocation.
  */
 #include "ctl_store.h"
 
@@ -16,43 +20,78 @@
 #include "ctl_store_int.h"
 #include "kc.h"
 
-
-
-/* "ns/name" into ns and name (bounded). */
-static void split_key(const char *key, char *ns, size_t nscap, char *name, size_t namecap)
-{
-	const char *slash = strchr(key, '/');
-	size_t n = slash ? (size_t)(slash - key) : 0;
-
-	if (n >= nscap)
-		n = nscap - 1;
-	memcpy(ns, key, n);
-	ns[n] = '\0';
-	ctl_copy(name, namecap, slash ? slash + 1 : key);
-}
-
 /* ---------------------------------------------------------------- records */
 
-/* A pod: strings packed after the struct: uid \0 node \0 phase \0 containers (each \0). */
-struct pod_rec {
-	bool deleting;
-	uint8_t ncont;
-	uint16_t node_off, phase_off, cont_off;
-	char buf[];
-};
-
-/* A CR: uid \0 pod \0 json \0 packed after the struct. */
+/* A CR that is not terminal: uid \0 pod \0 json \0 packed after the struct. */
 struct pcp_rec {
-	bool terminal;
+	uint8_t kind; /* CTL_STORE_REC_TEXT */
+	bool terminal; /* the text form of a terminal CR that does not pack */
 	uint16_t pod_off;
 	uint32_t json_off;
 	size_t json_len;
 	char buf[];
 };
 
+/* No intern references dropped: only when the whole store goes. */
 static void free_plain(void *v)
 {
 	free(v);
+}
+
+/* ---------------------------------------------------------------- either CR record */
+
+static bool rec_is_term(const void *v)
+{
+	return *(const uint8_t *)v == CTL_STORE_REC_TERM;
+}
+
+static const char *rec_pod(const void *v)
+{
+	const struct pcp_rec *r = v;
+
+	return rec_is_term(v) ? ctl_store_term_pod(v) : r->buf + r->pod_off;
+}
+
+static void rec_uid(const void *v, char *buf, size_t cap)
+{
+	if (rec_is_term(v))
+		ctl_store_term_uid(v, buf, cap);
+	else
+		ctl_copy(buf, cap, ((const struct pcp_rec *)v)->buf);
+}
+
+static size_t rec_size(const void *v)
+{
+	const struct pcp_rec *r = v;
+
+	return rec_is_term(v) ? ctl_store_term_size(v) : sizeof(*r) + r->json_off + r->json_len + 1;
+}
+
+static void rec_free(struct ctl_store *s, void *v)
+{
+	struct ctl_slab *sl;
+
+	if (!v)
+		return;
+	if (rec_is_term(v)) {
+		ctl_store_term_free(s, v);
+		return;
+	}
+	sl = ctl_store_slab(s, rec_size(v));
+	if (sl)
+		ctl_slab_free(sl, v);
+	else
+		free(v);
+}
+
+static int slabs_init(struct ctl_store *s)
+{
+	static const size_t slots[CTL_STORE_SLAB_CLASSES] = CTL_STORE_SLAB_SLOTS;
+
+	for (size_t i = 0; i < CTL_STORE_SLAB_CLASSES; i++)
+		if (ctl_slab_init(&s->slabs[i], slots[i]))
+			return -ENOMEM;
+	return 0;
 }
 
 int ctl_store_new(struct ctl_store **out)
@@ -64,11 +103,9 @@ int ctl_store_new(struct ctl_store **out)
 	if (!s)
 		return -ENOMEM;
 	if (ctl_smap_init(&s->pods) || ctl_smap_init(&s->pcps) || ctl_smap_init(&s->idx) ||
-	    pthread_mutex_init(&s->bytes_lock, NULL)) {
-		ctl_smap_cleanup(&s->pods, free_plain);
-		ctl_smap_cleanup(&s->pcps, free_plain);
-		ctl_smap_cleanup(&s->idx, ctl_store_free_sibs);
-		free(s);
+	    ctl_intern_init(&s->strs) || pthread_mutex_init(&s->bytes_lock, NULL) ||
+	    slabs_init(s)) {
+		ctl_store_free(s);
 		return -ENOMEM;
 	}
 	*out = s;
@@ -79,177 +116,24 @@ void ctl_store_free(struct ctl_store *s)
 {
 	if (!s)
 		return;
+	if (s->pcps.sh[0].b) {
+		/* every CR record back where it came from (texts, slab slots) */
+		struct ctl_smap_ent *gone = ctl_smap_sweep(&s->pcps, UINT64_MAX), *next;
+
+		for (; gone; gone = next) {
+			next = gone->next;
+			rec_free(s, gone->val);
+			free(gone);
+		}
+	}
 	ctl_smap_cleanup(&s->pods, free_plain);
 	ctl_smap_cleanup(&s->pcps, free_plain);
 	ctl_smap_cleanup(&s->idx, ctl_store_free_sibs);
+	ctl_intern_cleanup(&s->strs); /* after the records that referenced its strings */
+	for (size_t i = 0; i < CTL_STORE_SLAB_CLASSES; i++)
+		ctl_slab_cleanup(&s->slabs[i]);
 	pthread_mutex_destroy(&s->bytes_lock);
 	free(s);
-}
-
-/* ---------------------------------------------------------------- pods */
-
-static size_t slen(const char *s)
-{
-	return s ? strlen(s) : 0;
-}
-
-/* Appends s (truncated to cap-1) and its NUL at *off. */
-static void pack(char *buf, size_t *off, const char *s, size_t cap)
-{
-	size_t n = slen(s);
-
-	if (n >= cap)
-		n = cap - 1;
-	if (n)
-		memcpy(buf + *off, s, n);
-	buf[*off + n] = '\0';
-	*off += n + 1;
-}
-
-/* The containers that can be checkpointed, as ctl_obs_set_pod lists them. */
-static size_t pod_containers(json_object *pod, const char **names, size_t cap)
-{
-	json_object *v = kc_json_get(pod, "spec.containers");
-	size_t n = 0;
-
-	if (v && json_object_is_type(v, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(v) && n < cap; i++) {
-			const char *s = kc_json_str(json_object_array_get_idx(v, i), "name");
-
-			if (s && *s)
-				names[n++] = s;
-		}
-	}
-	v = kc_json_get(pod, "spec.initContainers");
-	if (v && json_object_is_type(v, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(v) && n < cap; i++) {
-			json_object *c = json_object_array_get_idx(v, i);
-			const char *s = kc_json_str(c, "name"), *rp = kc_json_str(c, "restartPolicy");
-
-			if (s && *s && rp && strcmp(rp, "Always") == 0)
-				names[n++] = s;
-		}
-	}
-	return n;
-}
-
-int ctl_store_pod_put(struct ctl_store *s, json_object *pod, uint64_t epoch)
-{
-	const char *names[CTL_MAX_CONTAINERS];
-	const char *uid = kc_json_str(pod, "metadata.uid"), *node = kc_json_str(pod, "spec.nodeName");
-	const char *phase = kc_json_str(pod, "status.phase");
-	char key[CTL_STORE_KEY_MAX];
-	struct pod_rec *r;
-	struct ctl_smap_shard *sh;
-	size_t n, len, off = 0;
-	uint64_t h;
-	void *old = NULL;
-	int rc;
-
-	rc = ctl_store_key(key, sizeof(key), kc_json_str(pod, "metadata.namespace"),
-		      kc_json_str(pod, "metadata.name"));
-	if (rc)
-		return -EINVAL;
-	n = pod_containers(pod, names, CTL_MAX_CONTAINERS);
-	len = slen(uid) + slen(node) + slen(phase) + 3;
-	for (size_t i = 0; i < n; i++)
-		len += slen(names[i]) + 1;
-	if (len > UINT16_MAX)
-		return -EINVAL;
-	r = malloc(sizeof(*r) + len);
-	if (!r)
-		return -ENOMEM;
-	r->deleting = kc_json_get(pod, "metadata.deletionTimestamp") != NULL;
-	r->ncont = (uint8_t)n;
-	pack(r->buf, &off, uid, CTL_UID_MAX);
-	r->node_off = (uint16_t)off;
-	pack(r->buf, &off, node, CTL_NAME_MAX);
-	r->phase_off = (uint16_t)off;
-	pack(r->buf, &off, phase, 32);
-	r->cont_off = (uint16_t)off;
-	for (size_t i = 0; i < n; i++)
-		pack(r->buf, &off, names[i], CTL_NAME_MAX);
-	h = ctl_smap_hash(key);
-	sh = ctl_smap_shard(&s->pods, h);
-	pthread_mutex_lock(&sh->lock);
-	rc = ctl_smap_put_locked(sh, h, key, r, epoch, &old);
-	pthread_mutex_unlock(&sh->lock);
-	if (rc)
-		free(r);
-	free(old);
-	return rc;
-}
-
-int ctl_store_pod_delete(struct ctl_store *s, const char *ns, const char *name)
-{
-	char key[CTL_STORE_KEY_MAX];
-	struct ctl_smap_shard *sh;
-	uint64_t h;
-	void *v;
-
-	if (ctl_store_key(key, sizeof(key), ns, name))
-		return -ENOENT;
-	h = ctl_smap_hash(key);
-	sh = ctl_smap_shard(&s->pods, h);
-	pthread_mutex_lock(&sh->lock);
-	v = ctl_smap_del_locked(sh, h, key);
-	pthread_mutex_unlock(&sh->lock);
-	free(v);
-	return v ? 0 : -ENOENT;
-}
-
-bool ctl_store_pod_obs(struct ctl_store *s, const char *ns, const char *name, struct ctl_obs *o)
-{
-	char key[CTL_STORE_KEY_MAX];
-	struct pod_rec *r;
-	struct ctl_smap_shard *sh;
-	uint64_t h;
-
-	o->pod_exists = false;
-	o->pod_uid[0] = o->pod_phase[0] = o->pod_node[0] = '\0';
-	o->pod_deleting = false;
-	o->npod_containers = 0;
-	if (ctl_store_key(key, sizeof(key), ns, name))
-		return false;
-	h = ctl_smap_hash(key);
-	sh = ctl_smap_shard(&s->pods, h);
-	pthread_mutex_lock(&sh->lock);
-	r = ctl_smap_get_locked(sh, h, key);
-	if (r) {
-		const char *c = r->buf + r->cont_off;
-
-		o->pod_exists = true;
-		ctl_copy(o->pod_uid, sizeof(o->pod_uid), r->buf);
-		ctl_copy(o->pod_node, sizeof(o->pod_node), r->buf + r->node_off);
-		ctl_copy(o->pod_phase, sizeof(o->pod_phase), r->buf + r->phase_off);
-		o->pod_deleting = r->deleting;
-		for (size_t i = 0; i < r->ncont && i < CTL_MAX_CONTAINERS; i++) {
-			ctl_copy(o->pod_containers[o->npod_containers++], CTL_NAME_MAX, c);
-			c += strlen(c) + 1;
-		}
-	}
-	pthread_mutex_unlock(&sh->lock);
-	return r != NULL;
-}
-
-size_t ctl_store_pod_count(struct ctl_store *s)
-{
-	return ctl_smap_len(&s->pods);
-}
-
-void ctl_store_pod_sweep(struct ctl_store *s, uint64_t epoch, ctl_store_gone_fn fn, void *arg)
-{
-	struct ctl_smap_ent *gone = ctl_smap_sweep(&s->pods, epoch), *next;
-	char ns[CTL_NS_MAX], name[CTL_NAME_MAX];
-
-	for (; gone; gone = next) {
-		next = gone->next;
-		split_key(gone->key, ns, sizeof(ns), name, sizeof(name));
-		if (fn)
-			fn(arg, ns, name, NULL, NULL);
-		free(gone->val);
-		free(gone);
-	}
 }
 
 /* ---------------------------------------------------------------- PodCheckpoints */
@@ -347,13 +231,13 @@ static void strip_pcp(json_object *pcp, bool terminal)
 		strip_terminal_status(pcp);
 }
 
-static void change_from(struct ctl_store_change *chg, const struct pcp_rec *r)
+static void change_from(struct ctl_store_change *chg, const void *r)
 {
 	if (!chg)
 		return;
-	chg->terminal = r->terminal;
-	ctl_copy(chg->uid, sizeof(chg->uid), r->buf);
-	ctl_copy(chg->pod, sizeof(chg->pod), r->buf + r->pod_off);
+	chg->terminal = rec_is_term(r) || ((const struct pcp_rec *)r)->terminal;
+	rec_uid(r, chg->uid, sizeof(chg->uid));
+	ctl_copy(chg->pod, sizeof(chg->pod), rec_pod(r));
 }
 
 static void bytes_add(struct ctl_store *s, size_t add, size_t sub)
@@ -364,102 +248,127 @@ static void bytes_add(struct ctl_store *s, size_t add, size_t sub)
 	pthread_mutex_unlock(&s->bytes_lock);
 }
 
-int ctl_store_pcp_put(struct ctl_store *s, json_object *pcp, uint64_t epoch,
-		      struct ctl_store_change *chg)
+/* The text record of pcp (stripped in place). */
+static int text_new(struct ctl_store *s, json_object *pcp, bool terminal, struct pcp_rec **out)
 {
-	const char *ns = kc_json_str(pcp, "metadata.namespace"), *name = kc_json_str(pcp, "metadata.name");
+	struct ctl_slab *sl;
 	const char *uid, *pod, *json;
-	char key[CTL_STORE_KEY_MAX], oldpod[CTL_NAME_MAX] = "";
-	struct ctl_other x;
-	struct pcp_rec *r = NULL, *old = NULL;
-	struct ctl_smap_shard *sh;
-	size_t jlen, off = 0, len;
-	uint64_t h;
-	int rc;
+	struct pcp_rec *r;
+	size_t jlen, len, off = 0;
 
-	if (ctl_store_key(key, sizeof(key), ns, name) || !ns[0])
-		return -EINVAL;
-	ctl_other_from_pcp(&x, pcp);
-	strip_pcp(pcp, x.terminal);
+	*out = NULL;
+	strip_pcp(pcp, terminal);
 	uid = kc_json_str(pcp, "metadata.uid");
 	pod = kc_json_str(pcp, "spec.podName");
 	json = json_object_to_json_string_ext(pcp, JSON_C_TO_STRING_PLAIN);
 	if (!json)
 		return -ENOMEM;
 	jlen = strlen(json);
-	len = slen(uid) + slen(pod) + jlen + 3;
-	if (slen(uid) + slen(pod) + 2 > UINT16_MAX || jlen > UINT32_MAX)
+	len = ctl_store_slen(uid) + ctl_store_slen(pod) + jlen + 3;
+	if (ctl_store_slen(uid) + ctl_store_slen(pod) + 2 > UINT16_MAX || jlen > UINT32_MAX)
 		return -EINVAL;
-	r = malloc(sizeof(*r) + len);
+	sl = ctl_store_slab(s, sizeof(*r) + len);
+	r = sl ? ctl_slab_alloc(sl) : malloc(sizeof(*r) + len);
 	if (!r)
 		return -ENOMEM;
-	r->terminal = x.terminal;
-	pack(r->buf, &off, uid, CTL_UID_MAX);
+	r->kind = CTL_STORE_REC_TEXT;
+	r->terminal = terminal;
+	ctl_store_pack_str(r->buf, &off, uid, CTL_UID_MAX);
 	r->pod_off = (uint16_t)off;
-	pack(r->buf, &off, pod, CTL_NAME_MAX);
+	ctl_store_pack_str(r->buf, &off, pod, CTL_NAME_MAX);
 	r->json_off = (uint32_t)off;
 	memcpy(r->buf + off, json, jlen + 1);
 	r->json_len = jlen;
+	*out = r;
+	return 0;
+}
+
+int ctl_store_pcp_put(struct ctl_store *s, json_object *pcp, uint64_t epoch,
+		      struct ctl_store_change *chg)
+{
+	const char *ns = kc_json_str(pcp, "metadata.namespace"), *name = kc_json_str(pcp, "metadata.name");
+	char key[CTL_STORE_KEY_MAX], oldpod[CTL_NAME_MAX] = "", nsb[CTL_NS_MAX], nameb[CTL_NAME_MAX];
+	struct ctl_other x;
+	void *r = NULL, *old = NULL;
+	struct ctl_smap_shard *sh;
+	const char *pod;
+	size_t freed;
+	uint64_t h;
+	int rc;
+
+	if (ctl_store_key(key, sizeof(key), ns, name) || !ns[0])
+		return -EINVAL;
+	ctl_copy(nsb, sizeof(nsb), ns); /* the text form strips pcp in place */
+	ctl_copy(nameb, sizeof(nameb), name);
+	ctl_other_from_pcp(&x, pcp);
+	x.name = nameb;
+	rc = -E2BIG;
+	if (x.terminal)
+		rc = ctl_store_term_new(s, pcp, nsb, nameb, (struct ctl_store_term **)&r);
+	if (rc == -E2BIG)
+		rc = text_new(s, pcp, x.terminal, (struct pcp_rec **)&r);
+	if (rc)
+		return rc;
+	pod = rec_pod(r);
 	h = ctl_smap_hash(key);
 	sh = ctl_smap_shard(&s->pcps, h);
 	pthread_mutex_lock(&sh->lock);
-	rc = ctl_smap_put_locked(sh, h, key, r, epoch, (void **)&old);
+	rc = ctl_smap_put_locked(sh, h, key, r, epoch, &old);
 	if (old)
-		ctl_copy(oldpod, sizeof(oldpod), old->buf + old->pod_off);
+		ctl_copy(oldpod, sizeof(oldpod), rec_pod(old));
 	pthread_mutex_unlock(&sh->lock);
 	if (rc) {
-		free(r);
+		rec_free(s, r);
 		return rc;
 	}
-	bytes_add(s, sizeof(*r) + len, old ? sizeof(*old) + old->json_off + old->json_len + 1 : 0);
-	free(old);
-	/* The index (one writer: this informer thread). x.name is borrowed from pcp. */
-	if (oldpod[0] && (!pod || strcmp(oldpod, pod) != 0))
-		ctl_store_idx_remove(s, ns, oldpod, name);
-	rc = ctl_store_idx_set(s, ns, pod, &x);
-	change_from(chg, r);
+	bytes_add(s, rec_size(r), old ? rec_size(old) : 0);
+	freed = old && rec_size(old) > rec_size(r) ? rec_size(old) - rec_size(r) : 0;
+	rec_free(s, old);
+	/* The index holds the CRs that are not terminal (one writer: this informer thread). */
+	if (oldpod[0] && strcmp(oldpod, pod) != 0)
+		ctl_store_idx_remove(s, nsb, oldpod, nameb);
+	if (x.terminal)
+		ctl_store_idx_remove(s, nsb, pod, nameb);
+	else
+		rc = ctl_store_idx_set(s, nsb, pod, &x);
+	change_from(chg, r); /* r stays valid: only this thread replaces or frees it */
+	if (chg)
+		chg->freed = freed;
 	return rc;
 }
 
 int ctl_store_pcp_delete(struct ctl_store *s, const char *ns, const char *name,
 			 struct ctl_store_change *chg)
 {
-	char key[CTL_STORE_KEY_MAX];
-	struct pcp_rec *r;
-	struct ctl_smap_shard *sh;
-	uint64_t h;
+	void *r = ctl_store_take(&s->pcps, ns, name);
 
-	if (ctl_store_key(key, sizeof(key), ns, name))
-		return -ENOENT;
-	h = ctl_smap_hash(key);
-	sh = ctl_smap_shard(&s->pcps, h);
-	pthread_mutex_lock(&sh->lock);
-	r = ctl_smap_del_locked(sh, h, key);
-	pthread_mutex_unlock(&sh->lock);
 	if (!r)
 		return -ENOENT;
-	ctl_store_idx_remove(s, ns, r->buf + r->pod_off, name);
-	bytes_add(s, 0, sizeof(*r) + r->json_off + r->json_len + 1);
+	ctl_store_idx_remove(s, ns, rec_pod(r), name);
+	bytes_add(s, 0, rec_size(r));
 	change_from(chg, r);
-	free(r);
+	if (chg)
+		chg->freed = rec_size(r);
+	rec_free(s, r);
 	return 0;
 }
 
 void ctl_store_pcp_sweep(struct ctl_store *s, uint64_t epoch, ctl_store_gone_fn fn, void *arg)
 {
 	struct ctl_smap_ent *gone = ctl_smap_sweep(&s->pcps, epoch), *next;
-	char ns[CTL_NS_MAX], name[CTL_NAME_MAX];
+	char ns[CTL_NS_MAX], name[CTL_NAME_MAX], uid[CTL_UID_MAX];
 
 	for (; gone; gone = next) {
-		struct pcp_rec *r = gone->val;
+		void *r = gone->val;
 
 		next = gone->next;
-		split_key(gone->key, ns, sizeof(ns), name, sizeof(name));
-		ctl_store_idx_remove(s, ns, r->buf + r->pod_off, name);
-		bytes_add(s, 0, sizeof(*r) + r->json_off + r->json_len + 1);
+		ctl_store_split_key(gone->key, ns, sizeof(ns), name, sizeof(name));
+		ctl_store_idx_remove(s, ns, rec_pod(r), name);
+		bytes_add(s, 0, rec_size(r));
+		rec_uid(r, uid, sizeof(uid));
 		if (fn)
-			fn(arg, ns, name, r->buf, r->buf + r->pod_off);
-		free(r);
+			fn(arg, ns, name, uid, rec_pod(r));
+		rec_free(s, r);
 		free(gone);
 	}
 }
@@ -474,13 +383,13 @@ json_object *ctl_store_pcp_get(struct ctl_store *s, const char *ns, const char *
 	size_t len = 0;
 	uint64_t h;
 
-	if (ctl_store_key(key, sizeof(key), ns, name))
+	sh = ctl_store_lock(&s->pcps, ns, name, key, &h, (void **)&r);
+	if (!sh)
 		return NULL;
-	h = ctl_smap_hash(key);
-	sh = ctl_smap_shard(&s->pcps, h);
-	pthread_mutex_lock(&sh->lock);
-	r = ctl_smap_get_locked(sh, h, key);
-	if (r) {
+	if (r && rec_is_term(r)) {
+		/* built under the lock: its interned strings live as long as the record */
+		obj = ctl_store_term_json((const struct ctl_store_term *)r, ns, name);
+	} else if (r) {
 		len = r->json_len;
 		copy = malloc(len + 1);
 		if (copy)
@@ -531,4 +440,13 @@ size_t ctl_store_pcp_bytes(struct ctl_store *s)
 	n = s->pcp_bytes;
 	pthread_mutex_unlock(&s->bytes_lock);
 	return n;
+}
+
+size_t ctl_store_mapped_bytes(struct ctl_store *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < CTL_STORE_SLAB_CLASSES; i++)
+		n += ctl_slab_blocks(&s->slabs[i]);
+	return n * CTL_SLAB_BLOCK;
 }

@@ -5,21 +5,33 @@
  * records instead of json-c trees (the informers run in projection mode,
  * kc.h, and hand every object to ctl_store_*_put, then free the tree):
  *
- *   - a pod record: uid, nodeName, phase, deletion, the names of the
- *     containers that can be checkpointed (spec.containers and native
- *     sidecars), packed in one allocation (~100 B + names);
- *   - a PodCheckpoint record: the object as compact JSON text with what no
- *     decision reads stripped (managedFields, the last-applied annotation,
- *     apiVersion/kind, put back on reading; for a terminal CR all of its
- *     status but phase, node, completion time, artifact path and Ready),
- *     one allocation; parsed again for the one reconcile that needs it
- *     (ctl_store_pcp_get), so the writers that need the object (the status
- *     guard, the condition merge, the finalizer patch, the Event's
- *     involvedObject) keep working on the real thing;
- *   - an index "ns/podName" -> the CRs naming that pod, each with what the
- *     serialisation rule reads (struct ctl_other): a pod event wakes only
- *     that pod's CRs, a terminal CR only its siblings, the pre-dispatch
- *     gather reads the siblings without walking every CR.
+ *   - a pod record: uid (16 bytes when a canonical UUID), deletion, the
+ *     names of the containers that can be checkpointed (spec.containers and
+ *     native sidecars), node name and phase interned (ctl_intern.h), one
+ *     allocation (~48 B, ~146 B with its map entry);
+ *   - a PodCheckpoint that is not terminal: the object as compact JSON text
+ *     with what no decision reads stripped (managedFields, the last-applied
+ *     annotation, apiVersion/kind, put back on reading), one slab slot,
+ *     parsed again for the one reconcile that needs it (ctl_store_pcp_get),
+ *     so the writers that need the object (the status guard, the condition
+ *     merge, the finalizer patch, the Event's involvedObject) keep working
+ *     on the real thing; it is text because any of its fields can still be
+ *     read and written, and there are only as many as are in flight;
+ *   - a terminal PodCheckpoint: a packed typed record (ctl_store_int.h) of
+ *     only what TTL expiry, deletion (finalizer, artifact) and the Event
+ *     read: uid, resourceVersion, phase, podName, node, completion and Ready
+ *     (status, reason, transition time), the artifact path (only its suffix
+ *     when it has the helper's layout), the finalizers, deletionTimestamp,
+ *     deletionPolicy and the TTL (~100 B in a slab slot, ~190 B with its map entry);
+ *     ctl_store_pcp_get builds the same json-c tree from it as from the
+ *     object for those fields. A terminal CR that does not fit the packed
+ *     form (255+ finalizers) stays text, with its status stripped to those
+ *     fields;
+ *   - an index "ns/podName" -> the CRs naming that pod that are not
+ *     terminal, each with what the serialisation rule reads (struct
+ *     ctl_other): a pod event wakes only that pod's CRs, a terminal CR only
+ *     its siblings, the pre-dispatch gather reads the siblings without
+ *     walking every CR.
  *
  * Every map is split into 16 shards, each under its own mutex, held only for
  * a lookup or an update (never across I/O or a callback into the queue
@@ -75,6 +87,9 @@ struct ctl_store_change {
 	bool terminal;              /* the CR (as now stored) is Succeeded or Failed */
 	char uid[CTL_UID_MAX];
 	char pod[CTL_NAME_MAX];     /* spec.podName, "" when none */
+	size_t freed;               /* record bytes given up: the old record's size less the
+				     * new one's (a CR turning terminal packs ~1 KB of text
+				     * into ~100 B), or the whole record on a delete */
 };
 
 /*
@@ -95,7 +110,9 @@ json_object *ctl_store_pcp_get(struct ctl_store *s, const char *ns, const char *
 void ctl_store_pcp_foreach_key(struct ctl_store *s, void (*fn)(void *arg, const char *key),
 			       void *arg);
 size_t ctl_store_pcp_count(struct ctl_store *s);
-/* Bytes held by CR records (texts), for the metrics and the tests. */
+/* Bytes the CR records' slabs have mapped outside the malloc heap (ctl_slab.h). */
+size_t ctl_store_mapped_bytes(struct ctl_store *s);
+/* Bytes held by CR records (texts and packed records, without map entries). */
 size_t ctl_store_pcp_bytes(struct ctl_store *s);
 
 /* ---------------------------------------------------------------- the pod -> CRs index */

@@ -20,6 +20,68 @@ int ctl_store_key(char *buf, size_t cap, const char *ns, const char *name)
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
+size_t ctl_store_slen(const char *s)
+{
+	return s ? strlen(s) : 0;
+}
+
+void ctl_store_pack_str(char *buf, size_t *off, const char *s, size_t cap)
+{
+	size_t n = ctl_store_slen(s);
+
+	if (n >= cap)
+		n = cap - 1;
+	if (n)
+		memcpy(buf + *off, s, n);
+	buf[*off + n] = '\0';
+	*off += n + 1;
+}
+
+void ctl_store_split_key(const char *key, char *ns, size_t nscap, char *name, size_t namecap)
+{
+	const char *slash = strchr(key, '/');
+	size_t n = slash ? (size_t)(slash - key) : 0;
+
+	if (nscap == 0)
+		return;
+	if (n >= nscap)
+		n = nscap - 1;
+	memcpy(ns, key, n);
+	ns[n] = '\0';
+	ctl_copy(name, namecap, slash ? slash + 1 : key);
+}
+
+struct ctl_smap_shard *ctl_store_lock(struct ctl_smap *m, const char *ns, const char *name,
+				     char key[CTL_STORE_KEY_MAX], uint64_t *h, void **val)
+{
+	struct ctl_smap_shard *sh;
+
+	*val = NULL;
+	if (ctl_store_key(key, CTL_STORE_KEY_MAX, ns, name))
+		return NULL;
+	*h = ctl_smap_hash(key);
+	sh = ctl_smap_shard(m, *h);
+	pthread_mutex_lock(&sh->lock);
+	*val = ctl_smap_get_locked(sh, *h, key);
+	return sh;
+}
+
+void *ctl_store_take(struct ctl_smap *m, const char *ns, const char *name)
+{
+	char key[CTL_STORE_KEY_MAX];
+	struct ctl_smap_shard *sh;
+	uint64_t h = 0;
+	void *v;
+
+	sh = ctl_store_lock(m, ns, name, key, &h, &v);
+	if (!sh)
+		return NULL;
+	if (v)
+		(void)ctl_smap_del_locked(sh, h, key);
+	pthread_mutex_unlock(&sh->lock);
+	return v;
+}
+
 void ctl_store_free_sibs(void *v)
 {
 	struct ctl_store_sibs *ss = v;

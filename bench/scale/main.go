@@ -24,6 +24,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -90,7 +91,8 @@ type phaseResult struct {
 	IdleCPUSec     float64    `json:"idleCpuSec"`
 	IdleRSSMinKiB  int64      `json:"idleRssMinKiB"`
 	IdleRSSMaxKiB  int64      `json:"idleRssMaxKiB"`
-	Deleted        procStat   `json:"deleted"` // 10 s after every CR is gone
+	Deleted        procStat   `json:"deleted"`   // 10 s after every CR is gone
+	DeleteSec      float64    `json:"deleteSec"` // delete sent -> the watch saw the last CR go
 	HelperHWMKiB   int64      `json:"helperMaxHwmKiB,omitempty"`
 	HelperCPUSec   float64    `json:"helperCpuSec,omitempty"`
 	APIServerCPU   float64    `json:"apiserverCpuSec"`
@@ -658,26 +660,54 @@ func (b *bench) phase(ctx context.Context, name, prefix string, pid int, ours bo
 	}
 
 	// delete every CR of this phase, then the RSS once they are gone
-	err = b.dyn.Resource(pcpGVR).Namespace(b.ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
-	if err != nil {
+	t1 := time.Now()
+	if err := b.deleteAll(ctx, prefix); err != nil {
 		return nil, fmt.Errorf("%s: delete PodCheckpoints: %w", name, err)
 	}
-	ddl := time.Now().Add(5 * time.Minute)
+	// The controller removes its finalizer from each: a deadline that scales with N.
+	wait := max(5*time.Minute, time.Duration(c.n)*30*time.Millisecond)
+	ddl := time.Now().Add(wait)
 	for {
 		_, _, _, _, total := b.counts(prefix)
 		if total == 0 {
 			break
 		}
 		if time.Now().After(ddl) {
-			logf("%s: WARNING: %d PodCheckpoints still there 5 min after the delete", name, total)
+			logf("%s: WARNING: %d PodCheckpoints still there %v after the delete", name, total, wait)
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	pr.DeleteSec = time.Since(t1).Seconds()
+	logf("%s: delete sent and all gone in %.1fs", name, pr.DeleteSec)
 	time.Sleep(10 * time.Second)
 	pr.Deleted = readProc(pid)
 	logf("%s: all deleted: RSS %.1f MiB", name, mib(pr.Deleted.RSSKiB))
 	return pr, nil
+}
+
+// deleteCollectionMax is the largest N deleted with one DeleteCollection: the
+// API server handles it in one request under its 60 s request timeout, which
+// 10,000 CRs (each with a finalizer to set a deletionTimestamp on) exceed.
+const deleteCollectionMax = 2000
+
+// deleteAll deletes the CRs prefix-0..n-1: one DeleteCollection up to
+// deleteCollectionMax, else one DELETE each with --create-workers clients
+// (a missing one is fine), under a deadline that scales with N.
+func (b *bench) deleteAll(ctx context.Context, prefix string) error {
+	res := b.dyn.Resource(pcpGVR).Namespace(b.ns)
+	if b.c.n <= deleteCollectionMax {
+		return res.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+	}
+	dctx, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(b.c.n)*20*time.Millisecond)
+	defer cancel()
+	return parallel(b.c.n, b.c.createWorkers, 0, func(i int) error {
+		err := res.Delete(dctx, fmt.Sprintf("%s-%d", prefix, i), metav1.DeleteOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	})
 }
 
 func ratios(ps []*phaseResult) map[string]any {

@@ -1,5 +1,7 @@
 /*
- * kc_informer.c - LIST+WATCH of one resource in its own thread.
+ * kc_informer.c - LIST+WATCH of one resource in its own thread: the loop,
+ * the watch, backoff, resync and the lifecycle. The LIST (pages, the cache
+ * mode's diff, the projection mode's epochs): kc_informer_list.c.
  *
  * Loop: LIST (paginated, limit/continue) -> replace the cache, diff for
  * deletions -> WATCH from the list's resourceVersion with bookmarks and a
@@ -23,46 +25,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "kc_informer_int.h"
 #include "kc_internal.h"
 #include "log.h"
 
-#define KC_LIST_LIMIT "500"
 #define KC_BACKOFF_MIN_MS 500
 #define KC_BACKOFF_MAX_MS 30000
 #define KC_WATCH_TIMEOUT_S 270 /* plus up to 60 s of jitter */
 
-struct kc_informer {
-	struct kc_config *cfg; /* borrowed */
-	struct kc_client *c;
-	struct kc_cache *cache;
-	struct kc_watch_parser *wp;
-	const struct kc_resource *res;
-	char *ns, *label_selector, *field_selector;
-	void (*on_event)(void *arg, enum kc_event_type type, json_object *obj);
-	void *arg;
-	int resync_seconds;
-	int (*project)(void *arg, enum kc_event_type type, json_object *obj, uint64_t epoch);
-	void (*sweep)(void *arg, uint64_t epoch);
-	void (*resync)(void *arg);
-
-	pthread_t thread;
-	bool started;
-	pthread_mutex_t lock; /* guards synced, and the cond waits */
-	pthread_cond_t cond;  /* CLOCK_MONOTONIC */
-	atomic_bool stop;
-	bool synced;
-
-	/* informer thread only */
-	char rv[128];
-	bool need_list;
-	unsigned attempt;
-	unsigned seed;
-	unsigned events;
-	int64_t next_resync_ms;
-	uint64_t epoch; /* projection mode: of the current (or last complete) LIST */
-};
-
-static int64_t mono_ms(void)
+int64_t kc_informer_mono_ms(void)
 {
 	struct timespec ts;
 
@@ -109,7 +80,7 @@ static long next_backoff(struct kc_informer *inf)
 	return d / 2 + (long)((unsigned)rand_r(&inf->seed) % (unsigned)(d / 2 + 1));
 }
 
-static void emit(struct kc_informer *inf, enum kc_event_type t, json_object *obj)
+void kc_informer_emit(struct kc_informer *inf, enum kc_event_type t, json_object *obj)
 {
 	if (inf->on_event)
 		inf->on_event(inf->arg, t, obj);
@@ -125,7 +96,7 @@ static void set_rv(struct kc_informer *inf, json_object *obj)
 
 /* Items of a LIST lack apiVersion/kind; fill them so consumers (Events'
  * `regarding`) see whole objects. */
-static void fill_type(const struct kc_resource *res, json_object *obj)
+void kc_informer_fill_type(const struct kc_resource *res, json_object *obj)
 {
 	char av[128];
 
@@ -153,9 +124,9 @@ static void maybe_resync(struct kc_informer *inf)
 {
 	json_object *all;
 
-	if (inf->resync_seconds <= 0 || !inf->synced || mono_ms() < inf->next_resync_ms)
+	if (inf->resync_seconds <= 0 || !inf->synced || kc_informer_mono_ms() < inf->next_resync_ms)
 		return;
-	inf->next_resync_ms = mono_ms() + (int64_t)inf->resync_seconds * 1000;
+	inf->next_resync_ms = kc_informer_mono_ms() + (int64_t)inf->resync_seconds * 1000;
 	if (inf->project) {
 		if (inf->resync)
 			inf->resync(inf->arg);
@@ -166,7 +137,7 @@ static void maybe_resync(struct kc_informer *inf)
 		return;
 	kc_cache_foreach(inf->cache, collect, all);
 	for (size_t i = 0; i < json_object_array_length(all) && !atomic_load(&inf->stop); i++)
-		emit(inf, KC_MODIFIED, json_object_array_get_idx(all, i));
+		kc_informer_emit(inf, KC_MODIFIED, json_object_array_get_idx(all, i));
 	json_object_put(all);
 }
 
@@ -181,9 +152,9 @@ static int should_abort(void *arg)
 	return 0;
 }
 
-/* ------------------------------------------------------------ list */
+/* ------------------------------------------------------------ shared with kc_informer_list.c */
 
-static int build_query(struct kc_informer *inf, char *q, size_t cap)
+int kc_informer_build_query(struct kc_informer *inf, char *q, size_t cap)
 {
 	int rc = 0;
 
@@ -195,123 +166,7 @@ static int build_query(struct kc_informer *inf, char *q, size_t cap)
 	return rc;
 }
 
-/*
- * All pages: into *items (cache mode), or handed to project() page by page
- * with a new epoch (projection mode, *items stays NULL). The list's
- * resourceVersion into rv.
- */
-static int list_all(struct kc_informer *inf, json_object **items, char *rv, size_t rvcap)
-{
-	char q[4096], path[8192], cont[4096] = "";
-	json_object *all = NULL, *page = NULL;
-	struct kc_status st;
-	int rc, restarts = 0;
-
-	*items = NULL;
-	if (inf->project)
-		inf->epoch++;
-	else if (!(all = json_object_new_array()))
-		return -ENOMEM;
-	for (;;) {
-		const char *next, *prv;
-		json_object *arr;
-
-		rc = build_query(inf, q, sizeof(q));
-		if (!rc)
-			rc = kc_query_add(q, sizeof(q), "limit", KC_LIST_LIMIT);
-		if (!rc && cont[0])
-			rc = kc_query_add(q, sizeof(q), "continue", cont);
-		if (!rc)
-			rc = kc_path(path, sizeof(path), inf->res, inf->ns, NULL, NULL, q);
-		if (rc)
-			goto out;
-		rc = kc_get(inf->c, path, &page, &st);
-		if (rc == -ESTALE && cont[0] && restarts++ < 3) {
-			/* The continue token expired: start the list over. */
-			LOG_INFO("msg=\"list continue token expired, restarting list\" resource=%s",
-				 inf->res->plural);
-			cont[0] = '\0';
-			if (inf->project) {
-				inf->epoch++; /* what the first pages handed over is swept unless listed again */
-				continue;
-			}
-			json_object_put(all);
-			all = json_object_new_array();
-			if (!all) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			continue;
-		}
-		if (rc) {
-			LOG_WARN("msg=\"list failed\" resource=%s http=%ld reason=%s err=%d detail=\"%s\"",
-				 inf->res->plural, st.http, st.reason, rc, st.message);
-			goto out;
-		}
-		arr = kc_json_get(page, "items");
-		if (!page || (arr && !json_object_is_type(arr, json_type_array))) {
-			rc = -EBADMSG;
-			goto out;
-		}
-		for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
-			json_object *it = json_object_array_get_idx(arr, i);
-
-			fill_type(inf->res, it);
-			if (inf->project) {
-				rc = inf->project(inf->arg, KC_ADDED, it, inf->epoch);
-				if (rc)
-					goto out;
-				continue;
-			}
-			if (json_object_array_add(all, json_object_get(it))) {
-				rc = -ENOMEM;
-				goto out;
-			}
-		}
-		prv = kc_json_str(page, "metadata.resourceVersion");
-		if (prv)
-			snprintf(rv, rvcap, "%s", prv);
-		next = kc_json_str(page, "metadata.continue");
-		if (!next || !next[0])
-			break;
-		if (strlen(next) >= sizeof(cont)) {
-			rc = -ENAMETOOLONG;
-			goto out;
-		}
-		snprintf(cont, sizeof(cont), "%s", next);
-		json_object_put(page);
-		page = NULL;
-		if (atomic_load(&inf->stop)) {
-			rc = -ECANCELED;
-			goto out;
-		}
-	}
-	*items = all;
-	all = NULL;
-	rc = 0;
-out:
-	json_object_put(page);
-	json_object_put(all);
-	return rc;
-}
-
-struct diff_ctx {
-	struct kc_cache *fresh;
-	json_object *gone;
-};
-
-static void find_gone(void *arg, json_object *obj)
-{
-	struct diff_ctx *d = arg;
-	json_object *o = kc_cache_get(d->fresh, kc_json_str(obj, "metadata.namespace"),
-				      kc_json_str(obj, "metadata.name"));
-
-	if (!o)
-		json_object_array_add(d->gone, json_object_get(obj));
-	json_object_put(o);
-}
-
-static void set_synced(struct kc_informer *inf)
+void kc_informer_set_synced(struct kc_informer *inf)
 {
 	if (inf->synced)
 		return;
@@ -319,83 +174,7 @@ static void set_synced(struct kc_informer *inf)
 	inf->synced = true;
 	pthread_cond_broadcast(&inf->cond);
 	pthread_mutex_unlock(&inf->lock);
-	inf->next_resync_ms = mono_ms() + (int64_t)inf->resync_seconds * 1000;
-}
-
-/* Projection mode: the pages went to project() already; sweep what vanished. */
-static int relist_projected(struct kc_informer *inf)
-{
-	json_object *none = NULL;
-	char rv[sizeof(inf->rv)] = "";
-	int rc;
-
-	kc_metrics_relist(inf->res->plural);
-	rc = list_all(inf, &none, rv, sizeof(rv));
-	json_object_put(none);
-	if (rc)
-		return rc;
-	if (inf->sweep)
-		inf->sweep(inf->arg, inf->epoch);
-	snprintf(inf->rv, sizeof(inf->rv), "%s", rv);
-	inf->need_list = false;
-	LOG_INFO("msg=\"listed\" resource=%s ns=%s epoch=%llu rv=%s", inf->res->plural,
-		 inf->ns ? inf->ns : "", (unsigned long long)inf->epoch, inf->rv);
-	set_synced(inf);
-	return 0;
-}
-
-static int relist(struct kc_informer *inf)
-{
-	json_object *items = NULL, *gone = NULL;
-	struct kc_cache *fresh = NULL;
-	struct diff_ctx d;
-	char rv[sizeof(inf->rv)] = "";
-	bool *existed = NULL;
-	size_t n;
-	int rc;
-
-	if (inf->project)
-		return relist_projected(inf);
-	kc_metrics_relist(inf->res->plural);
-	rc = list_all(inf, &items, rv, sizeof(rv));
-	if (rc)
-		goto out;
-	n = json_object_array_length(items);
-	rc = -ENOMEM;
-	gone = json_object_new_array();
-	existed = calloc(n ? n : 1, sizeof(*existed));
-	if (!gone || !existed || kc_cache_new(&fresh))
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		json_object *it = json_object_array_get_idx(items, i);
-		json_object *old = kc_cache_get(inf->cache, kc_json_str(it, "metadata.namespace"),
-						kc_json_str(it, "metadata.name"));
-
-		existed[i] = old != NULL;
-		json_object_put(old);
-		(void)kc_cache_put(fresh, it);
-	}
-	d.fresh = fresh;
-	d.gone = gone;
-	kc_cache_foreach(inf->cache, find_gone, &d);
-	rc = kc_cache_replace(inf->cache, items);
-	if (rc)
-		goto out;
-	snprintf(inf->rv, sizeof(inf->rv), "%s", rv);
-	inf->need_list = false;
-	LOG_INFO("msg=\"listed\" resource=%s ns=%s items=%zu deleted=%zu rv=%s", inf->res->plural,
-		 inf->ns ? inf->ns : "", n, json_object_array_length(gone), inf->rv);
-	set_synced(inf);
-	for (size_t i = 0; i < n && !atomic_load(&inf->stop); i++)
-		emit(inf, existed[i] ? KC_MODIFIED : KC_ADDED, json_object_array_get_idx(items, i));
-	for (size_t i = 0; i < json_object_array_length(gone) && !atomic_load(&inf->stop); i++)
-		emit(inf, KC_DELETED, json_object_array_get_idx(gone, i));
-out:
-	free(existed);
-	kc_cache_free(fresh);
-	json_object_put(gone);
-	json_object_put(items);
-	return rc;
+	inf->next_resync_ms = kc_informer_mono_ms() + (int64_t)inf->resync_seconds * 1000;
 }
 
 /* ------------------------------------------------------------ watch */
@@ -408,7 +187,7 @@ static int on_watch_event(void *arg, enum kc_event_type type, json_object *obj)
 	if (inf->project && (type == KC_ADDED || type == KC_MODIFIED || type == KC_DELETED)) {
 		int rc;
 
-		fill_type(inf->res, obj);
+		kc_informer_fill_type(inf->res, obj);
 		rc = inf->project(inf->arg, type, obj, inf->epoch);
 		if (rc)
 			return rc; /* rv not advanced: the watch resumes before this event */
@@ -419,20 +198,20 @@ static int on_watch_event(void *arg, enum kc_event_type type, json_object *obj)
 	switch (type) {
 	case KC_ADDED:
 	case KC_MODIFIED:
-		fill_type(inf->res, obj);
+		kc_informer_fill_type(inf->res, obj);
 		if (kc_cache_put(inf->cache, obj))
 			return -ENOMEM;
 		set_rv(inf, obj);
 		inf->events++;
-		emit(inf, type, obj);
+		kc_informer_emit(inf, type, obj);
 		return 0;
 	case KC_DELETED:
-		fill_type(inf->res, obj);
+		kc_informer_fill_type(inf->res, obj);
 		(void)kc_cache_delete(inf->cache, kc_json_str(obj, "metadata.namespace"),
 				      kc_json_str(obj, "metadata.name"));
 		set_rv(inf, obj);
 		inf->events++;
-		emit(inf, type, obj);
+		kc_informer_emit(inf, type, obj);
 		return 0;
 	case KC_BOOKMARK:
 		set_rv(inf, obj);
@@ -471,7 +250,7 @@ static int watch_once(struct kc_informer *inf)
 	int rc;
 
 	snprintf(tmo, sizeof(tmo), "%ld", tmo_s);
-	rc = build_query(inf, q, sizeof(q));
+	rc = kc_informer_build_query(inf, q, sizeof(q));
 	if (!rc)
 		rc = kc_query_add(q, sizeof(q), "watch", "true");
 	if (!rc)
@@ -506,7 +285,7 @@ static void *informer_main(void *arg)
 
 		maybe_resync(inf);
 		if (inf->need_list) {
-			rc = relist(inf);
+			rc = kc_informer_relist(inf);
 			if (rc) {
 				if (rc != -ECANCELED)
 					sleep_or_stop(inf, next_backoff(inf));
@@ -569,7 +348,7 @@ int kc_informer_start(struct kc_config *cfg, const struct kc_informer_opts *opts
 	inf->project = opts->project;
 	inf->sweep = opts->sweep;
 	inf->resync = opts->resync;
-	inf->seed = (unsigned)mono_ms() ^ (unsigned)(uintptr_t)inf;
+	inf->seed = (unsigned)kc_informer_mono_ms() ^ (unsigned)(uintptr_t)inf;
 	atomic_init(&inf->stop, false);
 	inf->ns = dup_opt(opts->ns, &fail);
 	inf->label_selector = dup_opt(opts->label_selector, &fail);

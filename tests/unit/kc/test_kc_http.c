@@ -651,11 +651,11 @@ static void test_informer(void **state)
 
 	get_req(s, 0, &r);
 	assert_string_equal(r.method, "GET");
-	assert_string_equal(r.target, "/api/v1/namespaces/ns1/pods?labelSelector=app%3Dx%2Ctier%21%3Ddb&limit=500");
+	assert_string_equal(r.target, "/api/v1/namespaces/ns1/pods?labelSelector=app%3Dx%2Ctier%21%3Ddb&limit=100");
 	assert_string_equal(r.auth, "Bearer inf-tok");
 	fs_req_free(&r);
 	get_req(s, 1, &r);
-	assert_non_null(strstr(r.target, "&limit=500&continue=tok1"));
+	assert_non_null(strstr(r.target, "&limit=100&continue=tok1"));
 	fs_req_free(&r);
 	get_req(s, 2, &r);
 	assert_non_null(strstr(r.target, "/api/v1/namespaces/ns1/pods?labelSelector=app%3Dx%2Ctier%21%3Ddb&watch=true&resourceVersion=10&allowWatchBookmarks=true&timeoutSeconds="));

@@ -318,7 +318,7 @@ static void test_projection_list_faults(void **state)
 	assert_non_null(strstr(r.target, "watch=true&resourceVersion=30&"));
 	fs_req_free(&r);
 	assert_int_equal(fs_get(s, 3, &r), 0); /* the page that failed in the consumer */
-	assert_non_null(strstr(r.target, "limit=500&continue=tok2"));
+	assert_non_null(strstr(r.target, "limit=100&continue=tok2"));
 	fs_req_free(&r);
 	pthread_mutex_lock(&c.lock);
 	assert_non_null(find(&c, "a"));
