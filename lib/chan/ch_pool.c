@@ -190,6 +190,12 @@ int ch_pool_new(const struct ch_pool_opts *opts, struct ch_pool **out)
 		goto out;
 	/* No CA store: the only trust is the pinned leaf. */
 	SSL_CTX_set_verify(p->ssl_ctx, SSL_VERIFY_PEER, ch_pool_ssl_verify_cb);
+	/*
+	 * An idle connection (one per helper, most of them idle most of the time)
+	 * gives its ~33 KiB of TLS read and write buffers back; OpenSSL allocates
+	 * them again for the next record.
+	 */
+	SSL_CTX_set_mode(p->ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
 
 	p->protocols[0].name = CH_POOL_PROTOCOL;
 	p->protocols[0].callback = ch_pool_lws_cb;
