@@ -14,7 +14,7 @@ static void no_free(void *v)
 
 int ctl_intern_init(struct ctl_intern *in)
 {
-	return ctl_smap_init(&in->map);
+	return ctl_smap_init(&in->map, NULL);
 }
 
 void ctl_intern_cleanup(struct ctl_intern *in)

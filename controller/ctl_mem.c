@@ -50,7 +50,7 @@ int ctl_mem_table_new(struct ctl_mem_table **out)
 	*out = NULL;
 	if (!t)
 		return -ENOMEM;
-	if (ctl_smap_init(&t->map) != 0) {
+	if (ctl_smap_init(&t->map, NULL) != 0) {
 		ctl_smap_cleanup(&t->map, rec_free);
 		free(t);
 		return -ENOMEM;

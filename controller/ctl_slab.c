@@ -155,3 +155,60 @@ size_t ctl_slab_blocks(struct ctl_slab *sl)
 	pthread_mutex_unlock(&sl->lock);
 	return n;
 }
+
+/* ---------------------------------------------------------------- size classes */
+
+static const size_t slabs_slots[CTL_SLABS_N] = CTL_SLABS_SLOTS;
+
+static struct ctl_slab *slabs_class(struct ctl_slabs *ss, size_t n)
+{
+	if (!ss)
+		return NULL;
+	for (size_t i = 0; i < CTL_SLABS_N; i++)
+		if (n <= slabs_slots[i])
+			return &ss->c[i];
+	return NULL;
+}
+
+int ctl_slabs_init(struct ctl_slabs *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	for (size_t i = 0; i < CTL_SLABS_N; i++)
+		if (ctl_slab_init(&ss->c[i], slabs_slots[i]))
+			return -ENOMEM;
+	return 0;
+}
+
+void ctl_slabs_cleanup(struct ctl_slabs *ss)
+{
+	if (!ss)
+		return;
+	for (size_t i = 0; i < CTL_SLABS_N; i++)
+		ctl_slab_cleanup(&ss->c[i]);
+}
+
+void *ctl_slabs_alloc(struct ctl_slabs *ss, size_t n)
+{
+	struct ctl_slab *sl = slabs_class(ss, n);
+
+	return sl ? ctl_slab_alloc(sl) : calloc(1, n);
+}
+
+void ctl_slabs_free(struct ctl_slabs *ss, void *p, size_t n)
+{
+	struct ctl_slab *sl = slabs_class(ss, n);
+
+	if (sl)
+		ctl_slab_free(sl, p);
+	else
+		free(p);
+}
+
+size_t ctl_slabs_blocks(struct ctl_slabs *ss)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; ss && i < CTL_SLABS_N; i++)
+		n += ctl_slab_blocks(&ss->c[i]);
+	return n;
+}

@@ -1,6 +1,9 @@
 /*
  * ctl_slab.h - fixed-size slots for the cache's long-lived small records
- * (prefix ctl_slab_): the packed terminal CRs (ctl_store_pack.c).
+ * (prefix ctl_slab_): one slot size (struct ctl_slab), or a set of size
+ * classes (struct ctl_slabs) for records of many sizes - the CR records
+ * (ctl_store.c, ctl_store_pack.c), the pod records (ctl_store_pod.c) and
+ * the map entries with their keys (ctl_smap.c).
  *
  * Why not malloc: a CR in flight is ~1 KB of text; when it turns terminal
  * its ~100 B packed record, from malloc, lands in the holes the freed texts
@@ -59,5 +62,33 @@ void *ctl_slab_alloc(struct ctl_slab *sl);
 void ctl_slab_free(struct ctl_slab *sl, void *p);
 /* Blocks mapped now (for the tests and the metrics). */
 size_t ctl_slab_blocks(struct ctl_slab *sl);
+
+/*
+ * Size classes: an allocation of n bytes comes from the smallest class that
+ * holds it (internal waste at most a quarter, mostly an eighth); larger
+ * ones from malloc. Why everything long-lived goes here (measured at 10,000
+ * CRs and 10,000 pods, docs/performance.md): a 40-byte map entry malloc'ed
+ * while a watch event's json-c tree is alive lands between the tree's
+ * chunks and, once the tree is freed, pins its page; 20,000 of them kept
+ * 10 MiB of heap resident for 7 MiB in use. The caller passes the size it
+ * allocated with to ctl_slabs_free.
+ */
+#define CTL_SLABS_N 22
+#define CTL_SLABS_SLOTS { 32, 48, 64, 80, 96, 112, 128, 160, 192, 256, 320, 384, 512, 640, 768, \
+			  960, 1200, 1536, 2048, 2560, 3072, 4096 }
+
+struct ctl_slabs {
+	struct ctl_slab c[CTL_SLABS_N];
+};
+
+/* 0 or -ENOMEM (then ctl_slabs_cleanup frees what was made). */
+int ctl_slabs_init(struct ctl_slabs *ss);
+void ctl_slabs_cleanup(struct ctl_slabs *ss);
+/* n zeroed bytes, or NULL. A NULL set is plain calloc. */
+void *ctl_slabs_alloc(struct ctl_slabs *ss, size_t n);
+/* p from ctl_slabs_alloc(ss, n) with the same n; NULL p is fine. */
+void ctl_slabs_free(struct ctl_slabs *ss, void *p, size_t n);
+/* Blocks mapped by every class. */
+size_t ctl_slabs_blocks(struct ctl_slabs *ss);
 
 #endif

@@ -18,11 +18,28 @@ uint64_t ctl_smap_hash(const char *s)
 	return h;
 }
 
-int ctl_smap_init(struct ctl_smap *m)
+static size_t ent_size(const char *key)
+{
+	return sizeof(struct ctl_smap_ent) + strlen(key) + 1;
+}
+
+static void ent_free(struct ctl_slabs *slabs, struct ctl_smap_ent *e)
+{
+	if (e)
+		ctl_slabs_free(slabs, e, ent_size(e->key));
+}
+
+void ctl_smap_ent_free(struct ctl_smap *m, struct ctl_smap_ent *e)
+{
+	ent_free(m->sh[0].slabs, e);
+}
+
+int ctl_smap_init(struct ctl_smap *m, struct ctl_slabs *slabs)
 {
 	for (size_t i = 0; i < CTL_SMAP_SHARDS; i++) {
 		struct ctl_smap_shard *sh = &m->sh[i];
 
+		sh->slabs = slabs;
 		sh->len = 0;
 		sh->nb = CTL_SMAP_MIN_BUCKETS;
 		sh->b = calloc(sh->nb, sizeof(*sh->b));
@@ -45,7 +62,7 @@ void ctl_smap_cleanup(struct ctl_smap *m, void (*free_val)(void *))
 			for (; e; e = next) {
 				next = e->next;
 				free_val(e->val);
-				free(e);
+				ent_free(sh->slabs, e);
 			}
 		}
 		free(sh->b);
@@ -113,7 +130,7 @@ int ctl_smap_put_locked(struct ctl_smap_shard *sh, uint64_t h, const char *key, 
 		return 0;
 	}
 	klen = strlen(key);
-	e = malloc(sizeof(*e) + klen + 1);
+	e = ctl_slabs_alloc(sh->slabs, ent_size(key));
 	if (!e)
 		return -ENOMEM;
 	e->h = h;
@@ -137,7 +154,7 @@ void *ctl_smap_del_locked(struct ctl_smap_shard *sh, uint64_t h, const char *key
 		return NULL;
 	*pp = e->next;
 	val = e->val;
-	free(e);
+	ent_free(sh->slabs, e);
 	sh->len--;
 	ctl_smap_shrink_locked(sh);
 	return val;

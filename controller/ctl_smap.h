@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ctl_slab.h"
+
 #define CTL_SMAP_SHARDS 16u
 #define CTL_SMAP_MIN_BUCKETS 16u /* per shard; a shard shrinks back to it when emptied */
 
@@ -34,14 +36,17 @@ struct ctl_smap_shard {
 	pthread_mutex_t lock;
 	struct ctl_smap_ent **b;
 	size_t nb, len;
+	struct ctl_slabs *slabs; /* where the entries live (borrowed; NULL: malloc) */
 };
 
 struct ctl_smap {
 	struct ctl_smap_shard sh[CTL_SMAP_SHARDS];
 };
 
-/* 0 or -ENOMEM (then ctl_smap_cleanup frees what was made). */
-int ctl_smap_init(struct ctl_smap *m);
+/* 0 or -ENOMEM (then ctl_smap_cleanup frees what was made). The entries
+ * (with their keys) come from slabs (borrowed, outlives the map), or from
+ * malloc when it is NULL. */
+int ctl_smap_init(struct ctl_smap *m, struct ctl_slabs *slabs);
 void ctl_smap_cleanup(struct ctl_smap *m, void (*free_val)(void *));
 uint64_t ctl_smap_hash(const char *s);
 struct ctl_smap_shard *ctl_smap_shard(struct ctl_smap *m, uint64_t h);
@@ -55,7 +60,10 @@ void *ctl_smap_del_locked(struct ctl_smap_shard *sh, uint64_t h, const char *key
 void *ctl_smap_get_locked(struct ctl_smap_shard *sh, uint64_t h, const char *key);
 /* Entries in all shards (each shard locked in turn). */
 size_t ctl_smap_len(struct ctl_smap *m);
-/* Unlinks every entry whose epoch is not `epoch`; the caller frees the list (next). */
+/* Unlinks every entry whose epoch is not `epoch`; the caller frees each
+ * entry of the list (next) with ctl_smap_ent_free. */
 struct ctl_smap_ent *ctl_smap_sweep(struct ctl_smap *m, uint64_t epoch);
+/* Frees one entry unlinked by ctl_smap_sweep (not its value); NULL is fine. */
+void ctl_smap_ent_free(struct ctl_smap *m, struct ctl_smap_ent *e);
 
 #endif

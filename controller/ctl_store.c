@@ -69,29 +69,12 @@ static size_t rec_size(const void *v)
 
 static void rec_free(struct ctl_store *s, void *v)
 {
-	struct ctl_slab *sl;
-
 	if (!v)
 		return;
-	if (rec_is_term(v)) {
+	if (rec_is_term(v))
 		ctl_store_term_free(s, v);
-		return;
-	}
-	sl = ctl_store_slab(s, rec_size(v));
-	if (sl)
-		ctl_slab_free(sl, v);
 	else
-		free(v);
-}
-
-static int slabs_init(struct ctl_store *s)
-{
-	static const size_t slots[CTL_STORE_SLAB_CLASSES] = CTL_STORE_SLAB_SLOTS;
-
-	for (size_t i = 0; i < CTL_STORE_SLAB_CLASSES; i++)
-		if (ctl_slab_init(&s->slabs[i], slots[i]))
-			return -ENOMEM;
-	return 0;
+		ctl_slabs_free(&s->slabs, v, rec_size(v));
 }
 
 int ctl_store_new(struct ctl_store **out)
@@ -102,9 +85,9 @@ int ctl_store_new(struct ctl_store **out)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	if (ctl_smap_init(&s->pods) || ctl_smap_init(&s->pcps) || ctl_smap_init(&s->idx) ||
-	    ctl_intern_init(&s->strs) || pthread_mutex_init(&s->bytes_lock, NULL) ||
-	    slabs_init(s)) {
+	if (ctl_slabs_init(&s->slabs) || ctl_smap_init(&s->pods, &s->slabs) ||
+	    ctl_smap_init(&s->pcps, &s->slabs) || ctl_smap_init(&s->idx, NULL) ||
+	    ctl_intern_init(&s->strs) || pthread_mutex_init(&s->bytes_lock, NULL)) {
 		ctl_store_free(s);
 		return -ENOMEM;
 	}
@@ -123,15 +106,16 @@ void ctl_store_free(struct ctl_store *s)
 		for (; gone; gone = next) {
 			next = gone->next;
 			rec_free(s, gone->val);
-			free(gone);
+			ctl_smap_ent_free(&s->pcps, gone);
 		}
 	}
+	if (s->pods.sh[0].b)
+		ctl_store_pod_sweep(s, UINT64_MAX, NULL, NULL); /* the pod records, likewise */
 	ctl_smap_cleanup(&s->pods, free_plain);
 	ctl_smap_cleanup(&s->pcps, free_plain);
 	ctl_smap_cleanup(&s->idx, ctl_store_free_sibs);
 	ctl_intern_cleanup(&s->strs); /* after the records that referenced its strings */
-	for (size_t i = 0; i < CTL_STORE_SLAB_CLASSES; i++)
-		ctl_slab_cleanup(&s->slabs[i]);
+	ctl_slabs_cleanup(&s->slabs); /* last: the maps' entries lived there */
 	pthread_mutex_destroy(&s->bytes_lock);
 	free(s);
 }
@@ -251,7 +235,6 @@ static void bytes_add(struct ctl_store *s, size_t add, size_t sub)
 /* The text record of pcp (stripped in place). */
 static int text_new(struct ctl_store *s, json_object *pcp, bool terminal, struct pcp_rec **out)
 {
-	struct ctl_slab *sl;
 	const char *uid, *pod, *json;
 	struct pcp_rec *r;
 	size_t jlen, len, off = 0;
@@ -267,8 +250,7 @@ static int text_new(struct ctl_store *s, json_object *pcp, bool terminal, struct
 	len = ctl_store_slen(uid) + ctl_store_slen(pod) + jlen + 3;
 	if (ctl_store_slen(uid) + ctl_store_slen(pod) + 2 > UINT16_MAX || jlen > UINT32_MAX)
 		return -EINVAL;
-	sl = ctl_store_slab(s, sizeof(*r) + len);
-	r = sl ? ctl_slab_alloc(sl) : malloc(sizeof(*r) + len);
+	r = ctl_slabs_alloc(&s->slabs, sizeof(*r) + len);
 	if (!r)
 		return -ENOMEM;
 	r->kind = CTL_STORE_REC_TEXT;
@@ -369,7 +351,7 @@ void ctl_store_pcp_sweep(struct ctl_store *s, uint64_t epoch, ctl_store_gone_fn 
 		if (fn)
 			fn(arg, ns, name, uid, rec_pod(r));
 		rec_free(s, r);
-		free(gone);
+		ctl_smap_ent_free(&s->pcps, gone);
 	}
 }
 
@@ -446,7 +428,6 @@ size_t ctl_store_mapped_bytes(struct ctl_store *s)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < CTL_STORE_SLAB_CLASSES; i++)
-		n += ctl_slab_blocks(&s->slabs[i]);
+	n = ctl_slabs_blocks(&s->slabs);
 	return n * CTL_SLAB_BLOCK;
 }

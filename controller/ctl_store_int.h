@@ -24,15 +24,6 @@ struct ctl_store_sibs {
 	struct ctl_store_sib *v;
 };
 
-/*
- * Slot sizes of the CR records (ctl_slab.h): packed terminal records and
- * the texts of CRs in flight, each class in blocks of its own, so that
- * neither leaves its pages pinned by the other or by the map entries;
- * larger records are malloc'ed.
- */
-#define CTL_STORE_SLAB_CLASSES 14
-#define CTL_STORE_SLAB_SLOTS { 112, 160, 256, 384, 512, 640, 768, 960, 1200, 1536, 2048, 2560, 3072, 4096 }
-
 /* What a CR record's first byte says it is. */
 enum { CTL_STORE_REC_TEXT = 1, CTL_STORE_REC_TERM = 2 };
 
@@ -62,7 +53,7 @@ struct ctl_store_term {
 struct ctl_store {
 	struct ctl_smap pods, pcps, idx;
 	struct ctl_intern strs; /* node names, pod phases, artifact directories */
-	struct ctl_slab slabs[CTL_STORE_SLAB_CLASSES]; /* CR records, by size */
+	struct ctl_slabs slabs; /* CR and pod records and the entries of pods and pcps, by size */
 	pthread_mutex_t bytes_lock;
 	size_t pcp_bytes;
 };
@@ -98,8 +89,6 @@ int ctl_store_term_new(struct ctl_store *s, json_object *pcp, const char *ns, co
 		       struct ctl_store_term **out);
 /* Drops its interned strings and frees it; NULL is fine. */
 void ctl_store_term_free(struct ctl_store *s, struct ctl_store_term *t);
-/* The slab a CR record of this size lives in, or NULL (malloc'ed). */
-struct ctl_slab *ctl_store_slab(struct ctl_store *s, size_t size);
 size_t ctl_store_term_size(const struct ctl_store_term *t);
 void ctl_store_term_uid(const struct ctl_store_term *t, char *buf, size_t cap);
 const char *ctl_store_term_pod(const struct ctl_store_term *t);

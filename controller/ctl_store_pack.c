@@ -138,7 +138,6 @@ int ctl_store_term_new(struct ctl_store *s, json_object *pcp, const char *ns, co
 	const char *reason = "", *ready = "", *suffix = NULL, *pol, *f;
 	json_object *fins = kc_json_get(pcp, "metadata.finalizers"), *conds, *rc_cond = NULL;
 	enum ctl_phase ph = CTL_PHASE_NONE;
-	struct ctl_slab *sl;
 	struct ctl_store_term *t = NULL;
 	char dir[CTL_PATH_MAX];
 	size_t len, off = 0, dirlen = 0, nf = 0;
@@ -177,8 +176,7 @@ int ctl_store_term_new(struct ctl_store *s, json_object *pcp, const char *ns, co
 	}
 	if (len > UINT16_MAX || (fins && json_object_array_length(fins) >= UINT8_MAX))
 		return -E2BIG; /* the caller keeps such a CR as text */
-	sl = ctl_store_slab(s, sizeof(*t) + len);
-	t = sl ? ctl_slab_alloc(sl) : calloc(1, sizeof(*t) + len);
+	t = ctl_slabs_alloc(&s->slabs, sizeof(*t) + len);
 	if (!t)
 		return -ENOMEM;
 	t->len = (uint16_t)len; /* first: ctl_store_term_free finds the slab by the size */
@@ -238,29 +236,13 @@ out:
 	return rc;
 }
 
-struct ctl_slab *ctl_store_slab(struct ctl_store *s, size_t size)
-{
-	static const size_t slots[CTL_STORE_SLAB_CLASSES] = CTL_STORE_SLAB_SLOTS;
-
-	for (size_t i = 0; i < CTL_STORE_SLAB_CLASSES; i++)
-		if (size <= slots[i])
-			return &s->slabs[i];
-	return NULL;
-}
-
 void ctl_store_term_free(struct ctl_store *s, struct ctl_store_term *t)
 {
-	struct ctl_slab *sl;
-
 	if (!t)
 		return;
 	ctl_intern_put(&s->strs, t->node);
 	ctl_intern_put(&s->strs, t->art_dir);
-	sl = ctl_store_slab(s, ctl_store_term_size(t));
-	if (sl)
-		ctl_slab_free(sl, t);
-	else
-		free(t);
+	ctl_slabs_free(&s->slabs, t, ctl_store_term_size(t));
 }
 
 size_t ctl_store_term_size(const struct ctl_store_term *t)

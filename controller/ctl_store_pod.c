@@ -20,6 +20,7 @@ struct pod_rec {
 	bool deleting, uid_bin;
 	uint8_t ncont;
 	uint16_t cont_off;
+	uint16_t len; /* of buf: the record is sizeof(struct pod_rec) + len (its slab class) */
 	uint8_t uid[16];
 	const char *node, *phase;
 	char buf[];
@@ -31,7 +32,7 @@ static void pod_rec_free(struct ctl_store *s, struct pod_rec *r)
 		return;
 	ctl_intern_put(&s->strs, r->node);
 	ctl_intern_put(&s->strs, r->phase);
-	free(r);
+	ctl_slabs_free(&s->slabs, r, sizeof(*r) + r->len);
 }
 
 /* The containers that can be checkpointed, as ctl_obs_set_pod lists them. */
@@ -86,9 +87,10 @@ int ctl_store_pod_put(struct ctl_store *s, json_object *pod, uint64_t epoch)
 		len += ctl_store_slen(uid) + 1;
 	if (len > UINT16_MAX || ctl_store_slen(node) >= CTL_NAME_MAX || ctl_store_slen(phase) >= 32)
 		return -EINVAL;
-	r = calloc(1, sizeof(*r) + len);
+	r = ctl_slabs_alloc(&s->slabs, sizeof(*r) + len);
 	if (!r)
 		return -ENOMEM;
+	r->len = (uint16_t)len;
 	r->deleting = kc_json_get(pod, "metadata.deletionTimestamp") != NULL;
 	r->ncont = (uint8_t)n;
 	r->uid_bin = ctl_store_uid_pack(r->uid, uid);
@@ -177,6 +179,6 @@ void ctl_store_pod_sweep(struct ctl_store *s, uint64_t epoch, ctl_store_gone_fn 
 		if (fn)
 			fn(arg, ns, name, NULL, NULL);
 		pod_rec_free(s, gone->val);
-		free(gone);
+		ctl_smap_ent_free(&s->pods, gone);
 	}
 }

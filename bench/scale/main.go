@@ -62,6 +62,7 @@ type config struct {
 	payload                              int64
 	idle, timeout                        time.Duration
 	minCRRatio, maxHWMRatio              float64
+	memHook                              string
 }
 
 // phaseResult is the measurement of one controller on one set of N CRs.
@@ -128,6 +129,7 @@ func main() {
 	flag.DurationVar(&c.timeout, "timeout", 12*time.Minute, "give up on a phase after this")
 	flag.Float64Var(&c.minCRRatio, "min-cr-ratio", 0, "check: fail unless ours/peer CR/s >= this")
 	flag.Float64Var(&c.maxHWMRatio, "max-hwm-ratio", 0, "check: fail unless ours/peer VmHWM <= this")
+	flag.StringVar(&c.memHook, "mem-hook", "", "run this shell command at the end of idle and after the delete, with PCP_PID, PCP_PHASE and PCP_WHEN (idle|deleted) set (e.g. bench/scale/memdump.sh)")
 	flag.Parse()
 	if err := run(c); err != nil {
 		fmt.Fprintf(os.Stderr, "scale: FAIL: %v\n", err)
@@ -657,6 +659,7 @@ func (b *bench) phase(ctx context.Context, name, prefix string, pid int, ours bo
 		pr.Idle = readProc(pid)
 		pr.IdleCPUSec = pr.Idle.CPUSec - pr.After.CPUSec
 		logf("%s: idle %v: RSS %.1f..%.1f MiB, CPU %.2fs", name, c.idle, mib(pr.IdleRSSMinKiB), mib(pr.IdleRSSMaxKiB), pr.IdleCPUSec)
+		b.memHook(pid, name, "idle")
 	}
 
 	// delete every CR of this phase, then the RSS once they are gone
@@ -683,6 +686,7 @@ func (b *bench) phase(ctx context.Context, name, prefix string, pid int, ours bo
 	time.Sleep(10 * time.Second)
 	pr.Deleted = readProc(pid)
 	logf("%s: all deleted: RSS %.1f MiB", name, mib(pr.Deleted.RSSKiB))
+	b.memHook(pid, name, "deleted")
 	return pr, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 )
@@ -91,4 +92,19 @@ func procState(pid int) string {
 		return ""
 	}
 	return s[i+2 : i+3]
+}
+
+// memHook runs --mem-hook (if set) for the controller pid at a measuring point;
+// its output goes to stderr with the bench's log. A failing hook is reported,
+// not fatal: it is a diagnosis, not a measurement.
+func (b *bench) memHook(pid int, phase, when string) {
+	if b.c.memHook == "" || pid <= 0 {
+		return
+	}
+	cmd := exec.Command("/bin/sh", "-c", b.c.memHook)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("PCP_PID=%d", pid), "PCP_PHASE="+phase, "PCP_WHEN="+when)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		logf("%s: mem-hook (%s): %v", phase, when, err)
+	}
 }

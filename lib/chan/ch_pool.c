@@ -199,7 +199,12 @@ int ch_pool_new(const struct ch_pool_opts *opts, struct ch_pool **out)
 
 	p->protocols[0].name = CH_POOL_PROTOCOL;
 	p->protocols[0].callback = ch_pool_lws_cb;
-	p->protocols[0].rx_buffer_size = 16384;
+	/* Allocated per connection for its whole life (one per helper): the
+	 * helpers' messages are states of a few hundred bytes, and a larger one
+	 * arrives in pieces that ep->rx puts together. Sends keep their 16 KiB
+	 * pieces (tx_packet_size would follow rx_buffer_size otherwise). */
+	p->protocols[0].rx_buffer_size = 4096;
+	p->protocols[0].tx_packet_size = 16384;
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.protocols = p->protocols;

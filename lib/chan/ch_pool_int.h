@@ -37,6 +37,7 @@
 #define CH_POOL_ROTATE_GRACE_MS 2000L /* a retiring connection closes by then regardless */
 #define CH_POOL_LOST_TLS_RETRIES 3    /* see the lws 4.1 quirk in docs/channel.md */
 #define CH_POOL_MAX_SUBS 4096u        /* uids followed per endpoint */
+#define CH_POOL_SUBS_MIN 16u          /* the subscription array's smallest size (it shrinks back to it) */
 #define CH_POOL_SUB_BYTES (1024u * 1024u) /* their messages kept for re-sending, per endpoint */
 #define CH_POOL_MAX_ATTEMPTS 3u       /* a request re-sent after its connection dropped */
 

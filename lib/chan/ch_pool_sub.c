@@ -34,11 +34,34 @@ static void sub_clear(struct ch_pool_ep *ep, struct ch_psub *s)
 	s->resend = false;
 }
 
+/* The array follows the jobs in flight back down: a burst of thousands must
+ * not stay allocated on every endpoint once its jobs are final. */
+static void subs_shrink(struct ch_pool_ep *ep)
+{
+	struct ch_psub *n;
+	size_t cap = ep->subcap / 2;
+
+	if (ep->nsubs == 0) {
+		free(ep->subs);
+		ep->subs = NULL;
+		ep->subcap = 0;
+		return;
+	}
+	if (ep->subcap <= CH_POOL_SUBS_MIN || ep->nsubs > ep->subcap / 4)
+		return;
+	n = realloc(ep->subs, cap * sizeof(*n));
+	if (n) { /* else the bigger array stays: still correct */
+		ep->subs = n;
+		ep->subcap = cap;
+	}
+}
+
 static void sub_remove(struct ch_pool_ep *ep, size_t i)
 {
 	sub_clear(ep, &ep->subs[i]);
 	memmove(ep->subs + i, ep->subs + i + 1, (ep->nsubs - i - 1) * sizeof(*ep->subs));
 	ep->nsubs--;
+	subs_shrink(ep);
 }
 
 void ch_pool_sub_add(struct ch_pool_ep *ep, const struct ch_preq *r)
@@ -57,7 +80,7 @@ void ch_pool_sub_add(struct ch_pool_ep *ep, const struct ch_preq *r)
 			if (ep->subcap >= CH_POOL_MAX_SUBS) {
 				sub_remove(ep, 0);
 			} else {
-				size_t cap = ep->subcap ? ep->subcap * 2 : 16;
+				size_t cap = ep->subcap ? ep->subcap * 2 : CH_POOL_SUBS_MIN;
 				struct ch_psub *n = realloc(ep->subs, cap * sizeof(*n));
 
 				if (!n)
@@ -133,7 +156,7 @@ void ch_pool_subs_free(struct ch_pool_ep *ep)
 {
 	while (ep->nsubs)
 		sub_remove(ep, ep->nsubs - 1);
-	free(ep->subs);
+	free(ep->subs); /* NULL by now; kept for clarity */
 	ep->subs = NULL;
 	ep->subcap = 0;
 }

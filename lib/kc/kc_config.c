@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include <openssl/crypto.h>
+#include <openssl/ssl.h>
 
 #include "fsutil.h"
 #include "kc_config_int.h"
@@ -236,10 +237,24 @@ int kc_config_set_token_file(struct kc_config *cfg, const char *path)
 
 /* ------------------------------------------------------------ TLS */
 
+/* An idle connection (a watch between events, a client between requests)
+ * gives its ~34 KiB of TLS record buffers back; OpenSSL takes them again for
+ * the next record. */
+static CURLcode ssl_ctx_release_buffers(CURL *h, void *ssl_ctx, void *arg)
+{
+	(void)h;
+	(void)arg;
+	SSL_CTX_set_mode((SSL_CTX *)ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+	return CURLE_OK;
+}
+
 int kc_config_apply_tls(const struct kc_config *cfg, CURL *h)
 {
 	struct curl_blob b;
 	CURLcode cc = CURLE_OK;
+
+	/* best effort: a libcurl without OpenSSL refuses the option, nothing more */
+	(void)curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_release_buffers);
 
 	if (cfg->ca.data) {
 		b.data = cfg->ca.data;

@@ -56,7 +56,7 @@ static void test_shrinks_after_deletes(void **state)
 	struct ctl_smap m;
 	(void)state;
 
-	assert_int_equal(ctl_smap_init(&m), 0);
+	assert_int_equal(ctl_smap_init(&m, NULL), 0);
 	for (int i = 0; i < N; i++)
 		op(&m, i, 0, 1);
 	assert_true(buckets(&m) >= N);
@@ -81,13 +81,13 @@ static void test_shrinks_after_sweep(void **state)
 	size_t n = 0;
 	(void)state;
 
-	assert_int_equal(ctl_smap_init(&m), 0);
+	assert_int_equal(ctl_smap_init(&m, NULL), 0);
 	for (int i = 0; i < N; i++)
 		op(&m, i, 0, i < 100 ? 2 : 1);
 	gone = ctl_smap_sweep(&m, 2);
 	for (; gone; gone = next, n++) {
 		next = gone->next;
-		free(gone);
+		ctl_smap_ent_free(&m, gone);
 	}
 	assert_int_equal(n, N - 100);
 	assert_true(buckets(&m) <= 4 * 100 + CTL_SMAP_MIN_BUCKETS * CTL_SMAP_SHARDS);
