@@ -61,6 +61,17 @@ static void note_freed(struct ctl_bind *b, unsigned recs, size_t bytes, bool cr)
 	}
 }
 
+void ctl_ctx_trim_idle(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	if (mi.fordblks < CTL_TRIM_IDLE_BYTES)
+		return;
+	atomic_store(&freed_since_trim, 0);
+	atomic_store(&freed_bytes_since_trim, 0);
+	malloc_trim(0);
+}
+
 static size_t inf_index(struct ctl_ctx *ctx, const char *ns)
 {
 	if (ctx->opts->nwatch == 0)

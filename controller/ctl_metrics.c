@@ -3,6 +3,7 @@
  * ctl_metrics.h).
  */
 #include "ctl_metrics.h"
+#include "ctl_io.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -80,6 +81,7 @@ static void ctl_metrics_tick(void *arg)
 
 	if (leases)
 		mx_gauge_set(ctl_mx_helpers, ctl_metrics_count_helpers(leases, kc_now_ms()), NULL, 0);
+	ctl_ctx_trim_idle();
 }
 
 int ctl_metrics_start(const struct ctl_options *opts, struct ctl_queue *q,

@@ -206,6 +206,12 @@ int ctl_run(const struct ctl_options *opts, volatile sig_atomic_t *stop)
 	/* Two malloc arenas, not 8 per core: every thread allocating in its own
 	 * arena keeps freed memory scattered over many heaps. */
 	mallopt(M_ARENA_MAX, 2);
+	/* Fixed thresholds: glibc raises both after freeing one large block (a
+	 * LIST page's buffer), and then keeps megabytes of freed heap; with
+	 * these a large buffer is its own mapping and a free top of the heap
+	 * above 256 KiB goes back at once. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 256 * 1024);
 	log_set_component("controller");
 	if (log_set_level_name(opts->log_level) != 0)
 		LOG_WARN("msg=\"unknown log level, using info\" level=%s", opts->log_level);
