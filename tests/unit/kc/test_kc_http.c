@@ -189,7 +189,7 @@ static void test_requests(void **state)
 	int64_t t0 = kt_mono_ms();
 	assert_int_equal(kc_get(c, path, &out, &st), -ETIMEDOUT);
 	int64_t dt = kt_mono_ms() - t0;
-	assert_true(dt >= 250 && dt < 2000);
+	assert_true(dt >= 250 && dt < 5000); /* the server hangs for 10 s; load only lengthens dt */
 	assert_int_equal(st.http, 0);
 	assert_true(st.message[0] != '\0');
 
@@ -278,20 +278,24 @@ static void test_config_limit(void **state)
 	}
 	assert_true(kt_mono_ms() - t >= 190);
 	assert_int_equal(fs_count(s), 6);
-	/* a client whose deadline is shorter than the wait fails without sending */
+	/* a client whose deadline is shorter than the wait fails without sending
+	 * (at 1/s, once the burst is spent, the next token is ~1 s away: no
+	 * delay of a loaded machine brings it within the 1 ms deadline) */
+	assert_int_equal(kc_config_set_rate_limit(cfg, 1, 1), 0);
+	assert_int_equal(kc_get(a, "/api/v1/namespaces/ns1/pods/p1", NULL, &st), 0);
 	kc_client_set_timeout(a, 1);
 	assert_int_equal(kc_get(a, "/api/v1/namespaces/ns1/pods/p1", NULL, &st), -ETIMEDOUT);
 	assert_int_equal(st.http, 0);
 	assert_non_null(strstr(st.message, "rate limit"));
-	assert_int_equal(fs_count(s), 6);
-	/* qps 0 lifts the limit: 20 requests that 2/s would spread over >= 9.5 s
+	assert_int_equal(fs_count(s), 7);
+	/* qps 0 lifts the limit: 20 requests that 1/s would spread over >= 19 s
 	 * (a wide margin, so a loaded machine does not fail it) */
-	assert_int_equal(kc_config_set_rate_limit(cfg, 2, 1), 0);
+	assert_int_equal(kc_config_set_rate_limit(cfg, 1, 1), 0);
 	assert_int_equal(kc_config_set_rate_limit(cfg, 0, 1), 0);
 	t = kt_mono_ms();
 	for (int i = 0; i < 20; i++)
 		assert_int_equal(kc_get(b, "/api/v1/namespaces/ns1/pods/p1", NULL, &st), 0);
-	assert_true(kt_mono_ms() - t < 5000);
+	assert_true(kt_mono_ms() - t < 15000);
 	kc_client_free(a);
 	kc_client_free(b);
 	kc_config_free(cfg);
