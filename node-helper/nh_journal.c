@@ -28,6 +28,8 @@ struct nh_jentry {
 	int64_t done_ms; /* completionTime of a done/failed record, 0 unknown */
 	struct ch_state st;
 	bool queued;
+	bool settled; /* done, or failed with final_written (nh_prune_policy) */
+	bool drop;    /* prune: marked to go */
 };
 
 struct nh_journal {
@@ -37,12 +39,20 @@ struct nh_journal {
 	size_t n, cap;
 	nh_journal_fault_fn fault;
 	void *fault_arg;
+	nh_journal_prune_fault_fn prune_fault;
+	void *prune_fault_arg;
 };
 
 void nh_journal_set_fault(struct nh_journal *j, nh_journal_fault_fn fn, void *arg)
 {
 	j->fault = fn;
 	j->fault_arg = arg;
+}
+
+void nh_journal_set_prune_fault(struct nh_journal *j, nh_journal_prune_fault_fn fn, void *arg)
+{
+	j->prune_fault = fn;
+	j->prune_fault_arg = arg;
 }
 
 int nh_journal_path(const char *state_dir, const char *uid, char *buf, size_t cap)
@@ -97,6 +107,7 @@ static int nh_upsert(struct nh_journal *j, const struct nh_record *r)
 		nh_strlcpy(e->uid, r->job.uid, sizeof(e->uid));
 	}
 	e->state = r->state;
+	e->settled = r->state == NH_J_DONE || (r->state == NH_J_FAILED && r->final_written);
 	e->done_ms = 0;
 	if ((r->state == NH_J_DONE || r->state == NH_J_FAILED) && r->completion_time[0] &&
 	    kc_time_parse(r->completion_time, &e->done_ms) != 0)
@@ -362,32 +373,89 @@ out:
 	return rc;
 }
 
-size_t nh_journal_prune(struct nh_journal *j, long keep_seconds)
+/* Finished and not in the runner's hands: the only records pruning looks at. */
+static bool nh_finished(const struct nh_jentry *e)
 {
-	int64_t cutoff = kc_now_ms() - (int64_t)keep_seconds * 1000;
-	size_t removed = 0, i = 0;
+	return (e->state == NH_J_DONE || e->state == NH_J_FAILED) && !e->queued;
+}
 
-	if (keep_seconds <= 0)
+static bool nh_older(const struct nh_jentry *e, int64_t now, long seconds)
+{
+	return seconds > 0 && e->done_ms > 0 && e->done_ms <= now - (int64_t)seconds * 1000;
+}
+
+static int nh_cmp_done(const void *a, const void *b)
+{
+	const struct nh_jentry *x = *(const struct nh_jentry *const *)a;
+	const struct nh_jentry *y = *(const struct nh_jentry *const *)b;
+
+	return x->done_ms < y->done_ms ? -1 : x->done_ms > y->done_ms;
+}
+
+/* Caller holds the lock. Marks the oldest settled records beyond max. */
+static void nh_mark_over_cap(struct nh_journal *j, size_t max)
+{
+	struct nh_jentry **c = NULL;
+	size_t keep = 0, nc = 0;
+
+	for (size_t i = 0; i < j->n; i++)
+		keep += !j->v[i].drop;
+	if (!max || keep <= max)
+		return;
+	c = malloc(j->n * sizeof(*c));
+	if (!c)
+		return; /* the age rules still ran; the cap waits for the next prune */
+	for (size_t i = 0; i < j->n; i++)
+		if (!j->v[i].drop && j->v[i].settled && nh_finished(&j->v[i]))
+			c[nc++] = &j->v[i];
+	qsort(c, nc, sizeof(*c), nh_cmp_done); /* unknown completion (0) first */
+	for (size_t i = 0; i < nc && keep > max; i++, keep--)
+		c[i]->drop = true;
+	free(c);
+}
+
+size_t nh_journal_prune(struct nh_journal *j, const struct nh_prune_policy *p)
+{
+	int64_t now = kc_now_ms();
+	size_t removed = 0, w = 0;
+	bool stop = false;
+
+	if (!p)
 		return 0;
 	pthread_mutex_lock(&j->lock);
-	while (i < j->n) {
+	for (size_t i = 0; i < j->n; i++) {
+		struct nh_jentry *e = &j->v[i];
+
+		e->drop = nh_finished(e) && (nh_older(e, now, p->keep_seconds) ||
+					     (e->settled && nh_older(e, now, p->settled_keep_seconds)));
+	}
+	nh_mark_over_cap(j, p->max_records);
+	/* Files first: a crash between two unlinks leaves whole records only. */
+	for (size_t i = 0; i < j->n; i++) {
 		struct nh_jentry *e = &j->v[i];
 		char path[4096 + 80];
 
-		if ((e->state != NH_J_DONE && e->state != NH_J_FAILED) || e->queued ||
-		    e->done_ms <= 0 || e->done_ms > cutoff ||
-		    nh_file_path(j, e->uid, path, sizeof(path)) != 0) {
-			i++;
+		if (!e->drop)
 			continue;
-		}
-		if (unlink(path) != 0 && errno != ENOENT) {
-			i++;
-			continue;
-		}
-		LOG_INFO("msg=\"journal record pruned\" uid=%s", e->uid);
-		j->v[i] = j->v[--j->n];
-		removed++;
+		if (!stop && j->prune_fault && j->prune_fault(j->prune_fault_arg, e->uid) != 0)
+			stop = true;
+		if (stop || nh_file_path(j, e->uid, path, sizeof(path)) != 0 ||
+		    (unlink(path) != 0 && errno != ENOENT))
+			e->drop = false;
 	}
+	for (size_t i = 0; i < j->n; i++) {
+		if (j->v[i].drop) {
+			LOG_DEBUG("msg=\"journal record pruned\" uid=%s", j->v[i].uid);
+			removed++;
+			continue;
+		}
+		j->v[w++] = j->v[i];
+	}
+	j->n = w;
 	pthread_mutex_unlock(&j->lock);
+	if (removed) {
+		fsu_fsync_dir(j->dir);
+		LOG_INFO("msg=\"journal pruned\" records=%zu left=%zu", removed, w);
+	}
 	return removed;
 }

@@ -131,6 +131,7 @@ int nh_record_to_json(const struct nh_record *r, json_object **out)
 	NH_ADD(o, "startTime", json_object_new_string(r->start_time));
 	NH_ADD(o, "kubeletStarted", json_object_new_int64(r->kubelet_started));
 	NH_ADD(o, "container", json_object_new_string(r->container));
+	NH_ADD(o, "finalWritten", json_object_new_boolean(r->final_written));
 	arr = json_object_new_array();
 	if (!arr) {
 		rc = -ENOMEM;
@@ -250,6 +251,8 @@ int nh_record_from_json(json_object *o, struct nh_record *r, char *err, size_t e
 	COPY(o, "startTime", r->start_time);
 	r->kubelet_started = kc_json_int64(o, "kubeletStarted", 0, NULL);
 	COPY(o, "container", r->container);
+	if (nh_get_bool(o, "finalWritten", &r->final_written) != 0)
+		r->final_written = false; /* a record from before the field: not known */
 	if (!json_object_object_get_ex(o, "results", &arr) ||
 	    !json_object_is_type(arr, json_type_array) ||
 	    json_object_array_length(arr) > CH_MAX_CONTAINERS) {
