@@ -176,6 +176,7 @@ void nh_fail(struct nh_run *run, const char *reason, const char *fmt, ...)
 	nh_time_now(r->completion_time);
 	LOG_WARN("msg=\"job failed\" pcp=%s/%s uid=%s reason=%s message=\"%s\"", r->job.ns,
 		 r->job.name, r->job.uid, reason, r->message);
+	r->final_written = false; /* settled only once this Failed is applied */
 	nh_save(run, NH_J_FAILED);
 	rc = nh_write_status(run, NH_P_FAILED, reason, r->message);
 	if (rc == 0 || rc == -ENOENT || rc == -ESTALE)
