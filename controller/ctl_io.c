@@ -334,9 +334,7 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 	o->busy_count = mem->busy_count;
 	o->queued_event_sent = mem->queued_event_sent;
 	ctl_copy(o->last_error, sizeof(o->last_error), mem->last_error);
-	/* ctl_mem_record_call keeps the job's container count (>= 1) from the
-	 * first checkpoint call on: a job was sent. */
-	o->job_sent = mem->ncontainers > 0;
+	o->job_sent = mem->job_sent;
 
 	/* Gather only what the decision can look at in this state. */
 	pre_dispatch = !o->deleting && !o->st_node[0] &&
@@ -382,7 +380,7 @@ int ctl_reconcile_key(struct ctl_ctx *ctx, struct kc_client *c, const char *key,
 	action_names(d->actions, acts, sizeof(acts));
 	/* A stale copy is logged too: it replaces a 409 ("status conflict"). */
 	if (d->write_status || d->event || (d->actions & ~(unsigned)CTL_ACT_POLL) ||
-	    strcmp(d->why, "stale-copy") == 0)
+	    d->stale_copy)
 		LOG_INFO("msg=\"decision\" pcp=%s/%s uid=%s phase=%s decision=%s new_phase=%s reason=%s actions=%s requeue_ms=%ld",
 			 o->ns, o->name, o->uid, ctl_phase_name(o->phase), d->why,
 			 d->write_status ? ctl_phase_name(d->status.phase) : "-",

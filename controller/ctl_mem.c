@@ -20,6 +20,7 @@ struct rec {
 	unsigned busy_count;
 	uint32_t ncontainers;
 	bool queued_event_sent;
+	bool job_sent;
 	char *answer_message; /* NULL when "" */
 	char *last_error;     /* NULL when "" */
 	char *cert_pem;
@@ -139,6 +140,7 @@ int ctl_mem_snapshot(struct ctl_mem_table *t, const char *uid, int64_t now, bool
 	out->ncontainers = r->ncontainers;
 	out->busy_count = r->busy_count;
 	out->queued_event_sent = r->queued_event_sent;
+	out->job_sent = r->job_sent;
 	if (r->cert_pem) {
 		out->cert_pem = strdup(r->cert_pem);
 		if (!out->cert_pem)
@@ -186,6 +188,7 @@ void ctl_mem_record_call(struct ctl_mem_table *t, const char *uid, int64_t now, 
 	if (!r)
 		goto out;
 	if (checkpoint) {
+		r->job_sent = true;
 		if (ncontainers)
 			r->ncontainers = (uint32_t)ncontainers;
 		if (cert_pem && !r->cert_pem)

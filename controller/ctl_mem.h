@@ -40,6 +40,7 @@ struct ctl_mem_view {
 	size_t ncontainers;  /* the job's container count, kept for polls after the pod is gone */
 	unsigned busy_count; /* busy answers in a row */
 	bool queued_event_sent;
+	bool job_sent;       /* this controller sent (or tried to send) a checkpoint job */
 	char *cert_pem;      /* the Secret's public tls.crt used at dispatch (not secret data) */
 };
 
@@ -59,8 +60,12 @@ void ctl_mem_forget(struct ctl_mem_table *t, const char *uid);
 
 /*
  * The outcome of one helper call: rc != 0 keeps err as last_error; rc == 0
- * records the answer (reason, message). For a checkpoint job, ncontainers
- * (when > 0) and cert_pem (when the record has none) are kept.
+ * records the answer (reason, message). For a checkpoint job, reached or
+ * not, job_sent is set, and ncontainers (when > 0) and cert_pem (when the
+ * record has none) are kept. job_sent is cleared only with the record
+ * (ctl_mem_forget): the controller sends a job only after a status naming
+ * the node was written, and nothing clears status.nodeName, so it stays
+ * true for the life of the uid (the stale-copy guard, ctl_obs.job_sent).
  */
 void ctl_mem_record_call(struct ctl_mem_table *t, const char *uid, int64_t now, int rc,
 			 enum ctl_answer answer, const char *reason, const char *message,

@@ -485,6 +485,7 @@ void ctl_decide(const struct ctl_policy *pol, const struct ctl_obs *o, struct ct
 		/* Our own dispatch write landed, the watch has not delivered it
 		 * yet: a write decided on this copy could only meet 409, and a
 		 * deletion decided on it would not know the job exists. */
+		d->stale_copy = true;
 		d->requeue_ms = CTL_STALE_RETRY_MS;
 		d->why = "stale-copy";
 		return;

@@ -155,9 +155,10 @@ struct ctl_obs {
 	unsigned busy_count;    /* busy answers in a row (for the backoff) */
 	bool queued_event_sent; /* the "Queued" Event was emitted for this job */
 	char last_error[CTL_MSG_MAX]; /* why the last call to the helper failed, "" */
-	/* This controller sent a job message for this uid. It sends one only
-	 * after a status naming the node was written, and nothing clears
-	 * status.nodeName: a copy without st_node is older than that write. */
+	/* This controller sent a job message for this uid (ctl_mem_view.job_sent).
+	 * It sends one only after a status naming the node was written, and
+	 * nothing clears status.nodeName: a copy without st_node is older than
+	 * that write. */
 	bool job_sent;
 
 	/* ---- other non-deleted CRs naming the same pod (borrowed) */
@@ -210,6 +211,8 @@ struct ctl_decision {
 	char event_note[CTL_MSG_MAX];
 	unsigned actions;  /* enum ctl_action bits */
 	long requeue_ms;   /* -1: no requeue (an informer event will wake us) */
+	bool stale_copy;   /* the copy is older than our own dispatch write (rule 0):
+			    * nothing decided, look again after CTL_STALE_RETRY_MS */
 	const char *why;   /* short static label for the decision log line */
 };
 

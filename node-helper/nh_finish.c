@@ -137,6 +137,8 @@ void nh_finish(struct nh_run *run)
 			nh_time_now(r->completion_time);
 			nh_save(run, NH_J_FAILED);
 			rc = nh_write_status(run, NH_P_KEPT, r->reason, r->message);
+			if (rc == 0 || rc == -ENOENT || rc == -ESTALE)
+				nh_mark_final(run);
 			if (rc == 0)
 				nh_event(run, "Warning", r->reason, "DeletePod", r->message);
 			return;

@@ -311,7 +311,7 @@ static void *nh_worker(void *arg)
 		if (forget)
 			nh_journal_remove(rn->journal, it.uid);
 		nh_job_free(it.job);
-		nh_journal_prune(rn->journal, rn->opt.journal_keep_seconds);
+		nh_runner_prune(rn);
 	}
 	kc_client_free(kc);
 	return NULL;

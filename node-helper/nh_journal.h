@@ -86,6 +86,10 @@ struct nh_record {
 	int64_t kubelet_started;  /* epoch s of the kubelet call in flight, 0 none */
 	uint64_t bytes;           /* progress */
 	char container[CH_NAME_MAX]; /* container in progress, or "" */
+	/* failed: no status of this job is wanted any more: its Failed status
+	 * was applied, or the CR is gone, terminal or not ours (a done record
+	 * is so by its order of steps: status-written comes before done) */
+	bool final_written;
 };
 
 const char *nh_jstate_name(enum nh_jstate s);
@@ -140,10 +144,35 @@ size_t nh_journal_count(struct nh_journal *j);
 /* Copies the uids of all records (caller frees *uids). */
 int nh_journal_uids(struct nh_journal *j, char (**uids)[64], size_t *n);
 
-/* Removes done/failed records completed more than keep_seconds ago (the
- * state dir stays bounded); delete-artifact recomputes a pruned record's
- * path. Returns how many went. */
-size_t nh_journal_prune(struct nh_journal *j, long keep_seconds);
+/*
+ * Which finished (done/failed) records go. A record in the runner's queue
+ * or running never goes, nor one that is not finished. A finished record
+ * goes when it completed more than keep_seconds ago; a settled one (done,
+ * or failed with final_written: the CR needs nothing more from this job)
+ * already after settled_keep_seconds; and while there are more than
+ * max_records records the oldest settled ones go first, whatever their
+ * age. An unsettled failed record (its Failed status not known applied)
+ * goes only by keep_seconds. 0 disables each rule.
+ */
+struct nh_prune_policy {
+	long keep_seconds;         /* --journal-keep-seconds */
+	long settled_keep_seconds; /* --journal-settled-keep-seconds */
+	size_t max_records;        /* --journal-max-records */
+};
+
+/*
+ * Prunes by the policy: each record's file is unlinked (then the directory
+ * fsynced once), then its table entry dropped, so a crash part-way leaves
+ * only whole records, every one of them still valid. Pruning removes job
+ * records only, never an artifact: delete-artifact recomputes a pruned
+ * record's path. Returns how many went.
+ */
+size_t nh_journal_prune(struct nh_journal *j, const struct nh_prune_policy *p);
+
+/* Fault seam for tests: called before each prune unlink; non-zero stops the
+ * prune there (a crash part-way). NULL: none. */
+typedef int (*nh_journal_prune_fault_fn)(void *arg, const char *uid);
+void nh_journal_set_prune_fault(struct nh_journal *j, nh_journal_prune_fault_fn fn, void *arg);
 
 /* Journal file path for uid: 0 or -ENAMETOOLONG / -EINVAL (unsafe uid). */
 int nh_journal_path(const char *state_dir, const char *uid, char *buf, size_t cap);

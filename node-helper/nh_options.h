@@ -32,6 +32,8 @@ struct nh_options {
 	char kubelet_root_dir[NH_PATH_MAX]; /* the kubelet's --root-dir, as on the node */
 	long late_archive_grace_seconds;    /* sweep given-up calls' archives this long */
 	long journal_keep_seconds;          /* prune finished journal records after */
+	long journal_settled_keep_seconds;  /* ... settled ones (nothing more to write) after */
+	long journal_max_records;           /* beyond this many, the oldest settled go first */
 	long max_parallel_jobs;             /* runner threads: jobs of different pods at once */
 	long max_queued_jobs;               /* jobs waiting for a runner beyond those; then busy */
 	long max_queue_wait_seconds;        /* a job not started this long after accept: QueueTimeout */

@@ -95,7 +95,7 @@ int nh_runner_recover(struct nh_runner *rn)
 			break;
 		}
 	}
-	nh_journal_prune(rn->journal, rn->opt.journal_keep_seconds);
+	nh_runner_prune(rn);
 out:
 	free(uids);
 	free(r);

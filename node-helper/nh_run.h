@@ -116,6 +116,12 @@ bool nh_step(struct nh_run *run, enum nh_jstate s);
 void nh_notify(struct nh_run *run);
 /* Sleeps ms in 100 ms steps, less when the daemon stops. */
 void nh_sleep_ms(struct nh_runner *rn, long ms);
+/* Prunes the journal by the --journal-* options (after each job, at start). */
+void nh_runner_prune(struct nh_runner *rn);
+/* The job's Failed status was applied, or the CR no longer wants one (gone,
+ * terminal, not ours): journal final_written so the record may be pruned
+ * early (nh_prune_policy). A failed write only keeps it longer. */
+void nh_mark_final(struct nh_run *run);
 /*
  * The job's copy of its CR (nh_cr.c). run->cr is only ever a GET's answer or
  * the answer of the job's own status write (the object as written); either

@@ -66,6 +66,33 @@ bool nh_step(struct nh_run *run, enum nh_jstate s)
 	return false;
 }
 
+void nh_runner_prune(struct nh_runner *rn)
+{
+	struct nh_prune_policy p = {
+		.keep_seconds = rn->opt.journal_keep_seconds,
+		.settled_keep_seconds = rn->opt.journal_settled_keep_seconds,
+		.max_records = (size_t)rn->opt.journal_max_records,
+	};
+
+	nh_journal_prune(rn->journal, &p);
+}
+
+void nh_mark_final(struct nh_run *run)
+{
+	struct nh_record *r = run->r;
+	int rc;
+
+	if (r->final_written)
+		return;
+	r->final_written = true;
+	rc = nh_journal_save(run->rn->journal, r);
+	if (rc) {
+		r->final_written = false; /* not on disk: kept by --journal-keep-seconds */
+		LOG_WARN("msg=\"journal write failed; record kept longer\" pcp=%s/%s uid=%s err=%d",
+			 r->job.ns, r->job.name, r->job.uid, rc);
+	}
+}
+
 void nh_sleep_ms(struct nh_runner *rn, long ms)
 {
 	while (ms > 0 && !rn->stop) {
@@ -125,6 +152,7 @@ void nh_superseded(struct nh_run *run, bool keep_artifact)
 		 run->why[0] ? run->why : "the PodCheckpoint no longer exists");
 	r->container[0] = '\0';
 	nh_time_now(r->completion_time);
+	r->final_written = true; /* the CR wants no status from this job */
 	LOG_WARN("msg=\"job stopped: the PodCheckpoint decides otherwise\" pcp=%s/%s uid=%s why=\"%s\"",
 		 r->job.ns, r->job.name, r->job.uid, r->message);
 	nh_save(run, NH_J_FAILED);
@@ -148,8 +176,11 @@ void nh_fail(struct nh_run *run, const char *reason, const char *fmt, ...)
 	nh_time_now(r->completion_time);
 	LOG_WARN("msg=\"job failed\" pcp=%s/%s uid=%s reason=%s message=\"%s\"", r->job.ns,
 		 r->job.name, r->job.uid, reason, r->message);
+	r->final_written = false; /* settled only once this Failed is applied */
 	nh_save(run, NH_J_FAILED);
 	rc = nh_write_status(run, NH_P_FAILED, reason, r->message);
+	if (rc == 0 || rc == -ENOENT || rc == -ESTALE)
+		nh_mark_final(run);
 	if (rc == 0)
 		nh_event(run, "Warning", reason, "Checkpoint", r->message);
 	else

@@ -13,6 +13,11 @@
 #include <stdlib.h>
 #include <time.h>
 
+static int64_t mono_ns(void *arg);
+static void sleep_ns(void *arg, int64_t ns);
+
+static const struct kc_ratelimit_clock real_clock = { mono_ns, sleep_ns, NULL };
+
 struct kc_ratelimit {
 	pthread_mutex_t lock; /* guards the fields below */
 	double qps;
@@ -20,6 +25,7 @@ struct kc_ratelimit {
 	double tokens;
 	int64_t last_ns;
 	int started; /* last_ns is set */
+	struct kc_ratelimit_clock clk; /* set before sharing; read without the lock */
 };
 
 #define NS_PER_S 1000000000.0
@@ -43,6 +49,7 @@ int kc_ratelimit_new(double qps, int burst, struct kc_ratelimit **out)
 	rl->qps = qps;
 	rl->burst = burst;
 	rl->tokens = burst;
+	rl->clk = real_clock;
 	*out = rl;
 	return 0;
 }
@@ -87,30 +94,46 @@ out:
 	return rc;
 }
 
-static int64_t mono_ns(void)
+static int64_t mono_ns(void *arg)
 {
 	struct timespec ts;
 
+	(void)arg;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void sleep_ns(void *arg, int64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000), (long)(ns % 1000000000) };
+
+	(void)arg;
+	nanosleep(&ts, NULL);
+}
+
+void kc_ratelimit_set_clock(struct kc_ratelimit *rl, const struct kc_ratelimit_clock *clk)
+{
+	if (rl)
+		rl->clk = clk ? *clk : real_clock;
 }
 
 int kc_ratelimit_wait(struct kc_ratelimit *rl, long max_wait_ms, int (*abort_fn)(void *arg),
 		      void *abort_arg)
 {
+	const struct kc_ratelimit_clock *clk;
 	int64_t wait_ns = 0, due;
 	int rc;
 
 	if (!rl)
 		return 0;
-	rc = kc_ratelimit_reserve(rl, mono_ns(), (int64_t)(max_wait_ms > 0 ? max_wait_ms : 0) * 1000000,
-				  &wait_ns);
+	clk = &rl->clk;
+	rc = kc_ratelimit_reserve(rl, clk->now_ns(clk->arg),
+				  (int64_t)(max_wait_ms > 0 ? max_wait_ms : 0) * 1000000, &wait_ns);
 	if (rc || wait_ns == 0)
 		return rc;
-	due = mono_ns() + wait_ns;
+	due = clk->now_ns(clk->arg) + wait_ns;
 	for (;;) {
-		int64_t left = due - mono_ns();
-		struct timespec ts;
+		int64_t left = due - clk->now_ns(clk->arg);
 
 		if (left <= 0)
 			return 0;
@@ -118,8 +141,6 @@ int kc_ratelimit_wait(struct kc_ratelimit *rl, long max_wait_ms, int (*abort_fn)
 			return -ECANCELED; /* the reserved token is forfeited */
 		if (left > 100000000)
 			left = 100000000;
-		ts.tv_sec = 0;
-		ts.tv_nsec = (long)left;
-		nanosleep(&ts, NULL);
+		clk->sleep_ns(clk->arg, left);
 	}
 }

@@ -51,4 +51,19 @@ int kc_ratelimit_reserve(struct kc_ratelimit *rl, int64_t now_ns, int64_t max_wa
 int kc_ratelimit_wait(struct kc_ratelimit *rl, long max_wait_ms, int (*abort_fn)(void *arg),
 		      void *abort_arg);
 
+/*
+ * The clock kc_ratelimit_wait reads and sleeps on: CLOCK_MONOTONIC and
+ * nanosleep, unless a test sets its own so that what it asserts (how long a
+ * wait slept, that a refusal slept not at all) does not depend on how the
+ * machine schedules it. now_ns returns monotonic nanoseconds; sleep_ns
+ * sleeps (or pretends to) about ns. Set before the limiter is shared; clk
+ * NULL restores the real clock. The struct is copied.
+ */
+struct kc_ratelimit_clock {
+	int64_t (*now_ns)(void *arg);
+	void (*sleep_ns)(void *arg, int64_t ns);
+	void *arg;
+};
+void kc_ratelimit_set_clock(struct kc_ratelimit *rl, const struct kc_ratelimit_clock *clk);
+
 #endif

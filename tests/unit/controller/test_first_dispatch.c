@@ -318,6 +318,7 @@ static void test_stale_copy_after_merged_write(void **state)
 	w->obs->now_ms += 50;
 	assert_int_equal(reconcile(w), 0);
 	assert_string_equal(w->last.why, "stale-copy");
+	assert_true(w->last.stale_copy);
 	assert_false(w->last.write_status);
 	assert_int_equal(w->last.actions, 0);
 	assert_false(w->last.event);
@@ -344,6 +345,7 @@ static void test_stale_copy_after_merged_write(void **state)
 	assert_int_equal(w->status_writes, 1);
 	assert_int_equal(reconcile(w), 0);
 	assert_string_equal(w->last.why, "stale-copy");
+	assert_true(w->last.stale_copy);
 	assert_int_equal(w->conflicts, 0);
 	world_free(w);
 
@@ -371,16 +373,19 @@ static void test_stale_copy_decides_nothing(void **state)
 	o->job_sent = true;
 	ctl_decide(&POL, o, &d);
 	assert_string_equal(d.why, "stale-copy");
+	assert_true(d.stale_copy);
 	assert_false(d.write_status);
 	assert_int_equal(d.actions, 0);
 	/* A Pending copy from before the write (the two-step path). */
 	o->phase = CTL_PHASE_PENDING;
 	ctl_decide(&POL, o, &d);
 	assert_string_equal(d.why, "stale-copy");
+	assert_true(d.stale_copy);
 	/* Not a validation failure on a lagging pod cache either. */
 	o->pod_exists = false;
 	ctl_decide(&POL, o, &d);
 	assert_string_equal(d.why, "stale-copy");
+	assert_true(d.stale_copy);
 	assert_false(d.write_status);
 	/* Deleting with our finalizer: not a finalizer removal that would
 	 * skip the artifact of the job that was sent. */
@@ -390,24 +395,28 @@ static void test_stale_copy_decides_nothing(void **state)
 	o->policy_delete = true;
 	ctl_decide(&POL, o, &d);
 	assert_string_equal(d.why, "stale-copy");
+	assert_true(d.stale_copy);
 	assert_int_equal(d.actions, 0);
 	/* The fresh copy (nodeName set) is decided as usual. */
 	set(o->st_node, sizeof(o->st_node), "node-a");
 	ctl_decide(&POL, o, &d);
 	assert_string_equal(d.why, "delete-artifact");
+	assert_false(d.stale_copy);
 	assert_int_equal(d.actions, CTL_ACT_DELETE_ARTIFACT);
 	/* No job sent: a copy without nodeName is what it says. */
 	o->st_node[0] = '\0';
 	o->job_sent = false;
 	ctl_decide(&POL, o, &d);
 	assert_string_equal(d.why, "remove-finalizer");
+	assert_false(d.stale_copy);
 	free(o);
 }
 
 /*
  * What ctl_io.c reads the guard's job_sent from (ctl_mem.h's public
- * contract): the job's container count, kept by the first checkpoint call
- * whether the helper was reached or not, and by nothing else.
+ * contract): ctl_mem's job_sent flag, set by the first checkpoint call
+ * whether the helper was reached or not (even without a container count),
+ * by nothing else, and gone only with the record.
  */
 static void test_stale_copy_memory_contract(void **state)
 {
@@ -418,18 +427,36 @@ static void test_stale_copy_memory_contract(void **state)
 	(void)state;
 	assert_int_equal(ctl_mem_table_new(&t), 0);
 	assert_int_equal(ctl_mem_snapshot(t, "u1", 100, true, &v), 0);
-	assert_int_equal(v.ncontainers, 0); /* first sight: nothing sent */
+	assert_false(v.job_sent); /* first sight: nothing sent */
 	ctl_mem_view_cleanup(&v);
 	ctl_mem_mark_queued_event(t, "u1");
 	ctl_mem_delete_result(t, "u1", 150, false, "no helper");
-	assert_int_equal(ctl_mem_snapshot(t, "u1", 160, true, &v), 0);
-	assert_int_equal(v.ncontainers, 0);
+	ctl_mem_record_call(t, "u1", 160, 0, CTL_ANS_NONE, NULL, NULL, "", false, NULL, 3);
+	assert_int_equal(ctl_mem_snapshot(t, "u1", 170, true, &v), 0);
+	assert_false(v.job_sent);
 	ctl_mem_view_cleanup(&v);
 	/* The dispatch call, helper unreachable: as ctl_io.c records it. */
 	ctl_mem_record_call(t, "u1", 200, -EHOSTUNREACH, CTL_ANS_NONE, NULL, NULL, "refused", true,
 			    NULL, ctl_obs_job_containers(o));
 	assert_int_equal(ctl_mem_snapshot(t, "u1", 300, true, &v), 0);
+	assert_true(v.job_sent);
 	assert_true(v.ncontainers > 0);
+	ctl_mem_view_cleanup(&v);
+	/* Not tied to the container count: a checkpoint call without one. */
+	assert_int_equal(ctl_mem_snapshot(t, "u2", 300, true, &v), 0);
+	ctl_mem_record_call(t, "u2", 310, 0, CTL_ANS_RUNNING, "", "", "", true, NULL, 0);
+	assert_int_equal(ctl_mem_snapshot(t, "u2", 320, true, &v), 0);
+	assert_true(v.job_sent);
+	assert_int_equal(v.ncontainers, 0);
+	ctl_mem_view_cleanup(&v);
+	/* Later answers keep it; only forgetting the record clears it. */
+	ctl_mem_record_call(t, "u1", 400, 0, CTL_ANS_BUSY, "Busy", "queue full", "", true, NULL, 0);
+	assert_int_equal(ctl_mem_snapshot(t, "u1", 410, true, &v), 0);
+	assert_true(v.job_sent);
+	ctl_mem_view_cleanup(&v);
+	ctl_mem_forget(t, "u1");
+	assert_int_equal(ctl_mem_snapshot(t, "u1", 500, true, &v), 0);
+	assert_false(v.job_sent);
 	ctl_mem_view_cleanup(&v);
 	ctl_mem_table_free(t);
 	free(o);

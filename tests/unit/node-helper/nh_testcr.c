@@ -306,6 +306,18 @@ int nhw_jstate(struct nhw_fx *f)
 	return (int)js;
 }
 
+bool nhw_final(struct nhw_fx *f)
+{
+	struct nh_record *r = malloc(sizeof(*r));
+	bool final;
+
+	assert_non_null(r);
+	assert_int_equal(nh_journal_get(f->e->j, "cr-uid", r), 0);
+	final = r->final_written;
+	free(r);
+	return final;
+}
+
 void nhw_reset_dirs(struct nhw_fx *f)
 {
 	char cmd[256];

@@ -73,6 +73,8 @@ bool nhw_bool(const char *dotted);
 int nhw_count_artifacts(struct nhw_fx *f);
 /* cp's journal state (asserted to exist). */
 int nhw_jstate(struct nhw_fx *f);
+/* cp's journal record says final_written (asserted to exist). */
+bool nhw_final(struct nhw_fx *f);
 /* Closes the runner and empties the state, artifact and checkpoints dirs. */
 void nhw_reset_dirs(struct nhw_fx *f);
 

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,6 +69,16 @@ static void test_round_trip(void **state)
 	assert_string_equal(b->artifact.path, a->artifact.path);
 	assert_true(b->artifact.encrypted);
 	assert_string_equal(b->artifact.recipient_fingerprint, a->artifact.recipient_fingerprint);
+	assert_false(b->final_written);
+	json_object_put(obj);
+	a->final_written = true;
+	assert_int_equal(nh_record_to_json(a, &obj), 0);
+	assert_int_equal(nh_record_from_json(obj, b, err, sizeof(err)), 0);
+	assert_true(b->final_written);
+	/* a record from before the field: not known to be settled */
+	json_object_object_del(obj, "finalWritten");
+	assert_int_equal(nh_record_from_json(obj, b, err, sizeof(err)), 0);
+	assert_false(b->final_written);
 	/* a broken record is refused, not half-read */
 	json_object_object_del(obj, "state");
 	assert_int_equal(nh_record_from_json(obj, b, err, sizeof(err)), -EBADMSG);
@@ -207,8 +218,10 @@ static void test_prune(void **state)
 	assert_int_equal(nh_journal_save(j, old), 0);
 	assert_int_equal(nh_journal_save(j, fresh), 0);
 	assert_int_equal(nh_journal_save(j, live), 0);
-	assert_int_equal(nh_journal_prune(j, 0), 0); /* 0: never */
-	assert_int_equal(nh_journal_prune(j, 3600), 1);
+	struct nh_prune_policy never = { 0, 0, 0 }, hour = { 3600, 0, 0 };
+	assert_int_equal(nh_journal_prune(j, &never), 0); /* 0: never */
+	assert_int_equal(nh_journal_prune(j, NULL), 0);
+	assert_int_equal(nh_journal_prune(j, &hour), 1);
 	assert_int_equal(nh_journal_state(j, "uid-old", NULL, NULL), -ENOENT);
 	assert_int_equal(nh_journal_get(j, "uid-old", old), -ENOENT); /* the file too */
 	assert_int_equal(nh_journal_state(j, "uid-new", NULL, NULL), 0);
@@ -219,6 +232,239 @@ static void test_prune(void **state)
 	free(live);
 }
 
+/* A finished record completed `ago` seconds ago (ago < 0: no completion time). */
+static struct nh_record *finished(const char *uid, enum nh_jstate s, bool final, long ago)
+{
+	struct nh_record *r = mkrec(uid, s);
+
+	r->final_written = final;
+	if (ago >= 0)
+		kc_time_rfc3339(time(NULL) - ago, r->completion_time);
+	return r;
+}
+
+static void save_all(struct nh_journal *j, struct nh_record **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(nh_journal_save(j, v[i]), 0);
+}
+
+static bool has(struct nh_journal *j, const char *uid)
+{
+	return nh_journal_state(j, uid, NULL, NULL) == 0;
+}
+
+static void rm_tree(const char *dir)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void free_all(struct nh_record **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+}
+
+/*
+ * Settled records (done; failed with final_written) go after the short
+ * window; an unsettled failed one only after the long one; running, queued
+ * and fresh ones never. The artifact a done record names stays.
+ */
+static void test_prune_settled(void **state)
+{
+	char dir[] = "/tmp/nh-prune-XXXXXX", art[512];
+	struct nh_journal *j = NULL;
+	struct nh_record *v[] = {
+		finished("done-old", NH_J_DONE, false, 7200),  /* done: settled by its steps */
+		finished("failed-set", NH_J_FAILED, true, 7200),
+		finished("failed-unset", NH_J_FAILED, false, 7200),
+		finished("done-fresh", NH_J_DONE, false, 60),
+		finished("done-queued", NH_J_DONE, false, 7200),
+		finished("live", NH_J_STATUS_WRITTEN, true, 7200),
+	};
+	struct nh_prune_policy p = { .keep_seconds = 86400, .settled_keep_seconds = 3600 };
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(art, sizeof(art), "%s/cp1-done-old.tar", dir);
+	snprintf(v[0]->artifact.path, sizeof(v[0]->artifact.path), "%s", art);
+	f = fopen(art, "w");
+	assert_non_null(f);
+	fputs("artifact", f);
+	fclose(f);
+	assert_int_equal(nh_journal_open(dir, &j), 0);
+	save_all(j, v, 6);
+	assert_int_equal(nh_journal_set_queued(j, "done-queued", true), 0);
+	assert_int_equal(nh_journal_prune(j, &p), 2);
+	assert_false(has(j, "done-old"));
+	assert_false(has(j, "failed-set"));
+	assert_true(has(j, "failed-unset"));
+	assert_true(has(j, "done-fresh"));
+	assert_true(has(j, "done-queued"));
+	assert_true(has(j, "live"));
+	assert_int_equal(access(art, F_OK), 0); /* pruning never touches an artifact */
+	/* without the short rule the settled ones wait for the long one */
+	p.settled_keep_seconds = 0;
+	p.keep_seconds = 3600;
+	assert_int_equal(nh_journal_set_queued(j, "done-queued", false), 0);
+	assert_int_equal(nh_journal_prune(j, &p), 2); /* failed-unset, done-queued */
+	assert_true(has(j, "done-fresh"));
+	assert_true(has(j, "live"));
+	nh_journal_free(j);
+	/* what was pruned is gone from disk too: a reopen sees the same */
+	assert_int_equal(nh_journal_open(dir, &j), 0);
+	assert_int_equal(nh_journal_count(j), 2);
+	nh_journal_free(j);
+	rm_tree(dir);
+	free_all(v, 6);
+}
+
+/* Over the cap the oldest settled records go first, whatever their age;
+ * never an unsettled, a running or a queued one. */
+static void test_prune_cap(void **state)
+{
+	char dir[] = "/tmp/nh-prune-XXXXXX";
+	struct nh_journal *j = NULL;
+	struct nh_record *v[] = {
+		finished("s-50", NH_J_DONE, false, 50),
+		finished("s-10", NH_J_DONE, false, 10),
+		finished("s-40", NH_J_FAILED, true, 40),
+		finished("s-20", NH_J_DONE, false, 20),
+		finished("s-notime", NH_J_DONE, false, -1),
+		finished("s-30", NH_J_DONE, false, 30),
+		finished("u-99", NH_J_FAILED, false, 99),
+		finished("live", NH_J_CHECKPOINTING, false, 99),
+	};
+	struct nh_prune_policy p = { .keep_seconds = 86400, .settled_keep_seconds = 3600,
+				     .max_records = 5 };
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(nh_journal_open(dir, &j), 0);
+	save_all(j, v, 8);
+	assert_int_equal(nh_journal_prune(j, &p), 3);
+	assert_int_equal(nh_journal_count(j), 5);
+	assert_false(has(j, "s-notime")); /* unknown completion: oldest */
+	assert_false(has(j, "s-50"));
+	assert_false(has(j, "s-40"));
+	assert_true(has(j, "s-30"));
+	assert_true(has(j, "s-20"));
+	assert_true(has(j, "s-10"));
+	assert_true(has(j, "u-99"));
+	assert_true(has(j, "live"));
+	/* a cap below what must stay: every settled one goes, nothing else */
+	p.max_records = 1;
+	assert_int_equal(nh_journal_set_queued(j, "s-10", true), 0);
+	assert_int_equal(nh_journal_prune(j, &p), 2);
+	assert_int_equal(nh_journal_count(j), 3);
+	assert_true(has(j, "s-10"));
+	assert_true(has(j, "u-99"));
+	assert_true(has(j, "live"));
+	nh_journal_free(j);
+	rm_tree(dir);
+	free_all(v, 8);
+}
+
+struct crash_at {
+	int calls, at;
+};
+
+static int prune_crash(void *arg, const char *uid)
+{
+	struct crash_at *c = arg;
+
+	(void)uid;
+	return ++c->calls >= c->at ? -EINTR : 0;
+}
+
+/* A crash part-way through a prune: whole records only, each still valid,
+ * and the next prune finishes the work. */
+static void test_prune_crash(void **state)
+{
+	char dir[] = "/tmp/nh-prune-XXXXXX", bad[600];
+	struct nh_journal *j = NULL;
+	struct nh_record *v[] = {
+		finished("a", NH_J_DONE, false, 7200), finished("b", NH_J_DONE, false, 7200),
+		finished("c", NH_J_FAILED, true, 7200), finished("d", NH_J_DONE, false, 7200),
+		finished("e", NH_J_DONE, false, 7200), finished("live", NH_J_DURABLE, false, 7200),
+	};
+	struct nh_prune_policy p = { .keep_seconds = 86400, .settled_keep_seconds = 3600 };
+	struct crash_at c = { .at = 3 };
+	struct nh_record *r = malloc(sizeof(*r));
+
+	(void)state;
+	assert_non_null(r);
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(nh_journal_open(dir, &j), 0);
+	save_all(j, v, 6);
+	nh_journal_set_prune_fault(j, prune_crash, &c);
+	assert_int_equal(nh_journal_prune(j, &p), 2); /* two unlinks, then the crash */
+	assert_int_equal(nh_journal_count(j), 4);     /* the table matches the disk */
+	nh_journal_free(j);
+	/* restart: every record left loads whole (none renamed .bad) */
+	assert_int_equal(nh_journal_open(dir, &j), 0);
+	assert_int_equal(nh_journal_count(j), 4);
+	for (size_t i = 0; i < 6; i++) {
+		snprintf(bad, sizeof(bad), "%s/jobs/%s.json.bad", dir, v[i]->job.uid);
+		assert_int_not_equal(access(bad, F_OK), 0);
+		if (has(j, v[i]->job.uid))
+			assert_int_equal(nh_journal_get(j, v[i]->job.uid, r), 0);
+	}
+	assert_int_equal(nh_journal_prune(j, &p), 3);
+	assert_int_equal(nh_journal_count(j), 1);
+	assert_true(has(j, "live"));
+	nh_journal_free(j);
+	rm_tree(dir);
+	free(r);
+	free_all(v, 6);
+}
+
+static int full_disk(void *arg, const struct nh_record *r)
+{
+	(void)arg;
+	return r->final_written ? -ENOSPC : 0;
+}
+
+/* A full disk when the record is rewritten as settled: the old record stays
+ * whole and unsettled, so it is kept by the long rule only. */
+static void test_prune_full_disk(void **state)
+{
+	char dir[] = "/tmp/nh-prune-XXXXXX";
+	struct nh_journal *j = NULL;
+	struct nh_record *a = finished("f", NH_J_FAILED, false, 7200), *got = malloc(sizeof(*got));
+	struct nh_prune_policy p = { .keep_seconds = 86400, .settled_keep_seconds = 3600 };
+
+	(void)state;
+	assert_non_null(got);
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(nh_journal_open(dir, &j), 0);
+	assert_int_equal(nh_journal_save(j, a), 0);
+	nh_journal_set_fault(j, full_disk, NULL);
+	a->final_written = true;
+	assert_int_equal(nh_journal_save(j, a), -ENOSPC);
+	assert_int_equal(nh_journal_prune(j, &p), 0);
+	assert_int_equal(nh_journal_get(j, "f", got), 0);
+	assert_false(got->final_written);
+	nh_journal_free(j);
+	assert_int_equal(nh_journal_open(dir, &j), 0);
+	assert_int_equal(nh_journal_prune(j, &p), 0);
+	p.keep_seconds = 3600;
+	assert_int_equal(nh_journal_prune(j, &p), 1);
+	/* with space again the rewrite settles it */
+	nh_journal_set_fault(j, NULL, NULL);
+	assert_int_equal(nh_journal_save(j, a), 0);
+	p.keep_seconds = 86400;
+	assert_int_equal(nh_journal_prune(j, &p), 1);
+	nh_journal_free(j);
+	rm_tree(dir);
+	free(a);
+	free(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -227,6 +473,10 @@ int main(void)
 		cmocka_unit_test(test_resume),
 		cmocka_unit_test(test_disk),
 		cmocka_unit_test(test_prune),
+		cmocka_unit_test(test_prune_settled),
+		cmocka_unit_test(test_prune_cap),
+		cmocka_unit_test(test_prune_crash),
+		cmocka_unit_test(test_prune_full_disk),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

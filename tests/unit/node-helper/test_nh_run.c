@@ -223,6 +223,7 @@ static void test_cr_changed_after_each_write(void **state)
 			else
 				assert_string_equal(nhw_str("metadata.uid"), "new-uid");
 			assert_int_equal(nhw_jstate(f), NH_J_FAILED);
+			assert_true(nhw_final(f)); /* the CR wants nothing more: prunable early */
 			nhw_reset_dirs(f);
 		}
 	}
@@ -291,6 +292,9 @@ static void test_enospc_on_each_journal_write(void **state)
 		if (strcmp(nhw_phase(), "Failed") == 0) {
 			assert_non_null(strstr(nhw_str("status.message"), "journal"));
 			assert_int_equal(nhw_count_artifacts(f), 0);
+			/* its Failed status applied: journaled as settled */
+			assert_int_equal(nhw_jstate(f), NH_J_FAILED);
+			assert_true(nhw_final(f));
 		} else {
 			assert_string_equal(nhw_phase(), "Succeeded");
 			assert_int_equal(nhw_count_artifacts(f), 1);
