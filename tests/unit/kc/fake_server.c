@@ -328,6 +328,17 @@ int fs_count(struct fake_server *s)
 	return n;
 }
 
+int fs_open_conns(struct fake_server *s)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < FS_MAX_CONN; i++)
+		n += s->conns[i].used && !atomic_load(&s->conns[i].done);
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
 int fs_get(struct fake_server *s, int i, struct fs_req *out)
 {
 	int rc = -1;
