@@ -16,8 +16,8 @@
  * Both include the fake servers' own CPU (same requests, same answers).
  *
  * Prints per phase: RESULT phase=<p> jobs=<n> cpu_ms=<utime+stime>
- * us_per_job=<...> wall_s=<...>, then the ratio ours/peer. Instruction
- * counts: run it under callgrind (bench/helper.sh).
+ * us_per_job=<...> (user, sys) wall_s=<...>, then the ratio ours/peer.
+ * Instruction counts: bench/helper.sh runs it under callgrind.
  *
  *   bench_helper [JOBS [ours|peer|both]]     (default 300 both)
  */
@@ -55,13 +55,25 @@ struct bh_seq {
 	int n;
 };
 
+static double bh_tv_ms(struct timeval tv)
+{
+	return (double)tv.tv_sec * 1e3 + (double)tv.tv_usec / 1e3;
+}
+
 static double bh_cpu_ms(void)
 {
 	struct rusage ru;
 
 	getrusage(RUSAGE_SELF, &ru);
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+	return bh_tv_ms(ru.ru_utime) + bh_tv_ms(ru.ru_stime);
+}
+
+static double bh_sys_ms(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return bh_tv_ms(ru.ru_stime);
 }
 
 static double bh_now_s(void)
@@ -202,12 +214,12 @@ static int bh_peer_run(struct bh_seq *seq, int jobs)
 	return bad;
 }
 
-static void bh_result(const char *phase, int jobs, double cpu0, double t0)
+static void bh_result(const char *phase, int jobs, double cpu0, double sys0, double t0)
 {
-	double cpu = bh_cpu_ms() - cpu0, wall = bh_now_s() - t0;
+	double cpu = bh_cpu_ms() - cpu0, sys = bh_sys_ms() - sys0, wall = bh_now_s() - t0;
 
-	printf("RESULT phase=%s jobs=%d cpu_ms=%.1f us_per_job=%.1f wall_s=%.2f\n", phase, jobs, cpu,
-	       cpu * 1e3 / jobs, wall);
+	printf("RESULT phase=%s jobs=%d cpu_ms=%.1f us_per_job=%.1f (user %.1f sys %.1f) wall_s=%.2f\n",
+	       phase, jobs, cpu, cpu * 1e3 / jobs, (cpu - sys) * 1e3 / jobs, sys * 1e3 / jobs, wall);
 }
 
 int main(int argc, char **argv)
@@ -235,7 +247,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (ours) {
-		double cpu0 = bh_cpu_ms(), t0 = bh_now_s();
+		double cpu0 = bh_cpu_ms(), sys0 = bh_sys_ms(), t0 = bh_now_s();
 
 		while (done < jobs) {
 			int n = jobs - done < NHP_NPOD ? jobs - done : NHP_NPOD;
@@ -244,14 +256,14 @@ int main(int argc, char **argv)
 			done += n;
 		}
 		ours_us = (bh_cpu_ms() - cpu0) * 1e3 / jobs;
-		bh_result("ours", jobs, cpu0, t0);
+		bh_result("ours", jobs, cpu0, sys0, t0);
 	}
 	if (peer) {
-		double cpu0 = bh_cpu_ms(), t0 = bh_now_s();
+		double cpu0 = bh_cpu_ms(), sys0 = bh_sys_ms(), t0 = bh_now_s();
 
 		bad += bh_peer_run(&seq, jobs);
 		peer_us = (bh_cpu_ms() - cpu0) * 1e3 / jobs;
-		bh_result("peer", jobs, cpu0, t0);
+		bh_result("peer", jobs, cpu0, sys0, t0);
 	}
 	if (ours && peer && peer_us > 0)
 		printf("RESULT ours/peer=%.2f\n", ours_us / peer_us);

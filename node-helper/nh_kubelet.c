@@ -437,10 +437,14 @@ int nh_kubelet_checkpoint(struct nh_kubelet *k, const char *ns, const char *pod,
 	curl_easy_setopt(k->curl, CURLOPT_NOSIGNAL, 1L);
 	/* The connection of a completed call is kept for the next one (no new
 	 * TCP + TLS handshake per job: curl_easy_reset keeps it, and libcurl
-	 * reuses it only with the same TLS settings and at most 118 s idle). A
-	 * call given up on (deadline, cancel, shutdown, any transport error)
-	 * closes its connection: nh_kubelet_drop below, so the kubelet sees the
-	 * client go away and is never left working on a call nobody waits for. */
+	 * reuses it only with the same TLS settings). Reused at most 60 s idle
+	 * (a server that closes idle connections after a minute or more does not
+	 * close it under a request; one found closed is not reused, libcurl
+	 * checks before sending). A call given up on (deadline, cancel,
+	 * shutdown, any transport error) closes its connection: nh_kubelet_drop
+	 * below, so the kubelet sees the client go away and is never left
+	 * working on a call nobody waits for. */
+	curl_easy_setopt(k->curl, CURLOPT_MAXAGE_CONN, 60L);
 	curl_easy_setopt(k->curl, CURLOPT_POST, 1L);
 	curl_easy_setopt(k->curl, CURLOPT_POSTFIELDS, "");
 	curl_easy_setopt(k->curl, CURLOPT_POSTFIELDSIZE, 0L);
