@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dbuf.h"
 #include "fsutil.h"
 #include "kc.h"
 #include "log.h"
@@ -213,11 +214,10 @@ void nh_journal_free(struct nh_journal *j)
 int nh_journal_save(struct nh_journal *j, const struct nh_record *r)
 {
 	char path[4096 + 80];
-	json_object *obj = NULL;
-	const char *text;
-	size_t len = 0;
+	struct dbuf text;
 	int rc;
 
+	dbuf_init(&text, NH_JOURNAL_MAX_FILE);
 	rc = nh_file_path(j, r->job.uid, path, sizeof(path));
 	if (rc)
 		goto out;
@@ -226,15 +226,10 @@ int nh_journal_save(struct nh_journal *j, const struct nh_record *r)
 		if (rc)
 			goto out;
 	}
-	rc = nh_record_to_json(r, &obj);
+	rc = nh_record_to_text(r, &text); /* the JSON of nh_record_to_json, without the tree */
 	if (rc)
 		goto out;
-	text = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	if (!text) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	rc = fsu_write_atomic(path, text, len);
+	rc = fsu_write_atomic(path, text.data, text.len);
 	if (rc) {
 		LOG_ERROR("msg=\"journal write failed\" pcp=%s/%s uid=%s state=%s err=%d",
 			  r->job.ns, r->job.name, r->job.uid, nh_jstate_name(r->state), rc);
@@ -244,7 +239,7 @@ int nh_journal_save(struct nh_journal *j, const struct nh_record *r)
 	rc = nh_upsert(j, r);
 	pthread_mutex_unlock(&j->lock);
 out:
-	json_object_put(obj);
+	dbuf_cleanup(&text);
 	return rc;
 }
 

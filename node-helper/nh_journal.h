@@ -102,6 +102,10 @@ void nh_record_to_ch_state(const struct nh_record *r, struct ch_state *st);
  * fills r (zeroed first), -EBADMSG with a sentence in err when malformed. */
 int nh_record_to_json(const struct nh_record *r, json_object **out);
 int nh_record_from_json(json_object *obj, struct nh_record *r, char *err, size_t errlen);
+/* The record's file text (nh_jtext.c): the JSON of nh_record_to_json written
+ * directly into b (appended), no json-c tree. 0, -ENOMEM or -EMSGSIZE. */
+struct dbuf;
+int nh_record_to_text(const struct nh_record *r, struct dbuf *b);
 
 /* What to do with a record found at start. */
 enum nh_resume {

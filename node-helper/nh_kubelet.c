@@ -185,6 +185,16 @@ void nh_kubelet_free(struct nh_kubelet *k)
 	free(k);
 }
 
+/* Closes the handle's connection (a call given up on, or broken) and starts
+ * afresh; k->curl NULL when that fails (the next call re-creates it). */
+static void nh_kubelet_drop(struct nh_kubelet *k)
+{
+	curl_easy_setopt(k->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(k->curl, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_cleanup(k->curl);
+	k->curl = curl_easy_init();
+}
+
 static void nh_set(struct nh_kubelet_result *res, const char *reason)
 {
 	res->ok = false;
@@ -375,6 +385,10 @@ int nh_kubelet_checkpoint(struct nh_kubelet *k, const char *ns, const char *pod,
 	errbuf[0] = '\0';
 	deadline = (timeout_s > 0 ? timeout_s : 300) + k->margin;
 
+	if (!k->curl && !(k->curl = curl_easy_init())) {
+		rc = -ENOMEM;
+		goto map;
+	}
 	curl_easy_reset(k->curl);
 	ens = curl_easy_escape(k->curl, ns, 0);
 	epod = curl_easy_escape(k->curl, pod, 0);
@@ -421,10 +435,16 @@ int nh_kubelet_checkpoint(struct nh_kubelet *k, const char *ns, const char *pod,
 		curl_easy_setopt(k->curl, CURLOPT_RESOLVE, k->resolve);
 	curl_easy_setopt(k->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(k->curl, CURLOPT_NOSIGNAL, 1L);
-	/* One connection per call, closed when the call ends, also when we give up:
-	 * the kubelet sees the client go away (a kept-alive or multiplexed
-	 * connection would leave it working on a call nobody waits for). */
-	curl_easy_setopt(k->curl, CURLOPT_FORBID_REUSE, 1L);
+	/* The connection of a completed call is kept for the next one (no new
+	 * TCP + TLS handshake per job: curl_easy_reset keeps it, and libcurl
+	 * reuses it only with the same TLS settings). Reused at most 60 s idle
+	 * (a server that closes idle connections after a minute or more does not
+	 * close it under a request; one found closed is not reused, libcurl
+	 * checks before sending). A call given up on (deadline, cancel,
+	 * shutdown, any transport error) closes its connection: nh_kubelet_drop
+	 * below, so the kubelet sees the client go away and is never left
+	 * working on a call nobody waits for. */
+	curl_easy_setopt(k->curl, CURLOPT_MAXAGE_CONN, 60L);
 	curl_easy_setopt(k->curl, CURLOPT_POST, 1L);
 	curl_easy_setopt(k->curl, CURLOPT_POSTFIELDS, "");
 	curl_easy_setopt(k->curl, CURLOPT_POSTFIELDSIZE, 0L);
@@ -450,6 +470,8 @@ int nh_kubelet_checkpoint(struct nh_kubelet *k, const char *ns, const char *pod,
 		curl_easy_setopt(k->curl, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
 	cc = curl_easy_perform(k->curl);
+	if (cc != CURLE_OK)
+		nh_kubelet_drop(k);
 	if (cc == CURLE_OK) {
 		curl_easy_getinfo(k->curl, CURLINFO_RESPONSE_CODE, &http);
 	} else if (cc == CURLE_OPERATION_TIMEDOUT) {

@@ -41,6 +41,7 @@ struct art_sink {
 	uint64_t flushed;   /* start of the window not yet handed to writeback */
 	unsigned char *buf; /* ART_CHUNK write buffer: OpenSSL's BIOs write ~4 KiB pieces */
 	size_t blen;
+	size_t hwm;         /* highest blen reached: only buf[0, hwm) ever held data */
 	int err;            /* first write error (negative errno), sticky */
 };
 

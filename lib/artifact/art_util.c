@@ -68,8 +68,8 @@ void art_sink_cleanup(struct art_sink *s)
 		return;
 	EVP_MD_CTX_free(s->md);
 	s->md = NULL;
-	if (s->buf)
-		OPENSSL_cleanse(s->buf, ART_CHUNK); /* may hold decrypted plaintext */
+	if (s->buf) /* may hold decrypted plaintext; past hwm it was never written */
+		OPENSSL_cleanse(s->buf, s->hwm);
 	free(s->buf);
 	s->buf = NULL;
 }
@@ -156,6 +156,8 @@ int art_sink_write(struct art_sink *s, const void *p, size_t n)
 			k = n;
 		memcpy(s->buf + s->blen, c, k);
 		s->blen += k;
+		if (s->blen > s->hwm)
+			s->hwm = s->blen;
 		c += k;
 		n -= k;
 		if (s->blen == ART_CHUNK && art_sink_flush(s) != 0)

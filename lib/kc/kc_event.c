@@ -89,7 +89,7 @@ int kc_event_emit(struct kc_client *c, const struct kc_event_source *src, json_o
 	rc = kc_path(path, sizeof(path), &KC_RES_EVENTS, rns, NULL, NULL, NULL);
 	if (rc)
 		goto out;
-	rc = kc_create(c, path, ev, &resp, st);
+	rc = kc_create(c, path, ev, NULL, st); /* the Event as created is not needed: not parsed */
 	if (rc)
 		LOG_WARN("msg=\"event not recorded\" ns=%s name=%s reason=%s err=%d", rns, rname,
 			 reason, rc);

@@ -24,6 +24,7 @@ struct fs_conn {
 	int fd;
 	pthread_t th;
 	bool used;
+	atomic_bool done; /* conn_main returned: the slot can be joined and reused */
 };
 
 struct fake_server {
@@ -220,6 +221,7 @@ static void *conn_main(void *arg)
 out:
 	free(buf);
 	shutdown(c->fd, SHUT_RDWR);
+	atomic_store(&c->done, true);
 	return NULL;
 }
 
@@ -238,8 +240,15 @@ static void *accept_main(void *arg)
 			continue;
 		pthread_mutex_lock(&s->lock);
 		for (int i = 0; i < FS_MAX_CONN; i++) {
+			if (s->conns[i].used && atomic_load(&s->conns[i].done)) {
+				/* a closed connection's slot (many short connections: bench_helper) */
+				pthread_join(s->conns[i].th, NULL);
+				close(s->conns[i].fd);
+				s->conns[i].used = false;
+			}
 			if (!s->conns[i].used) {
 				s->conns[i].used = true;
+				atomic_store(&s->conns[i].done, false);
 				s->nconn++;
 				s->conns[i].fd = fd;
 				s->conns[i].s = s;
@@ -315,6 +324,17 @@ int fs_count(struct fake_server *s)
 
 	pthread_mutex_lock(&s->lock);
 	n = s->nreq;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+int fs_open_conns(struct fake_server *s)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < FS_MAX_CONN; i++)
+		n += s->conns[i].used && !atomic_load(&s->conns[i].done);
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }

@@ -29,8 +29,10 @@ int fs_port(struct fake_server *s);
 bool fs_stopping(struct fake_server *s);
 /* Number of requests received so far; copy of request i (free body with fs_req_free). */
 int fs_count(struct fake_server *s);
-/* Connections accepted so far. */
+/* Connections accepted so far; of those, the ones still open (the client
+ * has not closed them). */
 int fs_conns(struct fake_server *s);
+int fs_open_conns(struct fake_server *s);
 int fs_get(struct fake_server *s, int i, struct fs_req *out);
 void fs_req_free(struct fs_req *r);
 /* Waits until at least n requests arrived (or ms passed); true when reached. */

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "dbuf.h"
 #include "fsutil.h"
 #include "nh_journal.h"
 #include "nh_util.h"
@@ -83,6 +84,55 @@ static void test_round_trip(void **state)
 	json_object_object_del(obj, "state");
 	assert_int_equal(nh_record_from_json(obj, b, err, sizeof(err)), -EBADMSG);
 	json_object_put(obj);
+	free(a);
+	free(b);
+}
+
+/* The file text written directly (nh_record_to_text) parses to the same
+ * object as the json-c tree (nh_record_to_json), with strings that need
+ * escaping (quotes, backslash, control bytes, slashes, UTF-8) and two
+ * results, and reads back into the same record. */
+static void test_text_equals_tree(void **state)
+{
+	struct nh_record *a = mkrec("u1", NH_J_FAILED), *b = calloc(1, sizeof(*b));
+	json_object *tree = NULL, *text = NULL;
+	struct dbuf buf;
+	char err[128];
+	(void)state;
+	snprintf(a->message, sizeof(a->message), "say \"no\" \\ C:\\x\n\t\r\b\f \x01\x1f\x7f /a/b caf\xc3\xa9 \xe2\x9c\x93");
+	snprintf(a->reason, sizeof(a->reason), "KubeletError");
+	a->nresults = 2;
+	snprintf(a->results[1].name, sizeof(a->results[1].name), "db\"x");
+	a->results[1].size_bytes = 0;
+	a->kubelet_started = 1700000000;
+	a->final_written = true;
+	a->job.ncontainers = 2;
+	snprintf(a->job.containers[1], sizeof(a->job.containers[1]), "side\\car");
+	dbuf_init(&buf, 1u << 20);
+	assert_int_equal(nh_record_to_text(a, &buf), 0);
+	assert_int_equal(nh_record_to_json(a, &tree), 0);
+	text = json_tokener_parse(buf.data);
+	assert_non_null(text);
+	if (!json_object_equal(tree, text))
+		fail_msg("text %s\ntree %s", buf.data, json_object_to_json_string(tree));
+	assert_int_equal(nh_record_from_json(text, b, err, sizeof(err)), 0);
+	assert_string_equal(b->message, a->message);
+	assert_string_equal(b->results[1].name, a->results[1].name);
+	assert_string_equal(b->job.containers[1], a->job.containers[1]);
+	assert_true(b->final_written);
+	/* and without results or containers: empty arrays */
+	a->nresults = 0;
+	a->job.ncontainers = 0;
+	dbuf_reset(&buf);
+	json_object_put(text);
+	json_object_put(tree);
+	assert_int_equal(nh_record_to_text(a, &buf), 0);
+	assert_int_equal(nh_record_to_json(a, &tree), 0);
+	text = json_tokener_parse(buf.data);
+	assert_true(json_object_equal(tree, text));
+	json_object_put(text);
+	json_object_put(tree);
+	dbuf_cleanup(&buf);
 	free(a);
 	free(b);
 }
@@ -469,6 +519,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_text_equals_tree),
 		cmocka_unit_test(test_states),
 		cmocka_unit_test(test_resume),
 		cmocka_unit_test(test_disk),

@@ -367,6 +367,46 @@ static void test_restart_with_n_jobs(void **state)
 	free(r);
 }
 
+/* The kubelet connection: a completed call's is kept for the next job (one
+ * API server and one kubelet connection for three jobs on one slot, no TCP
+ * + TLS handshake per job); a call given up on (cancel) closes its own, so
+ * the kubelet sees the client go away, and the next call opens a new one. */
+static void test_kubelet_connection_kept_closed_on_give_up(void **state)
+{
+	struct nhp_fx *f = *state;
+	int c0 = fs_conns(f->e->srv);
+
+	f->e->opt.max_parallel_jobs = 1;
+	nht_runner_open(f->e, nhp_journal_fault, f);
+	assert_int_equal(nh_runner_start(f->e->rn), 0);
+	for (int i = 0; i < 3; i++) {
+		nhp_cr_new(i, i, 30);
+		assert_int_equal(nhp_submit(f, i), 0);
+		nhp_wait_idle(f, i + 1, 10000);
+		assert_string_equal(nhp_str(i, "status.phase"), "Succeeded");
+	}
+	assert_int_equal(fs_conns(f->e->srv) - c0, 2);
+	assert_int_equal(fs_open_conns(f->e->srv), 2);
+	/* cp-3's call hangs 1.5 s and is cancelled: the server finds its
+	 * connection closed when it answers; cp-4 then calls on a new one */
+	nhp.sleep_ms[3] = 1500;
+	nhp_cr_new(3, 3, 30);
+	nhp_cr_new(4, 4, 30);
+	assert_int_equal(nhp_submit(f, 3), 0);
+	assert_true(nhp_wait_inflight(1, 5000));
+	nhp_fail_cr(3);
+	assert_int_equal(nh_runner_cancel(f->e->rn, "u-3"), 0);
+	nhp_wait_idle(f, 4, 10000);
+	assert_string_equal(nhp_str(3, "status.phase"), "Failed");
+	assert_int_equal(nhp_submit(f, 4), 0);
+	nhp_wait_idle(f, 5, 10000);
+	assert_string_equal(nhp_str(4, "status.phase"), "Succeeded");
+	assert_int_equal(fs_conns(f->e->srv) - c0, 3);
+	for (int t = 0; t < 100 && fs_open_conns(f->e->srv) > 2; t++)
+		usleep(50 * 1000);
+	assert_int_equal(fs_open_conns(f->e->srv), 2); /* API + cp-4's kubelet connection */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -379,6 +419,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_conflict_every_job, nhp_setup, nhp_teardown),
 		cmocka_unit_test_setup_teardown(test_enospc_one_job, nhp_setup, nhp_teardown),
 		cmocka_unit_test_setup_teardown(test_restart_with_n_jobs, nhp_setup, nhp_teardown),
+		cmocka_unit_test_setup_teardown(test_kubelet_connection_kept_closed_on_give_up, nhp_setup,
+						nhp_teardown),
 	};
 	int rc;
 

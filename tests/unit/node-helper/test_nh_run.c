@@ -170,18 +170,23 @@ static void test_requests_per_job(void **state)
 {
 	static const struct {
 		const char *leave, *containers;
-		int nkubelet, nget_cr, nget_pod, npatch, nevents, ndelete;
+		int nkubelet, nget_cr, nget_pod, npatch, nevents, ndelete, nsave;
 	} c[] = {
-		{ "true", ",\"containers\":[\"app\"]", 1, 1, 1, 2, 3, 0 },
-		{ "true", "", 3, 3, 1, 2, 3, 0 },
-		{ "false", ",\"containers\":[\"app\"]", 1, 2, 1, 3, 5, 1 },
+		/* journal writes: accepted (submit, start), checkpointing (start; per
+		 * container: the call, its archive), bundling, durable, then done
+		 * (leaveRunning) or deleting-pod, pod-deleted, done */
+		{ "true", ",\"containers\":[\"app\"]", 1, 1, 1, 2, 3, 0, 8 },
+		{ "true", "", 3, 3, 1, 2, 3, 0, 12 },
+		{ "false", ",\"containers\":[\"app\"]", 1, 2, 1, 3, 5, 1, 10 },
 	};
 	struct nhw_fx *f = *state;
 
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
 		nhw_reset(c[i].leave, 30, c[i].containers, "node-a");
+		f->nsave = 0;
 		nhw_run_one(f);
 		assert_string_equal(nhw_phase(), "Succeeded");
+		assert_int_equal(f->nsave, c[i].nsave);
 		assert_int_equal(nhw.nkubelet, c[i].nkubelet);
 		assert_int_equal(nhw.nget_cr, c[i].nget_cr);
 		assert_int_equal(nhw.nget_pod, c[i].nget_pod);
