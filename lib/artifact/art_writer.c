@@ -40,6 +40,7 @@ struct art_writer {
 	struct archive *ar;          /* owned */
 	const struct art_cert *recipient; /* borrowed */
 	unsigned char *buf;          /* ART_CHUNK bytes */
+	size_t buf_hw;               /* of buf, the most ever read into it (wiped at free: plaintext) */
 	int failed;                  /* sticky negative errno */
 	bool discard;                /* abort in progress: drop writes */
 };
@@ -102,6 +103,8 @@ static void writer_destroy(struct art_writer *w)
 		close(w->fd);
 	if (w->tmp_path[0])
 		(void)unlink(w->tmp_path);
+	if (w->buf)
+		OPENSSL_cleanse(w->buf, w->buf_hw); /* the archives' plaintext */
 	free(w->buf);
 	free(w);
 }
@@ -310,6 +313,9 @@ int art_writer_add_file(struct art_writer *w, const char *entry_name, const char
 	while (left > 0) {
 		size_t want = left < ART_CHUNK ? (size_t)left : ART_CHUNK;
 		ssize_t r = read(fd, w->buf, want);
+
+		if (r > 0 && (size_t)r > w->buf_hw)
+			w->buf_hw = (size_t)r;
 
 		if (r < 0 && errno == EINTR)
 			continue;
