@@ -16,41 +16,7 @@
 
 #include "fake_server.h"
 #include "kc.h"
-
-static char tmpdir[256];
-
-static int setup(void **state)
-{
-	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/kc-proj-XXXXXX");
-	return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmd[512];
-	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static struct kc_config *config_for(struct fake_server *s)
-{
-	struct kc_config *cfg = NULL;
-	char path[512], err[512];
-
-	assert_int_equal(fs_kubeconfig(s, tmpdir, "    token: t\n", path, sizeof(path)), 0);
-	if (kc_config_load_kubeconfig(path, NULL, &cfg, err, sizeof(err)))
-		fail_msg("kubeconfig: %s", err);
-	return cfg;
-}
+#include "kc_testutil.h"
 
 /* ------------------------------------------------------------ a consumer */
 
@@ -240,12 +206,12 @@ static void test_projection_watch(void **state)
 	pthread_mutex_init(&sv.lock, NULL);
 	pthread_mutex_init(&c.lock, NULL);
 	assert_int_equal(fs_start(h_watch_script, &sv, &s), 0);
-	cfg = config_for(s);
+	cfg = kt_config_for(s, "    token: t\n");
 	assert_int_equal(kc_informer_start(cfg, &o, &inf), 0);
 	assert_int_equal(kc_informer_wait_synced(inf, 5000), 0);
 	assert_null(kc_informer_cache(inf)); /* no trees kept */
 	assert_true(fs_wait_count(s, 5, 10000)); /* list, list, watch, list, watch */
-	sleep_ms(1500); /* the second watch idles: resync() is called about once a second */
+	kt_sleep_ms(1500); /* the second watch idles: resync() is called about once a second */
 	check_log(&c, want, sizeof(want) / sizeof(want[0]));
 	pthread_mutex_lock(&c.lock);
 	assert_non_null(find(&c, "a"));
@@ -309,7 +275,7 @@ static void test_projection_list_faults(void **state)
 	pthread_mutex_init(&sv.lock, NULL);
 	pthread_mutex_init(&c.lock, NULL);
 	assert_int_equal(fs_start(h_list_faults, &sv, &s), 0);
-	cfg = config_for(s);
+	cfg = kt_config_for(s, "    token: t\n");
 	assert_int_equal(kc_informer_start(cfg, &o, &inf), 0);
 	assert_int_equal(kc_informer_wait_synced(inf, 5000), 0);
 	assert_true(fs_wait_count(s, 7, 5000)); /* 6 list requests, then the watch */
@@ -339,5 +305,5 @@ int main(void)
 		cmocka_unit_test(test_projection_list_faults),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, kt_setup, kt_teardown);
 }
