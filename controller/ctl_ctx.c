@@ -254,7 +254,9 @@ int ctl_ctx_init(struct ctl_ctx *ctx, const struct ctl_options *opts, struct kc_
 	ctx->src.controller = CTL_REPORTING_CONTROLLER;
 	ctx->src.instance = opts->identity;
 	ctx->ninf = opts->nwatch ? opts->nwatch : 1;
-	rc = ctl_mem_table_new(&ctx->mem);
+	rc = ctl_leases_new(&ctx->leases);
+	if (!rc)
+		rc = ctl_mem_table_new(&ctx->mem);
 	if (!rc)
 		rc = ctl_node_cache_new(&ctx->nodes);
 	for (size_t i = 0; !rc && i < ctx->ninf; i++) {
@@ -270,7 +272,13 @@ int ctl_ctx_start_informers(struct ctl_ctx *ctx)
 {
 	/* The helpers' Leases (one per node, plus the leader's): read at every
 	 * decision that needs a helper, so a cache, not a GET per reconcile. */
-	struct kc_informer_opts lo = { .res = &KC_RES_LEASES, .ns = ctx->opts->ns };
+	struct kc_informer_opts lo = {
+		.res = &KC_RES_LEASES,
+		.ns = ctx->opts->ns,
+		.arg = ctx->leases,
+		.project = ctl_leases_project,
+		.sweep = ctl_leases_sweep,
+	};
 	int rc = kc_informer_start(ctx->cfg, &lo, &ctx->lease_inf);
 
 	if (rc) {
@@ -354,6 +362,8 @@ void ctl_ctx_cleanup(struct ctl_ctx *ctx)
 	}
 	kc_informer_free(ctx->lease_inf);
 	ctx->lease_inf = NULL;
+	ctl_leases_free(ctx->leases); /* after its informer */
+	ctx->leases = NULL;
 	ctl_mem_table_free(ctx->mem);
 	ctx->mem = NULL;
 	ctl_node_cache_free(ctx->nodes);

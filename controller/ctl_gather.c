@@ -155,15 +155,6 @@ out:
 	return rc;
 }
 
-static const char *annotation(json_object *ann, const char *key)
-{
-	json_object *v = NULL;
-
-	if (!ann || !json_object_object_get_ex(ann, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 /* ---------------------------------------------------------------- node verdicts */
 
 /* One node's last verdict for one endpoint. */
@@ -328,28 +319,20 @@ static void check_endpoint(struct ctl_ctx *ctx, struct kc_client *c, struct ctl_
 
 int ctl_gather_lease(struct ctl_ctx *ctx, struct kc_client *c, struct ctl_obs *o, const char *node)
 {
-	struct kc_lease l;
-	json_object *obj;
+	struct ctl_lease_view l;
 	char name[CTL_NAME_MAX + 16];
 
-	memset(&l, 0, sizeof(l));
 	if (!node || !node[0])
 		return 0;
 	snprintf(name, sizeof(name), "pcp-helper-%s", node);
-	/* From the Lease informer: a Lease renewed a moment ago and not seen yet
-	 * only makes the decision wait for the next event or requeue. */
-	obj = kc_cache_get(kc_informer_cache(ctx->lease_inf), ctx->opts->ns, name);
-	if (!obj)
+	/* From the Lease informer's records: a Lease renewed a moment ago and not
+	 * seen yet only makes the decision wait for the next event or requeue. */
+	if (!ctl_leases_get(ctx->leases, name, &l))
 		return 0;
-	kc_lease_from_object(obj, &l);
-	json_object_put(obj);
 	o->lease_exists = true;
-	o->lease_fresh = l.renew_time_ms > 0 &&
-			 l.renew_time_ms + (int64_t)l.duration_seconds * 1000 > o->now_ms;
-	ctl_copy(o->endpoint, sizeof(o->endpoint), annotation(l.annotations, "checkpointing.dev/endpoint"));
-	ctl_copy(o->fingerprint, sizeof(o->fingerprint),
-	     annotation(l.annotations, "checkpointing.dev/cert-sha256"));
+	o->lease_fresh = l.renew_ms > 0 && l.renew_ms + (int64_t)l.duration_seconds * 1000 > o->now_ms;
+	ctl_copy(o->endpoint, sizeof(o->endpoint), l.endpoint);
+	ctl_copy(o->fingerprint, sizeof(o->fingerprint), l.fingerprint);
 	check_endpoint(ctx, c, o, node);
-	kc_lease_cleanup(&l);
 	return 0;
 }

@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stdbool.h>
 
+#include "ctl_leases.h"
 #include "ctl_options.h"
 #include "ctl_queue.h"
 #include "ctl_reconcile.h"
@@ -58,7 +59,8 @@ struct ctl_ctx {
 	struct kc_informer *pod_inf[CTL_MAX_WATCH_NS]; /* projection mode, into store */
 	struct ctl_bind bind[CTL_MAX_WATCH_NS];        /* owns its store */
 	struct ctl_mem_table *mem;      /* per-uid memory (ctl_mem.h) */
-	struct kc_informer *lease_inf;  /* the helpers' Leases in opts->ns (cache mode: a few) */
+	struct kc_informer *lease_inf;  /* the helpers' Leases in opts->ns (projection into leases) */
+	struct ctl_leases *leases;      /* their typed records (ctl_leases.h) */
 	struct ctl_node_cache *nodes;   /* endpoint-on-node verdicts (ctl_gather.c) */
 	struct ch_pool *pool;           /* borrowed: the channel to the helpers (ctl_run.c) */
 };

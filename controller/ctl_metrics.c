@@ -23,7 +23,7 @@ struct ctl_metrics {
 	struct ctl_queue *q;
 	struct mx_http *http;
 	struct mx_ticker *ticker;
-	_Atomic(struct kc_cache *) leases; /* the Lease informer's (borrowed), NULL until synced */
+	_Atomic(struct ctl_leases *) leases; /* the Lease informer's records (borrowed), NULL until synced */
 	atomic_bool synced;
 	int beat;
 };
@@ -49,35 +49,15 @@ static int ctl_ready(void *arg, char *why, size_t cap)
 	return kc_api_check(m->opts->leader_elect ? CTL_READY_API_AGE_MS : 0, why, cap) ? 1 : 0;
 }
 
-struct helper_count {
-	int64_t now;
-	int n;
-};
-
-static void count_helper(void *arg, json_object *it)
+int ctl_metrics_count_helpers(struct ctl_leases *leases, int64_t now_ms)
 {
-	struct helper_count *hc = arg;
-	const char *name = kc_json_str(it, "metadata.name");
-	const char *rt = kc_json_str(it, "spec.renewTime");
-	int64_t dur = kc_json_int64(it, "spec.leaseDurationSeconds", 0, NULL), t = 0;
-
-	if (name && strncmp(name, "pcp-helper-", 11) == 0 && rt && kc_time_parse(rt, &t) == 0 &&
-	    t + dur * 1000 > hc->now)
-		hc->n++;
-}
-
-int ctl_metrics_count_helpers(struct kc_cache *leases, int64_t now_ms)
-{
-	struct helper_count hc = { .now = now_ms, .n = 0 };
-
-	kc_cache_foreach(leases, count_helper, &hc);
-	return hc.n;
+	return ctl_leases_count_fresh(leases, "pcp-helper-", now_ms);
 }
 
 static void ctl_metrics_tick(void *arg)
 {
 	struct ctl_metrics *m = arg;
-	struct kc_cache *leases = atomic_load(&m->leases);
+	struct ctl_leases *leases = atomic_load(&m->leases);
 
 	if (leases)
 		mx_gauge_set(ctl_mx_helpers, ctl_metrics_count_helpers(leases, kc_now_ms()), NULL, 0);
@@ -144,7 +124,7 @@ fail:
 	return rc;
 }
 
-void ctl_metrics_set_synced(struct ctl_metrics *m, struct kc_cache *leases)
+void ctl_metrics_set_synced(struct ctl_metrics *m, struct ctl_leases *leases)
 {
 	if (!m)
 		return;

@@ -6,8 +6,9 @@
  * /readyz server on opts->metrics_addr ("" or "0": none) and a small thread
  * that counts available node helpers (Leases pcp-helper-* renewed within
  * their duration) every CTL_METRICS_HELPERS_S seconds, from the Lease
- * informer's cache handed over by ctl_metrics_set_synced (no request of
- * its own).
+ * informer's records (ctl_leases.h) handed over by ctl_metrics_set_synced
+ * (no request of its own); the same tick is the controller's cron
+ * (ctl_ctx_trim_idle).
  *
  * Ready: caches synced, and the API server answers (the last request got an
  * answer; when leader election is on, one at most CTL_READY_API_AGE_MS old,
@@ -20,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ctl_leases.h"
 #include "ctl_options.h"
 #include "ctl_queue.h"
 #include "kc.h"
@@ -41,9 +43,9 @@ int ctl_metrics_start(const struct ctl_options *opts, struct ctl_queue *q,
 		      struct ctl_metrics **out, char *err, size_t errlen);
 /* The caches synced; leases (borrowed, may be NULL) is the Lease informer's
  * cache, which must outlive ctl_metrics_stop. */
-void ctl_metrics_set_synced(struct ctl_metrics *m, struct kc_cache *leases);
+void ctl_metrics_set_synced(struct ctl_metrics *m, struct ctl_leases *leases);
 /* Leases pcp-helper-* in leases renewed within their duration at now_ms. */
-int ctl_metrics_count_helpers(struct kc_cache *leases, int64_t now_ms);
+int ctl_metrics_count_helpers(struct ctl_leases *leases, int64_t now_ms);
 /* The leader loop (or the wait loop) calls this every turn. */
 void ctl_metrics_beat(struct ctl_metrics *m);
 void ctl_metrics_set_leading(struct ctl_metrics *m, bool leading);

@@ -279,7 +279,7 @@ int ctl_run(const struct ctl_options *opts, volatile sig_atomic_t *stop)
 		goto out;
 	}
 	LOG_INFO("msg=\"caches synced\"");
-	ctl_metrics_set_synced(metrics, kc_informer_cache(ctx.lease_inf));
+	ctl_metrics_set_synced(metrics, ctx.leases);
 
 	if (opts->leader_elect) {
 		struct ctl_leader_opts lo = {
