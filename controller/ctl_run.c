@@ -310,7 +310,7 @@ out:
 	ctx.pool = NULL;
 	if (q)
 		ctl_queue_shutdown(q);
-	ctl_metrics_stop(metrics); /* its ticker reads the Lease informer's cache */
+	ctl_metrics_stop(metrics); /* its ticker reads the Lease records (ctl_leases) */
 	if (ctx_ok)
 		ctl_ctx_cleanup(&ctx);
 	ctl_queue_free(q);
