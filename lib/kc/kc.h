@@ -187,10 +187,8 @@ struct kc_cache;
 
 int kc_cache_new(struct kc_cache **out);
 void kc_cache_free(struct kc_cache *cache);
-/* Stores obj (takes a new reference), without its metadata.managedFields
- * (removed from obj in place, as controller-runtime's
- * TransformStripManagedFields does). Keeps the newer one by resourceVersion
- * arrival order: last write wins. kc_cache_replace strips its items alike. */
+/* Stores obj (takes a new reference). Keeps the newer one by resourceVersion
+ * arrival order: last write wins. */
 int kc_cache_put(struct kc_cache *cache, json_object *obj);
 /* Removes by key; 0 or -ENOENT. */
 int kc_cache_delete(struct kc_cache *cache, const char *ns, const char *name);

@@ -133,17 +133,6 @@ static void maybe_grow(struct kc_cache *c)
 	c->nbuckets = n;
 }
 
-/* What a cache keeps of an object: all but metadata.managedFields, which no
- * reader of a cache needs and which is most of a small object's tree (of a
- * helper's Lease, ~14 of its ~20 json-c objects, ~10 KiB). In place. */
-static void strip(json_object *obj)
-{
-	json_object *md;
-
-	if (json_object_object_get_ex(obj, "metadata", &md) && json_object_is_type(md, json_type_object))
-		json_object_object_del(md, "managedFields");
-}
-
 /* With the lock held: inserts or replaces. Takes a new reference to obj. */
 static int put_locked(struct kc_cache *c, const char *key, json_object *obj)
 {
@@ -151,7 +140,6 @@ static int put_locked(struct kc_cache *c, const char *key, json_object *obj)
 	struct kc_entry **pp = find(c->buckets, c->nbuckets, key, h), *e;
 	size_t klen = strlen(key);
 
-	strip(obj);
 	if (*pp) {
 		json_object_put((*pp)->obj);
 		(*pp)->obj = json_object_get(obj);

@@ -332,21 +332,6 @@ static void test_cache(void **state)
 	g = kc_cache_get(c, NULL, "node1");
 	assert_non_null(g);
 	json_object_put(g);
-	/* managedFields are not kept; the rest of metadata is */
-	o = mkobj("a", "mf", "4");
-	json_object_object_add(json_object_object_get(o, "metadata"), "managedFields",
-			       json_tokener_parse("[{\"manager\":\"kubectl\",\"fieldsV1\":{\"f:spec\":{}}}]"));
-	json_object_object_add(json_object_object_get(o, "metadata"), "labels",
-			       json_tokener_parse("{\"app\":\"x\"}"));
-	assert_int_equal(kc_cache_put(c, o), 0);
-	json_object_put(o);
-	g = kc_cache_get(c, "a", "mf");
-	assert_non_null(g);
-	assert_null(kc_json_get(g, "metadata.managedFields"));
-	assert_string_equal(kc_json_str(g, "metadata.labels.app"), "x");
-	assert_string_equal(kc_json_rv(g), "4");
-	json_object_put(g);
-	assert_int_equal(kc_cache_delete(c, "a", "mf"), 0);
 	assert_null(kc_cache_get(c, "b", "x"));
 	assert_int_equal(kc_cache_delete(c, "b", "x"), -ENOENT);
 	/* growth past the initial table */
