@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <malloc.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,51 +24,18 @@
 #include "ctl_store.h"
 #include "log.h"
 
-/* Records and record bytes freed since the last malloc_trim (process-wide, like the context). */
-static atomic_uint freed_since_trim;
-static atomic_size_t freed_bytes_since_trim;
-
-#define TRIM_EVERY 1024u
-#define TRIM_BYTES (1024u * 1024u)
-
 /*
- * Gives freed heap back to the system, so RSS comes down once CRs and pods
- * go or CRs turn terminal (glibc keeps freed chunks otherwise; malloc_trim
- * also releases the free pages inside the heap). `recs` records deleted and
- * `bytes` record bytes given up (a CR turning terminal packs ~1 KB of text
- * into ~100 B: 10,000 of them left ~9 MiB of freed heap in RSS). A trim
- * after every 1,024 records or 1 MiB, and sooner when the records freed
- * since the last trim are a quarter of what is cached or the last CR went
- * (a count alone never fired for a burst smaller than it: 1,000 CRs deleted
- * left RSS at its peak).
+ * Every malloc_trim of the controller goes through ctl_ctx_trim_idle: after
+ * a LIST (the sweeps) and from the cron. The store's records live in slabs
+ * that go back to the system as their blocks empty (ctl_slab.h); what malloc
+ * frees is event trees, job memory and connection state.
  */
-static void note_freed(struct ctl_bind *b, unsigned recs, size_t bytes, bool cr)
-{
-	unsigned freed = atomic_fetch_add(&freed_since_trim, recs) + recs;
-	size_t fb = atomic_fetch_add(&freed_bytes_since_trim, bytes) + bytes;
-	size_t crs, live;
-
-	if (!recs && fb < TRIM_BYTES)
-		return;
-	crs = ctl_store_pcp_count(b->store);
-	live = crs + ctl_store_pod_count(b->store);
-	if (freed >= TRIM_EVERY || fb >= TRIM_BYTES || (recs && (size_t)freed * 4 >= live) ||
-	    (cr && recs && crs == 0)) {
-		atomic_store(&freed_since_trim, 0);
-		atomic_store(&freed_bytes_since_trim, 0);
-		malloc_trim(0);
-	}
-}
-
 void ctl_ctx_trim_idle(void)
 {
 	struct mallinfo2 mi = mallinfo2();
 
-	if (mi.fordblks < CTL_TRIM_IDLE_BYTES)
-		return;
-	atomic_store(&freed_since_trim, 0);
-	atomic_store(&freed_bytes_since_trim, 0);
-	malloc_trim(0);
+	if (mi.fordblks >= CTL_TRIM_IDLE_BYTES)
+		malloc_trim(0);
 }
 
 static size_t inf_index(struct ctl_ctx *ctx, const char *ns)
@@ -129,10 +95,8 @@ static int on_pcp(void *arg, enum kc_event_type type, json_object *obj, uint64_t
 	ctl_copy(nameb, sizeof(nameb), name);
 	if (type == KC_DELETED) {
 		ctl_mem_forget(b->ctx->mem, kc_json_str(obj, "metadata.uid"));
-		chg.freed = 0;
 		if (ctl_store_pcp_delete(b->store, nsb, nameb, &chg) == 0)
 			wake_pod(b, nsb, chg.pod, nameb);
-		note_freed(b, 1, chg.freed, true);
 		return 0;
 	}
 	rc = ctl_store_pcp_put(b->store, obj, epoch, &chg);
@@ -145,8 +109,6 @@ static int on_pcp(void *arg, enum kc_event_type type, json_object *obj, uint64_t
 	enqueue(b->ctx, nsb, nameb);
 	if (chg.terminal)
 		wake_pod(b, nsb, chg.pod, nameb);
-	if (chg.freed)
-		note_freed(b, 0, chg.freed, true);
 	return 0;
 }
 
@@ -164,7 +126,7 @@ static void pcp_sweep(void *arg, uint64_t epoch)
 	struct ctl_bind *b = arg;
 
 	ctl_store_pcp_sweep(b->store, epoch, on_pcp_gone, b);
-	malloc_trim(0); /* after a LIST: its pages are freed */
+	ctl_ctx_trim_idle(); /* after a LIST: its pages are freed */
 }
 
 struct spread {
@@ -200,10 +162,9 @@ static int on_pod(void *arg, enum kc_event_type type, json_object *obj, uint64_t
 
 	if (!ns || !name)
 		return 0;
-	if (type == KC_DELETED) {
+	if (type == KC_DELETED)
 		(void)ctl_store_pod_delete(b->store, ns, name);
-		note_freed(b, 1, 0, false);
-	} else
+	else
 		rc = ctl_store_pod_put(b->store, obj, epoch);
 	if (rc == -EINVAL)
 		rc = 0;
@@ -225,7 +186,7 @@ static void pod_sweep(void *arg, uint64_t epoch)
 	struct ctl_bind *b = arg;
 
 	ctl_store_pod_sweep(b->store, epoch, on_pod_gone, b);
-	malloc_trim(0);
+	ctl_ctx_trim_idle();
 }
 
 /* ---------------------------------------------------------------- context */

@@ -71,12 +71,12 @@ int ctl_ctx_init(struct ctl_ctx *ctx, const struct ctl_options *opts, struct kc_
 /* Starts the PodCheckpoint and Pod informers (one per watched namespace). */
 int ctl_ctx_start_informers(struct ctl_ctx *ctx);
 /*
- * The controller's cron (every CTL_METRICS_HELPERS_S from the metrics
- * ticker): gives the heap's free memory back when it holds CTL_TRIM_IDLE_BYTES
- * or more. The store's records live in slabs (ctl_slab.h), so what malloc
- * frees after a burst (event trees, job memory, queue entries) is not
- * counted by the store's trims; without this 10,000 CRs turned terminal left
- * ~5 MiB free but resident.
+ * The controller's one trim rule: gives the heap's free memory back when it
+ * holds CTL_TRIM_IDLE_BYTES or more. Called from the cron (every
+ * CTL_METRICS_HELPERS_S from the metrics ticker) and after each LIST. The
+ * store's records live in slabs (ctl_slab.h), so what malloc frees after a
+ * burst is event trees, job memory and connection state; without the cron
+ * 10,000 CRs turned terminal left ~5 MiB free but resident.
  */
 #define CTL_TRIM_IDLE_BYTES (1024u * 1024u)
 void ctl_ctx_trim_idle(void);

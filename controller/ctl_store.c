@@ -274,7 +274,6 @@ int ctl_store_pcp_put(struct ctl_store *s, json_object *pcp, uint64_t epoch,
 	void *r = NULL, *old = NULL;
 	struct ctl_smap_shard *sh;
 	const char *pod;
-	size_t freed;
 	uint64_t h;
 	int rc;
 
@@ -304,7 +303,6 @@ int ctl_store_pcp_put(struct ctl_store *s, json_object *pcp, uint64_t epoch,
 		return rc;
 	}
 	bytes_add(s, rec_size(r), old ? rec_size(old) : 0);
-	freed = old && rec_size(old) > rec_size(r) ? rec_size(old) - rec_size(r) : 0;
 	rec_free(s, old);
 	/* The index holds the CRs that are not terminal (one writer: this informer thread). */
 	if (oldpod[0] && strcmp(oldpod, pod) != 0)
@@ -314,8 +312,6 @@ int ctl_store_pcp_put(struct ctl_store *s, json_object *pcp, uint64_t epoch,
 	else
 		rc = ctl_store_idx_set(s, nsb, pod, &x);
 	change_from(chg, r); /* r stays valid: only this thread replaces or frees it */
-	if (chg)
-		chg->freed = freed;
 	return rc;
 }
 
@@ -329,8 +325,6 @@ int ctl_store_pcp_delete(struct ctl_store *s, const char *ns, const char *name,
 	ctl_store_idx_remove(s, ns, rec_pod(r), name);
 	bytes_add(s, 0, rec_size(r));
 	change_from(chg, r);
-	if (chg)
-		chg->freed = rec_size(r);
 	rec_free(s, r);
 	return 0;
 }

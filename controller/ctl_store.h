@@ -87,9 +87,6 @@ struct ctl_store_change {
 	bool terminal;              /* the CR (as now stored) is Succeeded or Failed */
 	char uid[CTL_UID_MAX];
 	char pod[CTL_NAME_MAX];     /* spec.podName, "" when none */
-	size_t freed;               /* record bytes given up: the old record's size less the
-				     * new one's (a CR turning terminal packs ~1 KB of text
-				     * into ~100 B), or the whole record on a delete */
 };
 
 /*
