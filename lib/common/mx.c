@@ -32,8 +32,9 @@ struct mx_family {
 	double (*fn)(void *arg);
 	void *fn_arg;
 	pthread_mutex_t lock;
-	size_t nseries;
-	struct mx_series *series; /* MX_MAX_SERIES + 1 (the overflow series), allocated at registration */
+	size_t nseries, cap;
+	struct mx_series *series; /* grown (doubling) as label sets first appear, up to MX_MAX_SERIES */
+	struct mx_series *over;   /* the overflow series, allocated at the first overflow */
 };
 
 static pthread_mutex_t mx_reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -144,15 +145,6 @@ static struct mx_family *mx_register(enum mx_type type, const char *name, const 
 		f = NULL;
 		goto out;
 	}
-	if (!fn) {
-		f->series = calloc(MX_MAX_SERIES + 1, sizeof(*f->series));
-		if (!f->series) {
-			pthread_mutex_destroy(&f->lock);
-			free(f);
-			f = NULL;
-			goto out;
-		}
-	}
 	mx_families[atomic_load(&mx_nfamilies)] = f;
 	atomic_fetch_add(&mx_nfamilies, 1);
 out:
@@ -186,13 +178,32 @@ struct mx_family *mx_func(enum mx_type type, const char *name, const char *help,
 	return mx_register(type, name, help, NULL, NULL, 0, fn, arg);
 }
 
-/* Caller holds f->lock. NULL only when the label count is wrong. */
+/* Room for one more series (caller holds f->lock). 0 or -ENOMEM. */
+static int mx_series_grow(struct mx_family *f)
+{
+	size_t cap = f->cap ? f->cap * 2 : 1;
+	struct mx_series *n;
+
+	if (cap > MX_MAX_SERIES)
+		cap = MX_MAX_SERIES;
+	n = realloc(f->series, cap * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	f->series = n;
+	f->cap = cap;
+	return 0;
+}
+
+/*
+ * Caller holds f->lock. NULL when the label count is wrong, the family is
+ * read by a function, or a new series finds no memory (counted as errors).
+ */
 static struct mx_series *mx_series_get(struct mx_family *f, const char *const *lv, size_t nlv)
 {
 	char cut[MX_MAX_LABELS][MX_LABEL_MAX];
 	struct mx_series *s;
 
-	if (nlv != f->nlabels || !f->series) {
+	if (nlv != f->nlabels || f->fn) {
 		atomic_fetch_add(&mx_errors, 1);
 		return NULL;
 	}
@@ -207,15 +218,25 @@ static struct mx_series *mx_series_get(struct mx_family *f, const char *const *l
 			return &f->series[i];
 	}
 	if (f->nseries < MX_MAX_SERIES) {
+		if (f->nseries == f->cap && mx_series_grow(f) != 0) {
+			atomic_fetch_add(&mx_errors, 1);
+			return NULL;
+		}
 		s = &f->series[f->nseries++];
+		memset(s, 0, sizeof(*s));
 		memcpy(s->lv, cut, sizeof(cut));
 		return s;
 	}
-	s = &f->series[MX_MAX_SERIES]; /* overflow: all label values "other" */
-	if (!s->lv[0][0] && nlv)
+	if (!f->over) { /* overflow: all label values "other" */
+		f->over = calloc(1, sizeof(*f->over));
+		if (!f->over) {
+			atomic_fetch_add(&mx_errors, 1);
+			return NULL;
+		}
 		for (size_t j = 0; j < nlv; j++)
-			snprintf(s->lv[j], sizeof(s->lv[j]), "other");
-	return s;
+			snprintf(f->over->lv[j], sizeof(f->over->lv[j]), "other");
+	}
+	return f->over;
 }
 
 static void mx_update(struct mx_family *f, enum mx_type want, int op, double v,
@@ -298,6 +319,18 @@ uint64_t mx_hist_count(struct mx_family *f, const char *const *lv, size_t nlv)
 	s = mx_series_get(f, lv, nlv);
 	if (s)
 		n = s->count;
+	pthread_mutex_unlock(&f->lock);
+	return n;
+}
+
+size_t mx_family_bytes(struct mx_family *f)
+{
+	size_t n;
+
+	if (!f)
+		return 0;
+	pthread_mutex_lock(&f->lock);
+	n = sizeof(*f) + f->cap * sizeof(*f->series) + (f->over ? sizeof(*f->over) : 0);
 	pthread_mutex_unlock(&f->lock);
 	return n;
 }
@@ -425,16 +458,18 @@ static int mx_render_family(struct dbuf *out, struct mx_family *f)
 		return mx_render_series(out, f, &one);
 	}
 	/* Copy under the lock, format without it: an update never waits on a scrape's output. */
-	copy = malloc((MX_MAX_SERIES + 1) * sizeof(*copy));
-	if (!copy)
-		return -ENOMEM;
 	pthread_mutex_lock(&f->lock);
 	n = f->nseries;
-	memcpy(copy, f->series, n * sizeof(*copy));
-	if (f->series[MX_MAX_SERIES].lv[0][0] || f->series[MX_MAX_SERIES].count ||
-	    f->series[MX_MAX_SERIES].value != 0)
-		copy[n++] = f->series[MX_MAX_SERIES];
+	copy = malloc((n + 1) * sizeof(*copy));
+	if (copy) {
+		if (n)
+			memcpy(copy, f->series, n * sizeof(*copy));
+		if (f->over)
+			copy[n++] = *f->over;
+	}
 	pthread_mutex_unlock(&f->lock);
+	if (!copy)
+		return -ENOMEM;
 	if (n == 0 && f->nlabels == 0) {
 		/* A family without labels always shows its one series, at zero. */
 		memset(copy, 0, sizeof(*copy));
@@ -465,9 +500,12 @@ int mx_render(struct dbuf *out)
 	pthread_once(&mx_errs_once, mx_errs_init);
 	errs = mx_errs;
 	if (errs) {
+		struct mx_series *s;
+
 		pthread_mutex_lock(&errs->lock);
-		errs->series[0].value = (double)atomic_load(&mx_errors);
-		errs->nseries = errs->nseries ? errs->nseries : 1;
+		s = mx_series_get(errs, NULL, 0);
+		if (s)
+			s->value = (double)atomic_load(&mx_errors);
 		pthread_mutex_unlock(&errs->lock);
 	}
 	n = atomic_load(&mx_nfamilies);

@@ -9,7 +9,8 @@
  *
  * Cost: an update locks only its own family's mutex, finds its series among
  * at most MX_MAX_SERIES by comparing label values, and adds. No allocation
- * after a series' first use. Cardinality is bounded: past MX_MAX_SERIES
+ * after a series' first use; a family holds room for the series it has seen
+ * (doubling), not for MX_MAX_SERIES. Cardinality is bounded: past MX_MAX_SERIES
  * distinct label sets, updates land in one overflow series whose label values
  * are all "other". Label values are cut at MX_LABEL_MAX - 1 bytes.
  *
@@ -68,6 +69,9 @@ void mx_observe(struct mx_family *f, double v, const char *const *lv, size_t nlv
 double mx_value(struct mx_family *f, const char *const *lv, size_t nlv);
 /* Observations so far in a histogram series; for tests. */
 uint64_t mx_hist_count(struct mx_family *f, const char *const *lv, size_t nlv);
+
+/* Bytes the family holds (its struct and series); for tests. */
+size_t mx_family_bytes(struct mx_family *f);
 
 /* Appends every family in registration order. 0, -ENOMEM or -EMSGSIZE. */
 int mx_render(struct dbuf *out);

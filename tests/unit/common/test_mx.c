@@ -117,6 +117,33 @@ static void test_cardinality_and_escaping(void **state)
 	free(text);
 }
 
+/* A family holds room for the series it has seen, not for MX_MAX_SERIES of them
+ * (13 families of 65 preallocated series were 351 KiB of the idle controller). */
+static void test_series_grow(void **state)
+{
+	static const double b[] = { 1, 2 };
+	struct mx_family *h = mx_histogram("t_grow_seconds", "Growth.", "a,b", b, 2);
+	size_t empty = mx_family_bytes(h), one, full;
+	char lv[32];
+
+	(void)state;
+	assert_true(empty < 2048);
+	mx_observe(h, 1.5, MX_LV("x", "y"));
+	one = mx_family_bytes(h);
+	assert_true(one > empty && one - empty < 1024);
+	for (int i = 0; i < MX_MAX_SERIES + 3; i++) {
+		snprintf(lv, sizeof(lv), "%d", i);
+		mx_observe(h, 0.5, MX_LV(lv, "z"));
+	}
+	full = mx_family_bytes(h);
+	assert_true(full > 16 * (one - empty));
+	/* the series moved as the array grew: every observation is still there */
+	assert_int_equal(mx_hist_count(h, MX_LV("x", "y")), 1);
+	assert_int_equal(mx_hist_count(h, MX_LV("0", "z")), 1);
+	assert_int_equal(mx_hist_count(h, MX_LV("other", "other")), 4);
+	assert_int_equal(mx_family_bytes(h), full);
+}
+
 static void test_process(void **state)
 {
 	char *text;
@@ -383,6 +410,7 @@ int main(void)
 		cmocka_unit_test(test_counter_gauge),
 		cmocka_unit_test(test_histogram),
 		cmocka_unit_test(test_cardinality_and_escaping),
+		cmocka_unit_test(test_series_grow),
 		cmocka_unit_test(test_process),
 		cmocka_unit_test(test_beats),
 		cmocka_unit_test(test_parse_addr),
