@@ -248,6 +248,13 @@ static int perform(struct kc_client *c, const char *method, const char *path,
 	SET(CURLOPT_TIMEOUT_MS, timeout_ms);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	/*
+	 * HTTP/1.1: a client owns one connection and runs one request at a time
+	 * on it, so HTTP/2 would multiplex nothing; it cost nghttp2's session
+	 * state and libcurl's 32 KiB frame buffer per connection (~0.35 MB of
+	 * the idle controller's heap) and the API server's HTTP/2 framing.
+	 */
+	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	SET(CURLOPT_ERRORBUFFER, c->errbuf);
 	SET(CURLOPT_USERAGENT, c->ua);
 	SET(CURLOPT_HTTPHEADER, hdrs);
