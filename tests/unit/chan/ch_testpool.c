@@ -102,6 +102,7 @@ static void p_update(void *arg, const char *ns, const char *name, const struct c
 	snprintf(c->last_name, sizeof(c->last_name), "%s", name);
 	snprintf(c->last_uid, sizeof(c->last_uid), "%s", st->uid);
 	c->last_state = st->state;
+	snprintf(c->last_msg, sizeof(c->last_msg), "%s", st->message);
 	pthread_mutex_unlock(&c->mu);
 }
 

@@ -39,6 +39,7 @@ struct pctl {
 	int updates;
 	char last_ns[64], last_name[64], last_uid[64];
 	enum ch_state_kind last_state;
+	char last_msg[512];
 	int foreign;
 };
 

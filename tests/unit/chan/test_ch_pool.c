@@ -112,6 +112,9 @@ static void test_pushed_states(void **state)
 	ch_server_notify(s->s.srv, &st);
 	snprintf(st.uid, sizeof(st.uid), "push-1");
 	st.state = CH_SUCCEEDED;
+	/* 511 quotes: ~1 KiB escaped, more than the pool's receive buffer: it arrives in pieces */
+	memset(st.message, '"', sizeof(st.message) - 1);
+	st.message[sizeof(st.message) - 1] = '\0';
 	ch_server_notify(s->s.srv, &st);
 	t0 = ch_now_ms();
 	for (;;) {
@@ -132,6 +135,8 @@ static void test_pushed_states(void **state)
 	assert_string_equal(c.last_name, "cr-push-1");
 	assert_string_equal(c.last_uid, "push-1");
 	assert_int_equal(c.last_state, CH_SUCCEEDED);
+	assert_int_equal(strlen(c.last_msg), sizeof(st.message) - 1);
+	assert_int_equal(strspn(c.last_msg, "\""), sizeof(st.message) - 1);
 	pthread_mutex_unlock(&c.mu);
 	/* after the final state the uid is no longer followed */
 	st.state = CH_FAILED;
