@@ -8,9 +8,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dbuf.h"
@@ -20,6 +22,9 @@
 #include "nh_util.h"
 
 #define NH_JOURNAL_MAX_FILE (1024u * 1024u)
+/* Between two batches a prune lets the lock's waiters in, waiting for them
+ * at most this long (a stream of callers cannot stall it for longer). */
+#define NH_PRUNE_YIELD_MS 50
 
 /* ---------------------------------------------------------------- table */
 
@@ -31,11 +36,15 @@ struct nh_jentry {
 	bool queued;
 	bool settled; /* done, or failed with final_written (nh_prune_policy) */
 	bool drop;    /* prune: marked to go */
+	bool gone;    /* prune: its file unlinked in this batch */
 };
 
 struct nh_journal {
 	char dir[4096]; /* <state-dir>/jobs */
-	pthread_mutex_t lock;
+	pthread_mutex_t lock; /* taken with nh_lock, given back with nh_unlock */
+	atomic_uint waiting;  /* threads in nh_lock not holding the lock yet */
+	pthread_cond_t turn;  /* a prune between batches waits here for them */
+	bool pruning;         /* a prune is running (under lock) */
 	struct nh_jentry *v;
 	size_t n, cap;
 	nh_journal_fault_fn fault;
@@ -80,6 +89,26 @@ static int nh_file_path(const struct nh_journal *j, const char *uid, char *buf, 
 	return 0;
 }
 
+/*
+ * Every user of the table locks through these two: nh_lock counts the
+ * threads waiting for the lock, so that a prune can hand the lock to them
+ * between its batches (nh_prune_yield), and nh_unlock tells the prune when
+ * one of them is done.
+ */
+static void nh_lock(struct nh_journal *j)
+{
+	atomic_fetch_add(&j->waiting, 1);
+	pthread_mutex_lock(&j->lock);
+	atomic_fetch_sub(&j->waiting, 1);
+}
+
+static void nh_unlock(struct nh_journal *j)
+{
+	if (j->pruning)
+		pthread_cond_signal(&j->turn);
+	pthread_mutex_unlock(&j->lock);
+}
+
 /* Caller holds the lock. */
 static struct nh_jentry *nh_find(struct nh_journal *j, const char *uid)
 {
@@ -107,6 +136,7 @@ static int nh_upsert(struct nh_journal *j, const struct nh_record *r)
 		memset(e, 0, sizeof(*e));
 		nh_strlcpy(e->uid, r->job.uid, sizeof(e->uid));
 	}
+	e->drop = false; /* written during a prune: kept until the next one */
 	e->state = r->state;
 	e->settled = r->state == NH_J_DONE || (r->state == NH_J_FAILED && r->final_written);
 	e->done_ms = 0;
@@ -159,6 +189,15 @@ int nh_journal_open(const char *state_dir, struct nh_journal **out)
 		goto out;
 	}
 	pthread_mutex_init(&j->lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&j->turn, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	atomic_init(&j->waiting, 0);
 	n = snprintf(j->dir, sizeof(j->dir), "%s/jobs", state_dir);
 	if (n < 0 || (size_t)n >= sizeof(j->dir)) {
 		rc = -ENAMETOOLONG;
@@ -207,6 +246,7 @@ void nh_journal_free(struct nh_journal *j)
 	if (!j)
 		return;
 	pthread_mutex_destroy(&j->lock);
+	pthread_cond_destroy(&j->turn);
 	free(j->v);
 	free(j);
 }
@@ -235,9 +275,9 @@ int nh_journal_save(struct nh_journal *j, const struct nh_record *r)
 			  r->job.ns, r->job.name, r->job.uid, nh_jstate_name(r->state), rc);
 		goto out;
 	}
-	pthread_mutex_lock(&j->lock);
+	nh_lock(j);
 	rc = nh_upsert(j, r);
-	pthread_mutex_unlock(&j->lock);
+	nh_unlock(j);
 out:
 	dbuf_cleanup(&text);
 	return rc;
@@ -260,7 +300,7 @@ int nh_journal_state(struct nh_journal *j, const char *uid, struct ch_state *st,
 	struct nh_jentry *e;
 	int rc = -ENOENT;
 
-	pthread_mutex_lock(&j->lock);
+	nh_lock(j);
 	e = nh_find(j, uid);
 	if (e) {
 		if (st)
@@ -269,7 +309,7 @@ int nh_journal_state(struct nh_journal *j, const char *uid, struct ch_state *st,
 			*js = e->state;
 		rc = 0;
 	}
-	pthread_mutex_unlock(&j->lock);
+	nh_unlock(j);
 	return rc;
 }
 
@@ -286,13 +326,13 @@ int nh_journal_remove(struct nh_journal *j, const char *uid)
 		rc = -errno;
 	else
 		fsu_fsync_dir(j->dir);
-	pthread_mutex_lock(&j->lock);
+	nh_lock(j);
 	e = nh_find(j, uid);
 	if (e) {
 		*e = j->v[--j->n];
 		rc = 0;
 	}
-	pthread_mutex_unlock(&j->lock);
+	nh_unlock(j);
 	return rc;
 }
 
@@ -301,13 +341,13 @@ void nh_journal_progress(struct nh_journal *j, const char *uid, uint64_t bytes,
 {
 	struct nh_jentry *e;
 
-	pthread_mutex_lock(&j->lock);
+	nh_lock(j);
 	e = nh_find(j, uid);
 	if (e) {
 		e->st.bytes = bytes;
 		nh_strlcpy(e->st.container, container ? container : "", sizeof(e->st.container));
 	}
-	pthread_mutex_unlock(&j->lock);
+	nh_unlock(j);
 }
 
 int nh_journal_set_queued(struct nh_journal *j, const char *uid, bool queued)
@@ -315,13 +355,13 @@ int nh_journal_set_queued(struct nh_journal *j, const char *uid, bool queued)
 	struct nh_jentry *e;
 	int rc = -ENOENT;
 
-	pthread_mutex_lock(&j->lock);
+	nh_lock(j);
 	e = nh_find(j, uid);
 	if (e) {
 		e->queued = queued;
 		rc = 0;
 	}
-	pthread_mutex_unlock(&j->lock);
+	nh_unlock(j);
 	return rc;
 }
 
@@ -330,11 +370,11 @@ bool nh_journal_is_queued(struct nh_journal *j, const char *uid)
 	struct nh_jentry *e;
 	bool q = false;
 
-	pthread_mutex_lock(&j->lock);
+	nh_lock(j);
 	e = nh_find(j, uid);
 	if (e)
 		q = e->queued;
-	pthread_mutex_unlock(&j->lock);
+	nh_unlock(j);
 	return q;
 }
 
@@ -342,9 +382,9 @@ size_t nh_journal_count(struct nh_journal *j)
 {
 	size_t n;
 
-	pthread_mutex_lock(&j->lock);
+	nh_lock(j);
 	n = j->n;
-	pthread_mutex_unlock(&j->lock);
+	nh_unlock(j);
 	return n;
 }
 
@@ -353,7 +393,7 @@ int nh_journal_uids(struct nh_journal *j, char (**uids)[64], size_t *n)
 	char(*v)[64];
 	int rc = 0;
 
-	pthread_mutex_lock(&j->lock);
+	nh_lock(j);
 	v = calloc(j->n ? j->n : 1, sizeof(*v));
 	if (!v) {
 		rc = -ENOMEM;
@@ -364,7 +404,7 @@ int nh_journal_uids(struct nh_journal *j, char (**uids)[64], size_t *n)
 	*uids = v;
 	*n = j->n;
 out:
-	pthread_mutex_unlock(&j->lock);
+	nh_unlock(j);
 	return rc;
 }
 
@@ -409,22 +449,17 @@ static void nh_mark_over_cap(struct nh_journal *j, size_t max)
 	free(c);
 }
 
-size_t nh_journal_prune(struct nh_journal *j, const struct nh_prune_policy *p)
+/*
+ * Caller holds the lock. Unlinks the files of at most NH_PRUNE_BATCH marked
+ * records, then drops their entries. A marked record taken by the runner
+ * since it was marked stays. Once the fault seam says stop, every mark is
+ * cleared. Returns whether marked records remain for another batch.
+ */
+static bool nh_prune_batch(struct nh_journal *j, size_t *removed, bool *stop)
 {
-	int64_t now = kc_now_ms();
-	size_t removed = 0, w = 0;
-	bool stop = false;
+	size_t unlinked = 0, w = 0;
+	bool more = false;
 
-	if (!p)
-		return 0;
-	pthread_mutex_lock(&j->lock);
-	for (size_t i = 0; i < j->n; i++) {
-		struct nh_jentry *e = &j->v[i];
-
-		e->drop = nh_finished(e) && (nh_older(e, now, p->keep_seconds) ||
-					     (e->settled && nh_older(e, now, p->settled_keep_seconds)));
-	}
-	nh_mark_over_cap(j, p->max_records);
 	/* Files first: a crash between two unlinks leaves whole records only. */
 	for (size_t i = 0; i < j->n; i++) {
 		struct nh_jentry *e = &j->v[i];
@@ -432,25 +467,81 @@ size_t nh_journal_prune(struct nh_journal *j, const struct nh_prune_policy *p)
 
 		if (!e->drop)
 			continue;
-		if (!stop && j->prune_fault && j->prune_fault(j->prune_fault_arg, e->uid) != 0)
-			stop = true;
-		if (stop || nh_file_path(j, e->uid, path, sizeof(path)) != 0 ||
+		if (unlinked == NH_PRUNE_BATCH && !*stop) {
+			more = true;
+			break;
+		}
+		e->drop = false;
+		if (*stop || !nh_finished(e))
+			continue;
+		if (j->prune_fault && j->prune_fault(j->prune_fault_arg, e->uid) != 0) {
+			*stop = true;
+			continue;
+		}
+		if (nh_file_path(j, e->uid, path, sizeof(path)) != 0 ||
 		    (unlink(path) != 0 && errno != ENOENT))
-			e->drop = false;
+			continue;
+		e->gone = true;
+		unlinked++;
 	}
 	for (size_t i = 0; i < j->n; i++) {
-		if (j->v[i].drop) {
+		if (j->v[i].gone) {
 			LOG_DEBUG("msg=\"journal record pruned\" uid=%s", j->v[i].uid);
-			removed++;
+			(*removed)++;
 			continue;
 		}
 		j->v[w++] = j->v[i];
 	}
 	j->n = w;
-	pthread_mutex_unlock(&j->lock);
+	return more;
+}
+
+/* Caller holds the lock: between two batches of a prune, the threads waiting
+ * for the lock have it first (the lock is released while this waits), for at
+ * most NH_PRUNE_YIELD_MS in all. */
+static void nh_prune_yield(struct nh_journal *j)
+{
+	struct timespec dl;
+
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_nsec += NH_PRUNE_YIELD_MS * 1000000L;
+	dl.tv_sec += dl.tv_nsec / 1000000000L;
+	dl.tv_nsec %= 1000000000L;
+	while (atomic_load(&j->waiting) > 0)
+		if (pthread_cond_timedwait(&j->turn, &j->lock, &dl) == ETIMEDOUT)
+			break;
+}
+
+size_t nh_journal_prune(struct nh_journal *j, const struct nh_prune_policy *p)
+{
+	int64_t now = kc_now_ms();
+	size_t removed = 0, left;
+	bool stop = false;
+
+	if (!p)
+		return 0;
+	nh_lock(j);
+	if (j->pruning) { /* another slot's prune is at work: it covers this one */
+		nh_unlock(j);
+		return 0;
+	}
+	j->pruning = true;
+	for (size_t i = 0; i < j->n; i++) {
+		struct nh_jentry *e = &j->v[i];
+
+		e->gone = false;
+		e->drop = nh_finished(e) && (nh_older(e, now, p->keep_seconds) ||
+					     (e->settled && nh_older(e, now, p->settled_keep_seconds)));
+	}
+	nh_mark_over_cap(j, p->max_records);
+	while (nh_prune_batch(j, &removed, &stop))
+		nh_prune_yield(j);
+	j->pruning = false;
+	left = j->n;
+	nh_unlock(j);
 	if (removed) {
 		fsu_fsync_dir(j->dir);
-		LOG_INFO("msg=\"journal pruned\" records=%zu left=%zu", removed, w);
+		LOG_INFO("msg=\"journal pruned\" records=%zu left=%zu", removed, left);
 	}
 	return removed;
 }

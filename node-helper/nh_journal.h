@@ -164,12 +164,21 @@ struct nh_prune_policy {
 	size_t max_records;        /* --journal-max-records */
 };
 
+/* Most record files a prune unlinks in one hold of the journal's mutex. */
+#define NH_PRUNE_BATCH 256
+
 /*
- * Prunes by the policy: each record's file is unlinked (then the directory
- * fsynced once), then its table entry dropped, so a crash part-way leaves
- * only whole records, every one of them still valid. Pruning removes job
- * records only, never an artifact: delete-artifact recomputes a pruned
- * record's path. Returns how many went.
+ * Prunes by the policy: each record's file is unlinked, then its table
+ * entry dropped, then (once, at the end) the directory fsynced, so a crash
+ * part-way leaves only whole records, every one of them still valid. The
+ * records are marked once, then unlinked in batches of at most
+ * NH_PRUNE_BATCH per hold of the journal's mutex; between two batches the
+ * threads waiting for it have it first (for at most 50 ms), so a prune of
+ * thousands delays another journal call by one batch, not by all of it. A
+ * marked record that the runner takes, or that is written, before its batch
+ * stays. Pruning removes job records only, never an artifact:
+ * delete-artifact recomputes a pruned record's path. Returns how many went;
+ * 0 at once if another thread's prune is running (it does the work).
  */
 size_t nh_journal_prune(struct nh_journal *j, const struct nh_prune_policy *p);
 

@@ -84,9 +84,11 @@ const char *kc_config_namespace(const struct kc_config *cfg); /* context/in-clus
  * Client-side rate limit for every request of every kc_client made from cfg
  * (watch streams excepted): a token bucket of `burst` refilled at `qps`/s
  * (kc_ratelimit.h; the daemons' --kube-api-qps/--kube-api-burst, default
- * 200/400). qps <= 0 removes the limit. Call before the first kc_client_new:
- * not safe while requests run. 0, -EINVAL (qps above KC_MAX_QPS, burst
- * outside 1..KC_MAX_BURST), -ENOMEM.
+ * 200/400). qps <= 0 removes the limit. Set it before the first
+ * kc_client_new of cfg: while clients of cfg exist (their requests read the
+ * limiter without a lock) it is refused with -EBUSY and the limit stays.
+ * 0, -EBUSY, -EINVAL (qps above KC_MAX_QPS, burst outside 1..KC_MAX_BURST),
+ * -ENOMEM.
  */
 int kc_config_set_rate_limit(struct kc_config *cfg, double qps, int burst);
 /* Replaces the credentials with a bearer token read from `path` (re-read on change). */

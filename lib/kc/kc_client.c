@@ -54,6 +54,7 @@ int kc_client_new(struct kc_config *cfg, struct kc_client **out)
 		return -ENOMEM;
 	}
 	c->cfg = cfg;
+	kc_config_client_count(cfg, 1);
 	c->timeout_ms = KC_DEFAULT_TIMEOUT_MS;
 	c->ua = "podcheckpoint-kc/0.1";
 	dbuf_init(&c->resp, KC_MAX_RESPONSE);
@@ -66,6 +67,7 @@ void kc_client_free(struct kc_client *c)
 	if (!c)
 		return;
 	curl_easy_cleanup(c->h);
+	kc_config_client_count(c->cfg, -1);
 	kc_client_wipe_response(c);
 	dbuf_cleanup(&c->resp);
 	free(c);

@@ -78,6 +78,7 @@ void kc_config_free(struct kc_config *cfg)
 int kc_config_set_rate_limit(struct kc_config *cfg, double qps, int burst)
 {
 	struct kc_ratelimit *rl = NULL;
+	bool busy;
 	int rc;
 
 	if (!cfg)
@@ -87,10 +88,28 @@ int kc_config_set_rate_limit(struct kc_config *cfg, double qps, int burst)
 		if (rc)
 			return rc;
 	}
-	/* set once at start-up, before any client exists (kc.h) */
-	kc_ratelimit_free(cfg->rl);
-	cfg->rl = rl;
-	return 0;
+	/* set once at start-up, before any client exists (kc.h): a client's
+	 * request reads cfg->rl without a lock */
+	pthread_mutex_lock(&cfg->lock);
+	busy = cfg->clients > 0;
+	if (!busy) {
+		kc_ratelimit_free(cfg->rl);
+		cfg->rl = rl;
+		rl = NULL;
+	}
+	pthread_mutex_unlock(&cfg->lock);
+	kc_ratelimit_free(rl);
+	return busy ? -EBUSY : 0;
+}
+
+void kc_config_client_count(struct kc_config *cfg, int delta)
+{
+	pthread_mutex_lock(&cfg->lock);
+	if (delta > 0)
+		cfg->clients++;
+	else if (cfg->clients > 0)
+		cfg->clients--;
+	pthread_mutex_unlock(&cfg->lock);
 }
 
 struct kc_ratelimit *kc_config_rate_limit(const struct kc_config *cfg)

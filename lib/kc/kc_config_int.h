@@ -5,9 +5,9 @@
  *
  * Ownership: a kc_config owns every string and blob in it (freed, and the
  * secret ones wiped, by kc_config_free); a kc_blob owns its data.
- * Locking: `lock` guards the token fields; the other fields are set while
- * the config is built (by one thread, before it is shared) and read-only
- * afterwards.
+ * Locking: `lock` guards the token fields and the client count; the other
+ * fields are set while the config is built (by one thread, before it is
+ * shared) and read-only afterwards (the rate limit: while no client exists).
  */
 #ifndef PCP_KC_CONFIG_INT_H
 #define PCP_KC_CONFIG_INT_H
@@ -40,7 +40,10 @@ struct kc_config {
 	ino_t token_ino;
 	int64_t token_read_ms;
 
-	struct kc_ratelimit *rl; /* owned; NULL: no client-side limit */
+	size_t clients; /* kc_client objects made from this config and not freed */
+
+	struct kc_ratelimit *rl; /* owned; NULL: no client-side limit; set only while
+				  * clients == 0 (kc_config_set_rate_limit) */
 };
 
 /* An empty config (lock initialised): 0 or -ENOMEM. */

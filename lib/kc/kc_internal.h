@@ -17,6 +17,9 @@
 
 /* kc_config.c: sets TLS options (blobs, verification) on a reset handle. */
 int kc_config_apply_tls(const struct kc_config *cfg, CURL *h);
+/* kc_client_new (+1) and kc_client_free (-1): the config's count of clients,
+ * which kc_config_set_rate_limit refuses to change the limit under. */
+void kc_config_client_count(struct kc_config *cfg, int delta);
 /* The config's limiter (kc_config_set_rate_limit), or NULL. */
 struct kc_ratelimit *kc_config_rate_limit(const struct kc_config *cfg);
 /* True when the config carries a bearer token (static or file). */

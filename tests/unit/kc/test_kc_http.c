@@ -255,6 +255,12 @@ static int h_ok(struct fake_server *s, int fd, const struct fs_req *r, void *arg
 }
 
 /* the limit as the daemons set it: shared by every client of one config */
+/*
+ * kc.h: the rate limit is set before the first kc_client_new of a config and
+ * never while its clients exist (the daemons set it once at start-up; a try
+ * is -EBUSY). So each phase below has a config of its own, set before its
+ * clients are made.
+ */
 static void test_config_limit(void **state)
 {
 	struct fake_server *s = NULL;
@@ -278,30 +284,55 @@ static void test_config_limit(void **state)
 	}
 	assert_true(kt_mono_ms() - t >= 190);
 	assert_int_equal(fs_count(s), 6);
+	/* while clients exist the limit is not changed (nor lifted) */
+	assert_int_equal(kc_config_set_rate_limit(cfg, 1, 1), -EBUSY);
+	assert_int_equal(kc_config_set_rate_limit(cfg, 0, 1), -EBUSY);
+	kc_client_free(a);
+	a = NULL;
+	assert_int_equal(kc_config_set_rate_limit(cfg, 0, 1), -EBUSY);
+	t = kt_mono_ms();
+	/* still 20/s: 4 requests with at most 2 tokens (the burst) in the
+	 * bucket wait for 2 more, >= 100 ms, however long since the last */
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(kc_get(b, "/api/v1/namespaces/ns1/pods/p1", NULL, &st), 0);
+	assert_true(kt_mono_ms() - t >= 95);
+	kc_client_free(b);
+	b = NULL;
+	/* with the last client gone it may be set again */
+	assert_int_equal(kc_config_set_rate_limit(cfg, 0, 1), 0);
+	kc_config_free(cfg);
+
 	/* a client whose deadline is shorter than the wait fails without sending
 	 * (at 1/s, once the burst is spent, the next token is ~1 s away: no
 	 * delay of a loaded machine brings it within the 1 ms deadline) */
+	cfg = kt_config_for(s, "    token: tok\n");
 	assert_int_equal(kc_config_set_rate_limit(cfg, 1, 1), 0);
+	assert_int_equal(kc_client_new(cfg, &a), 0);
 	assert_int_equal(kc_get(a, "/api/v1/namespaces/ns1/pods/p1", NULL, &st), 0);
 	kc_client_set_timeout(a, 1);
 	assert_int_equal(kc_get(a, "/api/v1/namespaces/ns1/pods/p1", NULL, &st), -ETIMEDOUT);
 	assert_int_equal(st.http, 0);
 	assert_non_null(strstr(st.message, "rate limit"));
-	assert_int_equal(fs_count(s), 7);
-	/* qps 0 lifts the limit: 20 requests that 1/s would spread over >= 19 s
-	 * (a wide margin, so a loaded machine does not fail it) */
+	assert_int_equal(fs_count(s), 11);
+	kc_client_free(a);
+	a = NULL;
+	kc_config_free(cfg);
+
+	/* qps 0 lifts a limit set before: 20 requests that 1/s would spread
+	 * over >= 19 s (a wide margin, so a loaded machine does not fail it) */
+	cfg = kt_config_for(s, "    token: tok\n");
 	assert_int_equal(kc_config_set_rate_limit(cfg, 1, 1), 0);
 	assert_int_equal(kc_config_set_rate_limit(cfg, 0, 1), 0);
+	assert_int_equal(kc_client_new(cfg, &b), 0);
 	t = kt_mono_ms();
 	for (int i = 0; i < 20; i++)
 		assert_int_equal(kc_get(b, "/api/v1/namespaces/ns1/pods/p1", NULL, &st), 0);
 	assert_true(kt_mono_ms() - t < 15000);
-	kc_client_free(a);
+	assert_int_equal(fs_count(s), 31);
 	kc_client_free(b);
 	kc_config_free(cfg);
 	fs_stop(s);
 }
-
 
 int main(void)
 {

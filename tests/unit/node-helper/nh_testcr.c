@@ -76,6 +76,14 @@ static int nhw_on_status_patch(int fd, const struct fs_req *req)
 		json_object_put(p);
 		return -1; /* the answer is lost before the write: the connection closes */
 	}
+	if (ph && strcmp(ph, "Failed") == 0) {
+		nhw.nfailed_patch++;
+		if (nhw.reject_failed < 0 || nhw.nrejected < nhw.reject_failed) {
+			nhw.nrejected++; /* the API server does not apply it (overloaded) */
+			json_object_put(p);
+			return fs_reply_json(fd, 503, "{\"kind\":\"Status\",\"code\":503,\"reason\":\"ServiceUnavailable\"}");
+		}
+	}
 	code = nht_apply_status(nhw.cr, &nhw.rv, p);
 	if (code == 409) {
 		rc = fs_reply_json(fd, 409, "{\"kind\":\"Status\",\"code\":409,\"reason\":\"Conflict\"}");
@@ -199,6 +207,7 @@ void nhw_reset(const char *leave, int timeout, const char *containers, const cha
 	nhw.delete_after_patch = nhw.recreate_after_patch = nhw.lose_patch = 0;
 	nhw.lose_applies = false;
 	nhw.lose_after_ms = 0;
+	nhw.reject_failed = nhw.nfailed_patch = nhw.nrejected = 0;
 	nhw.kubelet_sleep_ms = 0;
 	nhw.npatch = nhw.nkubelet = nhw.ndelete = nhw.nready_true = nhw.nphases = 0;
 	nhw.nget_cr = nhw.nget_pod = nhw.nevents = nhw.nover_terminal = 0;

@@ -36,11 +36,13 @@ struct nhw_world {
 	int lose_patch;            /* this patch's answer is lost (connection closed) */
 	bool lose_applies;         /* ... after it was applied */
 	long lose_after_ms;        /* ... closed only after this long (the client's deadline) */
+	int reject_failed;         /* answer 503 to this many patches to phase Failed, -1 all */
 	int terminal_after_kubelet; /* after this kubelet call, the CR is failed */
 	int kubelet_sleep_ms;      /* then write the archive (late if the client left) */
 	/* what happened */
 	int npatch, nkubelet, ndelete, nready_true;
 	int nget_cr, nget_pod, nevents, nover_terminal; /* the last: writes refused by the transition rule */
+	int nfailed_patch, nrejected; /* patches to phase Failed; those answered 503 */
 	char phases[32][16];
 	int nphases;
 };

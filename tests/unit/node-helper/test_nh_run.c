@@ -5,8 +5,9 @@
  * on each status write, the CR failed, deleted or re-created right after
  * each write was answered, each write's answer lost (applied or not), ENOSPC
  * on each journal write, a kubelet call that times out (and its late archive
- * swept), jobs whose contents disagree with their CR, and the API requests
- * one job makes. The fake world is nh_testcr.c; recovery is test_nh_recover.
+ * swept), jobs whose contents disagree with their CR, a Failed status the
+ * API server does not apply (503 some times, or every time), and the API
+ * requests one job makes. The fake world is nh_testcr.c; recovery is test_nh_recover.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -396,6 +397,54 @@ static void test_wrong_recipient_does_nothing(void **state)
 	free(key);
 }
 
+/*
+ * The job's Failed status is not applied (the API server answers 503): the
+ * status write tries again, up to its 8 attempts in 30 s (nh_cr.c). Applied
+ * at the fourth: the CR is Failed and the record settled. Never applied: the
+ * CR is not Failed, the record stays failed and unsettled, a re-send is
+ * answered failed from it (nh_server.c), and it goes only by
+ * --journal-keep-seconds, not by the settled window.
+ */
+static void test_failed_write_rejected(void **state)
+{
+	struct nhw_fx *f = *state;
+	struct nh_prune_policy settled = { .keep_seconds = 86400, .settled_keep_seconds = 1 };
+	struct nh_prune_policy keep = { .keep_seconds = 1 };
+	struct ch_state st;
+	enum nh_jstate js;
+
+	/* a plain init container cannot be checkpointed: the job fails at its start */
+	nhw_reset("false", 30, ",\"containers\":[\"app\",\"init\"]", "node-a");
+	nhw.reject_failed = 3;
+	nhw_run_one(f);
+	assert_string_equal(nhw_phase(), "Failed");
+	assert_non_null(strstr(nhw_str("status.message"), "container init"));
+	assert_int_equal(nhw.nrejected, 3);
+	assert_int_equal(nhw.nfailed_patch, 4);
+	assert_int_equal(nhw.nkubelet, 0);
+	assert_int_equal(nhw_jstate(f), NH_J_FAILED);
+	assert_true(nhw_final(f)); /* applied: settled */
+	nhw_reset_dirs(f);
+
+	nhw_reset("false", 30, ",\"containers\":[\"app\",\"init\"]", "node-a");
+	nhw.reject_failed = -1;
+	nhw_run_one(f);
+	assert_string_not_equal(nhw_phase(), "Failed");
+	assert_int_equal(nhw.nfailed_patch, 8);
+	assert_int_equal(nhw.nrejected, 8);
+	assert_int_equal(nhw.nkubelet, 0);
+	assert_int_equal(nhw_jstate(f), NH_J_FAILED);
+	assert_false(nhw_final(f)); /* not known applied: unsettled */
+	assert_int_equal(nh_journal_state(f->e->j, "cr-uid", &st, &js), 0);
+	assert_int_equal(st.state, CH_FAILED);
+	assert_string_equal(st.reason, "ContainerNotFound");
+	/* it completed more than 1 s ago (the attempts took ~18 s) */
+	assert_int_equal(nh_journal_prune(f->e->j, &settled), 0);
+	assert_int_equal(nhw_jstate(f), NH_J_FAILED);
+	assert_int_equal(nh_journal_prune(f->e->j, &keep), 1);
+	assert_int_equal(nh_journal_state(f->e->j, "cr-uid", NULL, NULL), -ENOENT);
+}
+
 /* A crash after each journal state, then a restart: what recovery does. */
 int main(void)
 {
@@ -412,6 +461,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kubelet_timeout_late_archive_swept, nhw_setup, nhw_teardown),
 		cmocka_unit_test_setup_teardown(test_container_not_running, nhw_setup, nhw_teardown),
 		cmocka_unit_test_setup_teardown(test_wrong_recipient_does_nothing, nhw_setup, nhw_teardown),
+		cmocka_unit_test_setup_teardown(test_failed_write_rejected, nhw_setup, nhw_teardown),
 	};
 	int rc;
 
