@@ -267,6 +267,7 @@ typedef void (*ch_update_fn)(void *arg, const char *ns, const char *name,
 #define CH_POOL_DEFAULT_MAX_AGE_MS 300000L /* re-made (fresh token) after 5 min */
 #define CH_POOL_DEFAULT_PING_MS 10000L     /* ping after 10 s without a byte from the helper */
 #define CH_POOL_DEFAULT_MAX_QUEUE 256u     /* calls waiting per endpoint */
+#define CH_POOL_DEFAULT_IDLE_MS 60000L     /* an unused connection is closed after 1 min */
 #define CH_POOL_BACKOFF_MIN_MS 100L
 #define CH_POOL_BACKOFF_MAX_MS 30000L
 
@@ -279,6 +280,7 @@ struct ch_pool_opts {
 	long answer_timeout_ms;
 	long max_age_ms;
 	long ping_ms;
+	long idle_ms; /* open, nothing unanswered, no job followed, no call for this long: closed */
 	unsigned max_queue;
 };
 

@@ -177,6 +177,7 @@ int ch_pool_new(const struct ch_pool_opts *opts, struct ch_pool **out)
 	p->o.answer_timeout_ms = pos_or(opts->answer_timeout_ms, CH_POOL_DEFAULT_ANSWER_MS);
 	p->o.max_age_ms = pos_or(opts->max_age_ms, CH_POOL_DEFAULT_MAX_AGE_MS);
 	p->o.ping_ms = pos_or(opts->ping_ms, CH_POOL_DEFAULT_PING_MS);
+	p->o.idle_ms = pos_or(opts->idle_ms, CH_POOL_DEFAULT_IDLE_MS);
 	p->o.max_queue = opts->max_queue ? opts->max_queue : CH_POOL_DEFAULT_MAX_QUEUE;
 	p->rnd = (uint64_t)ch_now_ms() * 0x9e3779b97f4a7c15ull + (uint64_t)(uintptr_t)p;
 	if (!p->rnd)

@@ -318,6 +318,14 @@ void ch_pool_service(struct ch_pool *p)
 				ep->retire = true;
 				ep->retire_ms = now;
 			}
+			/* Unused: its TLS and lws state (~25 KiB) goes; the next call makes a new one. */
+			if (!ep->retire && !ep->nsq && !ep->nsent && !ep->nsubs &&
+			    now - ep->last_used_ms > p->o.idle_ms) {
+				LOG_DEBUG("msg=\"channel connection idle, closing\" endpoint=%s idle_ms=%lld",
+					  ep->endpoint, (long long)(now - ep->last_used_ms));
+				ep->retire = true;
+				ep->retire_ms = now;
+			}
 			if (ep->retire && (!ep_has_unanswered(ep) || now - ep->retire_ms > CH_POOL_ROTATE_GRACE_MS))
 				ep->closing = true;
 			if (ep->ping_out && now - ep->last_rx_ms > p->o.ping_ms * 2) {

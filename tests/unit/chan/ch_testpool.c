@@ -108,6 +108,12 @@ static void p_update(void *arg, const char *ns, const char *name, const struct c
 
 struct ch_pool *pool_new(struct pctl *c, const char *token, long connect_ms, long ping_ms)
 {
+	return pool_new_idle(c, token, connect_ms, ping_ms, 0);
+}
+
+struct ch_pool *pool_new_idle(struct pctl *c, const char *token, long connect_ms, long ping_ms,
+			      long idle_ms)
+{
 	struct ch_pool_opts o;
 	struct ch_pool *p = NULL;
 
@@ -121,6 +127,7 @@ struct ch_pool *pool_new(struct pctl *c, const char *token, long connect_ms, lon
 	o.connect_timeout_ms = connect_ms;
 	o.answer_timeout_ms = 3000;
 	o.ping_ms = ping_ms;
+	o.idle_ms = idle_ms;
 	assert_int_equal(ch_pool_new(&o, &p), 0);
 	return p;
 }

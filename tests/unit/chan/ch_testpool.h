@@ -44,6 +44,9 @@ struct pctl {
 };
 
 struct ch_pool *pool_new(struct pctl *c, const char *token, long connect_ms, long ping_ms);
+/* The same with opts.idle_ms (0: the default). */
+struct ch_pool *pool_new_idle(struct pctl *c, const char *token, long connect_ms, long ping_ms,
+			      long idle_ms);
 void set_token(struct pctl *c, const char *token);
 void make_job(struct ch_job *j, const char *uid);
 int pcall(struct ch_pool *p, const struct psrv *s, const char *uid, struct ch_state *st, char *err,

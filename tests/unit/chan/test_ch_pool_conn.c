@@ -284,6 +284,50 @@ static void test_idle_keepalive_and_reauth(void **state)
 	psrv_stop(r);
 }
 
+static unsigned open_after(struct ch_pool *p, long ms)
+{
+	struct ch_pool_stats ps;
+
+	usleep((useconds_t)ms * 1000);
+	ch_pool_get_stats(p, &ps);
+	return ps.open;
+}
+
+/* A connection nobody uses is closed after idle_ms (its TLS state goes with
+ * it), never while a job it carried is still followed; the next call makes a
+ * new one. */
+static void test_idle_close(void **state)
+{
+	struct psrv *s = psrv_start(0, NULL, 0, 0);
+	struct pctl c;
+	struct ch_pool *p;
+	struct ch_pool_stats ps;
+	struct ch_state st;
+	char err[256];
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	p = pool_new_idle(&c, TOKEN1, 3000, 0, 300);
+	assert_int_equal(pcall(p, s, "idle-1", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.state, CH_QUEUED);
+	/* its states are followed: kept open well past idle_ms */
+	assert_int_equal(open_after(p, 900), 1);
+	memset(&st, 0, sizeof(st));
+	snprintf(st.uid, sizeof(st.uid), "idle-1");
+	st.state = CH_SUCCEEDED;
+	ch_server_notify(s->s.srv, &st);
+	/* the final state ends the subscription: closed after idle_ms */
+	assert_int_equal(open_after(p, 1200), 0);
+	assert_int_equal(pcall(p, s, "idle-2", &st, err, sizeof(err)), 0);
+	ch_pool_get_stats(p, &ps);
+	assert_int_equal(ps.connects, 2);
+	assert_int_equal(ps.open, 1);
+	assert_int_equal(ps.calls_failed, 0);
+	assert_int_equal(ps.connect_failures, 0);
+	ch_pool_free(p);
+	psrv_stop(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -291,6 +335,7 @@ int main(void)
 		cmocka_unit_test(test_unreachable_does_not_block_others),
 		cmocka_unit_test(test_token_rotation),
 		cmocka_unit_test(test_idle_keepalive_and_reauth),
+		cmocka_unit_test(test_idle_close),
 	};
 
 	cts_test_setup();
