@@ -14,14 +14,19 @@ ARG BASE=podcheckpoint-base:bookworm
 FROM ${BASE} AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential cmake pkg-config ca-certificates \
-      libcurl4-openssl-dev libjson-c-dev libwebsockets-dev libssl-dev libyaml-dev libarchive-dev \
- && rm -rf /var/lib/apt/lists/*
+      libjson-c-dev libwebsockets-dev libssl-dev libyaml-dev libarchive-dev \
+      dpkg-dev autoconf automake libtool zlib1g-dev
+# libcurl: Debian's curl source (its security patches included), built static
+# with HTTP(S) over OpenSSL only; Debian's libcurl4 would load 27 more libraries
+# the daemons never use (3.6 MiB of each process's memory, docs/performance.md).
+COPY scripts/build-curl.sh /src/scripts/
+RUN /src/scripts/build-curl.sh /opt/curl && rm -rf /var/lib/apt/lists/*
 COPY CMakeLists.txt /src/
 COPY lib /src/lib
 COPY controller /src/controller
 COPY node-helper /src/node-helper
 COPY tools /src/tools
-RUN cmake -S /src -B /build -DPCP_TESTS=OFF -DPCP_BENCH=OFF -DCMAKE_BUILD_TYPE=Release \
+RUN cmake -S /src -B /build -DPCP_TESTS=OFF -DPCP_BENCH=OFF -DCMAKE_BUILD_TYPE=Release -DPCP_CURL_PREFIX=/opt/curl \
  && cmake --build /build -j"$(nproc)" --target podcheckpoint-controller podcheckpoint-node-helper podcheckpoint-decrypt \
  && mkdir -p /out/bin \
  && cp /build/controller/podcheckpoint-controller /build/node-helper/podcheckpoint-node-helper /build/tools/podcheckpoint-decrypt /out/bin/
@@ -31,8 +36,4 @@ RUN /src/scripts/image/make-rootfs.sh /rootfs /out/bin/podcheckpoint-controller 
 FROM scratch
 COPY --from=build /rootfs/ /
 USER 65532:65532
-# GnuTLS is loaded only as a dependency of libcurl's (librtmp, libldap) and is
-# never used; without this its load-time initialisation (and p11-kit's) costs
-# every process ~0.7 MiB of resident memory (docs/performance.md).
-ENV GNUTLS_NO_IMPLICIT_INIT=1
 ENTRYPOINT ["/usr/local/bin/podcheckpoint-controller"]

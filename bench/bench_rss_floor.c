@@ -6,7 +6,10 @@
  * controller's RSS figures in docs/performance.md.
  *
  *   bench_rss_floor                      prints VmRSS, RssFile, RssAnon (KiB) at each step
- *   GNUTLS_NO_IMPLICIT_INIT=1 bench_rss_floor   as the image runs it (Dockerfile)
+ *
+ * Linked as the daemons are: with scripts/build-curl.sh's static libcurl when
+ * CMake found it, else the system's (then GNUTLS_NO_IMPLICIT_INIT=1 spares the
+ * GnuTLS initialisation that Debian's libcurl4 drags in).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,6 +7,8 @@ PKGS=(
   build-essential cmake pkg-config clang llvm libclang-rt-14-dev
   libcurl4-openssl-dev libjson-c-dev libwebsockets-dev libssl-dev libyaml-dev
   libarchive-dev libcmocka-dev
+  # scripts/build-curl.sh: Debian's curl source, unpacked, patched and rebuilt
+  dpkg-dev autoconf automake libtool zlib1g-dev
   openssl ca-certificates curl jq tar git iproute2 procps
   prometheus   # the e2e tests scrape both daemons with it; promtool checks their pages
   # the test cluster's real node (tests/e2e: kubelet + containerd + runc):
@@ -71,4 +73,7 @@ command -v docker >/dev/null || {
   echo "setup: a Docker engine is needed for the operator's image (tests/e2e/cluster install)" >&2
   exit 1
 }
-echo "setup: all packages present; $(openssl version)"
+# The libcurl the daemons link (CMake's PCP_CURL_PREFIX default): rebuilt when
+# Debian's libcurl4-openssl-dev candidate (a security update) changes.
+"$(dirname "$0")/build-curl.sh" "$HOME/.cache/podcheckpoint/curl"
+echo "setup: all packages present; $(openssl version); libcurl $(cat "$HOME/.cache/podcheckpoint/curl/debian-version") (static, scripts/build-curl.sh)"

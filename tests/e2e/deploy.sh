@@ -107,8 +107,7 @@ start() { # name logfile args...
 	local dir="$DEPLOY/$name"
 	stop_pidfile "$dir/pid"
 	# The daemons must not inherit the admin KUBECONFIG: they run as their ServiceAccounts.
-	# GNUTLS_NO_IMPLICIT_INIT as the image's ENV (Dockerfile).
-	setsid env -u KUBECONFIG GNUTLS_NO_IMPLICIT_INIT=1 "$@" >>"$dir/log" 2>&1 </dev/null &
+	setsid env -u KUBECONFIG "$@" >>"$dir/log" 2>&1 </dev/null &
 	echo $! >"$dir/pid"
 }
 
