@@ -203,8 +203,9 @@ int ch_pool_new(const struct ch_pool_opts *opts, struct ch_pool **out)
 	/* Allocated per connection for its whole life (one per helper): the
 	 * helpers' messages are states of a few hundred bytes, and a larger one
 	 * arrives in pieces that ep->rx puts together (test_pushed_states sends
-	 * one of ~1 KiB). 4 KiB was 205 KiB of the idle controller at 50 nodes. Sends keep their 16 KiB
-	 * pieces (tx_packet_size would follow rx_buffer_size otherwise). */
+	 * one of ~1 KiB); 4 KiB was 205 KiB of the idle controller at 50 nodes.
+	 * Sends keep their 16 KiB pieces (tx_packet_size would follow
+	 * rx_buffer_size otherwise). */
 	p->protocols[0].rx_buffer_size = 1024;
 	p->protocols[0].tx_packet_size = 16384;
 	memset(&info, 0, sizeof(info));

@@ -253,8 +253,8 @@ static int perform(struct kc_client *c, const char *method, const char *path,
 	/*
 	 * HTTP/1.1: a client owns one connection and runs one request at a time
 	 * on it, so HTTP/2 would multiplex nothing; it cost nghttp2's session
-	 * state and libcurl's 32 KiB frame buffer per connection (~0.35 MB of
-	 * the idle controller's heap) and the API server's HTTP/2 framing.
+	 * state and libcurl's 32 KiB frame buffer per connection (~0.4 MB of
+	 * the idle controller's heap, docs/kc.md).
 	 */
 	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	SET(CURLOPT_ERRORBUFFER, c->errbuf);
