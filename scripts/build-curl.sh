@@ -54,7 +54,7 @@ done
 
 work=$(mktemp -d /var/tmp/pcp-curl.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && apt-get source -qq --only-source curl="$ver" >/dev/null)
+(cd "$work" && apt-get source -qq -o APT::Sandbox::User=root --only-source curl="$ver" >/dev/null)
 dir=$(find "$work" -maxdepth 1 -mindepth 1 -type d -name 'curl-*' | head -n1)
 [ -n "$dir" ] || { echo "build-curl: apt-get source curl=$ver gave no source tree" >&2; exit 1; }
 echo "build-curl: Debian curl $ver (patches applied by dpkg-source) -> $PREFIX"
